@@ -1,0 +1,79 @@
+"""aegisfwd: where a connection to the origin must egress from, for dedicated egress IPs (Aegis).
+
+    import aegisfwd as af
+    topo = af.load_topology("topology.yaml")
+    engine = af.Engine(topo)
+    d = engine.decide("lhr01-s001", "acme", 4, flow=0x9E3779B97F4A7C15)
+
+The contract is SPEC.md; ``docs/`` documents the hashing scheme and the compiled table layout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._hashing import HASH_SCHEME_VERSION
+from ._types import BatchResult, Decision, IdTables, Tier
+from .compiled import CompiledTopology, load_compiled
+from .engine import Engine
+from .errors import (
+    AegisError,
+    BatchInputError,
+    CompiledFileError,
+    InvalidFamilyError,
+    TopologyError,
+    TopologyIssue,
+    UnknownIdError,
+)
+from .reference import ReferenceEngine
+from .topology import AegisIP, DataCenter, DistanceMatrix, Location, Pool, Topology, load_topology
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HASH_SCHEME_VERSION",
+    "AegisError",
+    "AegisIP",
+    "BatchInputError",
+    "BatchResult",
+    "CompiledFileError",
+    "CompiledTopology",
+    "DataCenter",
+    "Decision",
+    "DistanceMatrix",
+    "Engine",
+    "IdTables",
+    "InvalidFamilyError",
+    "Location",
+    "Pool",
+    "ReferenceEngine",
+    "Tier",
+    "Topology",
+    "TopologyError",
+    "TopologyIssue",
+    "UnknownIdError",
+    "compare",
+    "datasets",
+    "evaluate",
+    "evaluate_dask",
+    "load_compiled",
+    "load_topology",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Analysis entry points import pyarrow & co.; load them only when asked so that a proxy
+    # embedding the engine needs nothing beyond numpy.
+    if name == "datasets":
+        from . import datasets
+
+        return datasets
+    if name in ("evaluate", "compare"):
+        from . import evaluation
+
+        return getattr(evaluation, name)
+    if name == "evaluate_dask":
+        from . import dask_eval
+
+        return dask_eval.evaluate_dask
+    raise AttributeError(f"module 'aegisfwd' has no attribute {name!r}")
