@@ -1,0 +1,1 @@
+"""Peer implementations the engine is compared with (installed as ``aegisfwd._peers``)."""
