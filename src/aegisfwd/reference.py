@@ -84,10 +84,14 @@ class ReferenceModel:
         self.server_key: list[int] = [hashing.server_key(s) for s in self.server_ids]
         self.ip_key: list[int] = [hashing.ip_key(ip.network) for _, ip in t.ordered_ips]
 
-        # Holders of each IP as server ranges; applicable IPs of each (pool, family).
-        self.ip_holders: list[tuple[tuple[int, int], ...]] = [
-            tuple(t.holder_range(h) for h in ip.holders) for _, ip in t.ordered_ips
-        ]
+        # Holders of each IP as merged server ranges (a DC or location holder is its whole range);
+        # applicable IPs of each (pool, family).
+        named_range = {name: t.holder_range(name) for name in (*self.server_ids, *self.dc_ids, *self.location_ids)}
+        merged: dict[tuple[str, ...], tuple[tuple[int, int], ...]] = {}  # many IPs share a holder list
+        for _, ip in t.ordered_ips:
+            if ip.holders not in merged:
+                merged[ip.holders] = merge_ranges(named_range[h] for h in ip.holders)
+        self.ip_holders: list[tuple[tuple[int, int], ...]] = [merged[ip.holders] for _, ip in t.ordered_ips]
         self.ip_family: list[int] = [ip.family for _, ip in t.ordered_ips]
         self.applicable: dict[tuple[int, int], tuple[int, ...]] = {}
         for i, (p, ip) in enumerate(t.ordered_ips):
@@ -111,6 +115,7 @@ class ReferenceModel:
         self.unreachable: list[tuple[int, ...]] = [
             tuple(m for m in range(n) if m != loc and math.isnan(self.distance[loc][m])) for loc in range(n)
         ]
+        self._holder_locations: dict[tuple[tuple[int, int], ...], frozenset[int]] = {}
 
     # ---- facts used by the decision -----------------------------------------------------------
     def applicable_ips(self, pool: int, family: int) -> tuple[int, ...]:
@@ -120,6 +125,20 @@ class ReferenceModel:
     def holds(self, server: int, ip: int) -> bool:
         return any(a <= server < b for a, b in self.ip_holders[ip])
 
+    def locations_with_holders(self, ips: tuple[int, ...]) -> frozenset[int]:
+        """Locations where at least one of ``ips`` has a holder (memoised: it only lets REMOTE
+        skip, without looking at their servers, the locations that cannot have a candidate)."""
+        ranges = merge_ranges(r for ip in ips for r in self.ip_holders[ip])
+        found = self._holder_locations.get(ranges)
+        if found is None:
+            found = frozenset(
+                loc
+                for loc, (first, end) in enumerate(self.location_servers)
+                if any(a < end and first < b for a, b in ranges)
+            )
+            self._holder_locations[ranges] = found
+        return found
+
     def holders_in(self, ips: Sequence[int], first: int, end: int) -> list[int]:
         """Servers in ``[first, end)`` that hold at least one of ``ips``, ascending."""
         found: set[int] = set()
@@ -127,6 +146,17 @@ class ReferenceModel:
             for a, b in self.ip_holders[ip]:
                 found.update(range(max(a, first), min(b, end)))
         return sorted(found)
+
+
+def merge_ranges(ranges: Any) -> tuple[tuple[int, int], ...]:
+    """Sorted, disjoint, non-touching ``[first, end)`` ranges covering the same servers."""
+    merged: list[list[int]] = []
+    for a, b in sorted(r for r in ranges if r[0] < r[1]):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return tuple((a, b) for a, b in merged)
 
 
 _MODELS: "weakref.WeakKeyDictionary[Topology, ReferenceModel]" = weakref.WeakKeyDictionary()
@@ -209,9 +239,14 @@ def decide_request(
     #    ones by (distance, position in `locations`); unreachable (null) ones are never in it.
     if trace is not None:
         trace.append(("remote", m.unreachable[ingress_loc]))
+    with_holders = m.locations_with_holders(ips)
     for other in m.nearest[ingress_loc]:
-        there = holders(*m.location_servers[other])
         distance = m.distance[ingress_loc][other]
+        if other not in with_holders:  # no server there holds an applicable IP
+            if trace is not None:
+                trace.append(("location", other, distance, [], []))
+            continue
+        there = holders(*m.location_servers[other])
         if trace is not None:
             trace.append(("location", other, distance, there, up(there)))
         if up(there):
