@@ -1,0 +1,118 @@
+// The decision engine (SPEC "The decision"): LOCAL -> SAME_DC -> SAME_LOCATION -> REMOTE ->
+// UNAVAILABLE, exact rendezvous choice of server and IP (docs/hashing.md), live server states.
+// The algorithm, the derived structures and the concurrency mechanism are in docs/engine.md.
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "aegisfwd/kernel.hpp"
+#include "aegisfwd/tables.hpp"
+
+namespace aegisfwd {
+
+inline constexpr std::uint8_t kStateUp = 0;
+inline constexpr std::uint8_t kStateDraining = 1;
+inline constexpr std::uint8_t kStateDown = 2;
+
+struct EngineStats {
+    double build_ms = 0;            // construction time (validation + derived indexes)
+    std::size_t derived_bytes = 0;  // memory of the derived indexes and mutable state
+    std::int32_t small_layouts = 0;
+    std::int32_t big_layouts = 0;
+    std::int32_t nonuniform_groups = 0;  // groups whose IP choice checks the egress server's IPs
+};
+
+// Kernels this build can run on this CPU, best last: {"generic", "avx2", "avx512"} or a prefix.
+std::vector<std::string> available_isas();
+
+class Engine {
+public:
+    // Validates `tables` (std::invalid_argument naming the array on any inconsistency) and builds
+    // the derived indexes. The arrays must outlive the engine; they are never written.
+    // `states` (S values 0/1/2) overrides server_initial_state when given. `isa`: "auto" (the best
+    // kernel the CPU runs), "generic", "avx2" or "avx512" (std::invalid_argument when the CPU or the
+    // build lacks it).
+    explicit Engine(const TablesView& tables, const std::uint8_t* states = nullptr, std::size_t n_states = 0,
+                    const std::string& isa = "auto");
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    const TableCounts& counts() const noexcept { return counts_; }
+    const EngineStats& stats() const noexcept { return stats_; }
+    const char* isa() const noexcept { return isa_name_; }
+
+    // ---- decisions: thread-safe, also concurrently with the state setters ---------------------
+    // Out-of-range server/pool or a family other than 4/6 gives tier INVALID (255), -1s, NaN.
+    void decide(std::int32_t server, std::int32_t pool, std::uint8_t family, std::uint64_t flow,
+                DecisionOut& out) const noexcept;
+    // Rows [0, n) on the calling thread; returns the number of INVALID rows.
+    std::int64_t decide_range(const std::int32_t* server, const std::int32_t* pool, const std::uint8_t* family,
+                              const std::uint64_t* flow, std::size_t n, const BatchColumns& out,
+                              std::size_t out_offset = 0) const noexcept;
+    // Rows [0, n) on `threads` threads (0: all hardware threads; small batches use fewer).
+    std::int64_t decide_batch(const std::int32_t* server, const std::int32_t* pool, const std::uint8_t* family,
+                              const std::uint64_t* flow, std::size_t n, const BatchColumns& out,
+                              unsigned threads = 0) const;
+
+    // ---- live state -------------------------------------------------------------------------------
+    // Servers [first, end) get `state`; std::out_of_range / std::invalid_argument on bad input.
+    void set_state(std::int32_t first, std::int32_t end, std::uint8_t state);
+    // Every server's state at once (n must be S).
+    void set_states(const std::uint8_t* states, std::size_t n);
+    std::uint8_t state(std::int32_t server) const;
+    void get_states(std::uint8_t* out, std::size_t n) const;
+    // Seqlock version: even when stable, +2 per change.
+    std::uint64_t version() const noexcept { return seq_.load(std::memory_order_acquire); }
+
+    // Rendezvous over keys with the selected kernel (exposed for tests of the SIMD code).
+    std::int32_t argmax(const std::uint64_t* keys, std::int32_t n, std::uint64_t flow_hash) const noexcept {
+        return argmax_(keys, n, flow_hash);
+    }
+
+private:
+    template <class NewState>
+    void apply_locked(std::int32_t first, std::int32_t end, NewState new_state);
+    void rebuild_list(std::int32_t c);
+    std::uint64_t compute_big(std::int32_t b, std::int32_t l) const;
+    void list_alive_changed(std::int32_t c, bool alive);
+    void begin_write() noexcept;
+    void end_write() noexcept;
+
+    TablesView t_;
+    TableCounts counts_;
+    EngineStats stats_;
+    const char* isa_name_ = "generic";
+    detail::KernelFn kernel_ = nullptr;
+    detail::ArgmaxFn argmax_ = nullptr;
+    detail::KernelCtx ctx_{};
+
+    // Static derived indexes.
+    std::vector<detail::ServerRec> srv_;
+    std::vector<detail::GroupRec> grp_;
+    std::vector<detail::LayoutEntry> entries_;
+    std::vector<std::int32_t> gip_;
+    std::vector<std::uint64_t> gip_key_;
+    std::vector<std::int32_t> server_list_start_, server_lists_;  // server -> lists containing it
+    std::vector<std::int32_t> big_map_;                            // (big layout) x L -> list or -1
+    std::vector<std::int32_t> list_big_start_, list_bigs_;         // list -> big layouts containing it
+
+    // Mutable state (written under mu_ inside the seqlock; read lock-free).
+    std::vector<std::uint8_t> state_;
+    std::vector<detail::ListRec> lists_;
+    std::vector<std::uint64_t> up_key_;
+    std::vector<std::int32_t> up_srv_;
+    std::vector<std::uint64_t> big_ans_;
+
+    // Writer scratch.
+    std::vector<std::uint8_t> mark_;
+    std::vector<std::int32_t> touched_;
+    std::mutex mu_;
+    alignas(64) std::atomic<std::uint64_t> seq_{0};
+    char pad_[64 - sizeof(std::atomic<std::uint64_t>)] = {};
+};
+
+}  // namespace aegisfwd

@@ -1,0 +1,460 @@
+// Engine construction (derived indexes), kernel dispatch, the seqlock and state changes.
+#include "aegisfwd/engine.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <thread>
+
+namespace aegisfwd {
+namespace {
+
+using detail::GroupRec;
+using detail::LayoutEntry;
+using detail::ListRec;
+using detail::ServerRec;
+
+// Layouts with at most this many locations are resolved per request (a short scan over their
+// entries, ranking by nearest_rank); larger ones keep a per-ingress-location answer up to date.
+constexpr std::int32_t kSmallLayoutMax = 8;
+constexpr std::int32_t kNone32 = -1;
+
+template <class T>
+inline void store_relaxed(T* p, T v) noexcept {
+    __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+template <class T>
+inline T load_relaxed(const T* p) noexcept {
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+bool cpu_has_avx2() {
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+#else
+    return false;
+#endif
+}
+
+bool cpu_has_avx512() {
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#else
+    return false;
+#endif
+}
+
+}  // namespace
+
+std::vector<std::string> available_isas() {
+    std::vector<std::string> out{"generic"};
+    if (detail::kernel_avx2_compiled() && cpu_has_avx2()) out.emplace_back("avx2");
+    if (detail::kernel_avx512_compiled() && cpu_has_avx512()) out.emplace_back("avx512");
+    return out;
+}
+
+Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t n_states, const std::string& isa)
+    : t_(tables) {
+    const auto t0 = std::chrono::steady_clock::now();
+    counts_ = t_.validate();
+    const std::int32_t L = counts_.locations, S = counts_.servers, G = counts_.groups, C = counts_.lists,
+                       Y = counts_.layouts;
+    const auto Ls = static_cast<std::size_t>(L);
+
+    // ---- kernel selection ---------------------------------------------------------------------
+    const bool can512 = detail::kernel_avx512_compiled() && cpu_has_avx512();
+    const bool can2 = detail::kernel_avx2_compiled() && cpu_has_avx2();
+    if (isa == "auto" || isa.empty()) {
+        if (can512) {
+            isa_name_ = "avx512";
+        } else if (can2) {
+            isa_name_ = "avx2";
+        }
+    } else if (isa == "avx512") {
+        if (!can512) throw std::invalid_argument("isa 'avx512' is not available on this CPU or build");
+        isa_name_ = "avx512";
+    } else if (isa == "avx2") {
+        if (!can2) throw std::invalid_argument("isa 'avx2' is not available on this CPU or build");
+        isa_name_ = "avx2";
+    } else if (isa != "generic") {
+        throw std::invalid_argument("unknown isa '" + isa + "': expected auto, generic, avx2 or avx512");
+    }
+    const std::string chosen = isa_name_;
+    if (chosen == "avx512") {
+        kernel_ = &detail::decide_rows_avx512;
+        argmax_ = &detail::argmax_avx512;
+    } else if (chosen == "avx2") {
+        kernel_ = &detail::decide_rows_avx2;
+        argmax_ = &detail::argmax_avx2;
+    } else {
+        kernel_ = &detail::decide_rows_generic;
+        argmax_ = &detail::argmax_generic;
+    }
+
+    // ---- servers ------------------------------------------------------------------------------
+    srv_.resize(static_cast<std::size_t>(S));
+    for (std::int32_t s = 0; s < S; ++s) {
+        const std::int32_t d = t_.server_dc[s];
+        srv_[s] = ServerRec{t_.server_location[s], d, t_.dc_server_start[d], t_.dc_server_start[d + 1]};
+    }
+    state_.assign(t_.server_initial_state.data, t_.server_initial_state.data + S);
+    if (states != nullptr) {
+        if (n_states != static_cast<std::size_t>(S))
+            throw std::invalid_argument("states has " + std::to_string(n_states) + " values, expected " +
+                                        std::to_string(S));
+        for (std::size_t s = 0; s < n_states; ++s) {
+            if (states[s] > kStateDown)
+                throw std::invalid_argument("states holds " + std::to_string(states[s]) + " at row " +
+                                            std::to_string(s) + " (expected 0 up, 1 draining, 2 down)");
+        }
+        state_.assign(states, states + n_states);
+    }
+
+    // ---- candidate lists and their up-lists ---------------------------------------------------
+    const std::size_t LS = t_.list_servers.size;
+    lists_.resize(static_cast<std::size_t>(C));
+    up_key_.resize(LS);
+    up_srv_.resize(LS);
+    for (std::int32_t c = 0; c < C; ++c) {
+        lists_[c] = ListRec{t_.list_server_start[c], 0};
+        rebuild_list(c);
+    }
+    server_list_start_.assign(static_cast<std::size_t>(S) + 1, 0);
+    for (std::size_t k = 0; k < LS; ++k) ++server_list_start_[static_cast<std::size_t>(t_.list_servers[k]) + 1];
+    for (std::int32_t s = 0; s < S; ++s) server_list_start_[s + 1] += server_list_start_[s];
+    server_lists_.resize(LS);
+    {
+        std::vector<std::int32_t> fill(server_list_start_.begin(), server_list_start_.end() - 1);
+        for (std::int32_t c = 0; c < C; ++c)
+            for (std::int32_t k = t_.list_server_start[c]; k < t_.list_server_start[c + 1]; ++k)
+                server_lists_[fill[t_.list_servers[k]]++] = c;
+    }
+
+    // ---- layouts: small ones get an entry array, big ones a per-location answer table -------
+    std::vector<std::int32_t> layout_small(static_cast<std::size_t>(Y), -1), layout_big(static_cast<std::size_t>(Y), -1);
+    std::vector<std::int32_t> big_layout_ids;
+    for (std::int32_t y = 0; y < Y; ++y) {
+        const std::int32_t a = t_.layout_start[y], k = t_.layout_start[y + 1] - a;
+        if (k == 0) continue;
+        if (k <= kSmallLayoutMax) {
+            layout_small[y] = static_cast<std::int32_t>(entries_.size());
+            for (std::int32_t q = a; q < a + k; ++q) entries_.push_back(LayoutEntry{t_.layout_location[q], t_.layout_list[q]});
+            ++stats_.small_layouts;
+        } else {
+            layout_big[y] = static_cast<std::int32_t>(big_layout_ids.size());
+            big_layout_ids.push_back(y);
+        }
+    }
+    const auto NB = static_cast<std::int32_t>(big_layout_ids.size());
+    stats_.big_layouts = NB;
+    big_map_.assign(static_cast<std::size_t>(NB) * Ls, kNone32);
+    list_big_start_.assign(static_cast<std::size_t>(C) + 1, 0);
+    for (std::int32_t b = 0; b < NB; ++b) {
+        const std::int32_t y = big_layout_ids[b];
+        for (std::int32_t q = t_.layout_start[y]; q < t_.layout_start[y + 1]; ++q) {
+            big_map_[static_cast<std::size_t>(b) * Ls + t_.layout_location[q]] = t_.layout_list[q];
+            ++list_big_start_[static_cast<std::size_t>(t_.layout_list[q]) + 1];
+        }
+    }
+    for (std::int32_t c = 0; c < C; ++c) list_big_start_[c + 1] += list_big_start_[c];
+    list_bigs_.resize(static_cast<std::size_t>(list_big_start_[C]));
+    {
+        std::vector<std::int32_t> fill(list_big_start_.begin(), list_big_start_.end() - 1);
+        for (std::int32_t b = 0; b < NB; ++b) {
+            const std::int32_t y = big_layout_ids[b];
+            for (std::int32_t q = t_.layout_start[y]; q < t_.layout_start[y + 1]; ++q)
+                list_bigs_[fill[t_.layout_list[q]]++] = b;
+        }
+    }
+    big_ans_.resize(static_cast<std::size_t>(NB) * Ls);
+    for (std::int32_t b = 0; b < NB; ++b)
+        for (std::int32_t l = 0; l < L; ++l) big_ans_[static_cast<std::size_t>(b) * Ls + l] = compute_big(b, l);
+
+    // ---- groups: layout and source-IP choice ------------------------------------------------
+    grp_.resize(static_cast<std::size_t>(G));
+    gip_.reserve(t_.group_ips.size);
+    gip_key_.reserve(t_.group_ips.size);
+    auto same_holders = [this](std::int32_t i, std::int32_t j) {
+        const std::int32_t a0 = t_.ip_holder_start[i], a1 = t_.ip_holder_start[i + 1];
+        const std::int32_t b0 = t_.ip_holder_start[j], b1 = t_.ip_holder_start[j + 1];
+        if (a1 - a0 != b1 - b0) return false;
+        return std::equal(t_.ip_holder_ranges.data + 2 * a0, t_.ip_holder_ranges.data + 2 * a1,
+                          t_.ip_holder_ranges.data + 2 * b0);
+    };
+    for (std::int32_t g = 0; g < G; ++g) {
+        GroupRec rec{0, detail::kLayoutNone, static_cast<std::int32_t>(gip_.size()), 0};
+        const std::int32_t y = t_.group_layout[g];
+        if (y >= 0 && layout_small[y] >= 0) {
+            rec.layout_a = layout_small[y];
+            rec.layout_k = t_.layout_start[y + 1] - t_.layout_start[y];
+        } else if (y >= 0 && layout_big[y] >= 0) {
+            rec.layout_a = layout_big[y];
+            rec.layout_k = detail::kLayoutBig;
+        }
+        // Only deployed IPs (with holders) can ever be chosen.
+        bool uniform = true;
+        std::int32_t first = -1, n = 0;
+        for (std::int32_t q = t_.group_ip_start[g]; q < t_.group_ip_start[g + 1]; ++q) {
+            const std::int32_t i = t_.group_ips[q];
+            if (t_.ip_holder_start[i + 1] == t_.ip_holder_start[i]) continue;
+            if (first < 0)
+                first = i;
+            else if (uniform && !same_holders(first, i))
+                uniform = false;
+            gip_.push_back(i);
+            gip_key_.push_back(t_.ip_key[i]);
+            ++n;
+        }
+        rec.ip_n = uniform ? n : -n;
+        if (!uniform) ++stats_.nonuniform_groups;
+        grp_[g] = rec;
+    }
+
+    mark_.assign(static_cast<std::size_t>(C), 0);
+    touched_.reserve(64);
+
+    ctx_.L = L;
+    ctx_.S = S;
+    ctx_.P = counts_.pools;
+    ctx_.srv = srv_.data();
+    ctx_.grp = grp_.data();
+    ctx_.entries = entries_.data();
+    ctx_.lists = lists_.data();
+    ctx_.big_ans = big_ans_.data();
+    ctx_.up_key = up_key_.data();
+    ctx_.up_srv = up_srv_.data();
+    ctx_.nearest_rank = t_.nearest_rank.data;
+    ctx_.distance = t_.location_distance.data;
+    ctx_.gip = gip_.data();
+    ctx_.gip_key = gip_key_.data();
+    ctx_.ip_holder_start = t_.ip_holder_start.data;
+    ctx_.ip_holder_ranges = t_.ip_holder_ranges.data;
+
+    stats_.derived_bytes = srv_.size() * sizeof(ServerRec) + grp_.size() * sizeof(GroupRec) +
+                           entries_.size() * sizeof(LayoutEntry) + gip_.size() * 4 + gip_key_.size() * 8 +
+                           (server_list_start_.size() + server_lists_.size() + big_map_.size() +
+                            list_big_start_.size() + list_bigs_.size() + up_srv_.size()) * 4 +
+                           state_.size() + lists_.size() * sizeof(ListRec) + up_key_.size() * 8 +
+                           big_ans_.size() * 8 + mark_.size();
+    stats_.build_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// ---- derived mutable state ----------------------------------------------------------------------
+
+void Engine::rebuild_list(std::int32_t c) {
+    const std::int32_t b = t_.list_server_start[c], e = t_.list_server_start[c + 1];
+    std::int32_t w = b;
+    for (std::int32_t k = b; k < e; ++k) {
+        const std::int32_t s = t_.list_servers[k];
+        if (state_[s] != kStateUp) continue;
+        store_relaxed(&up_srv_[w], s);
+        store_relaxed(&up_key_[w], t_.server_key[s]);
+        ++w;
+    }
+    store_relaxed(&lists_[c].count, w - b);
+}
+
+// Answer of big layout b for ingress location l: the local list if it has an up server, else the
+// nearest reachable location (nearest_order: by distance, then location index) whose list has one.
+std::uint64_t Engine::compute_big(std::int32_t b, std::int32_t l) const {
+    const auto Ls = static_cast<std::size_t>(counts_.locations);
+    const std::int32_t* map = big_map_.data() + static_cast<std::size_t>(b) * Ls;
+    std::int32_t c = map[l];
+    if (c >= 0 && lists_[c].count > 0) return detail::pack_answer(l, c);
+    const std::int32_t* order = t_.nearest_order.data + static_cast<std::size_t>(l) * Ls;
+    for (std::size_t k = 0; k < Ls; ++k) {
+        const std::int32_t m = order[k];
+        if (m < 0) break;
+        c = map[m];
+        if (c >= 0 && lists_[c].count > 0) return detail::pack_answer(m, c);
+    }
+    return detail::pack_answer(-1, -1);
+}
+
+void Engine::list_alive_changed(std::int32_t c, bool alive) {
+    const std::int32_t L = counts_.locations;
+    const auto Ls = static_cast<std::size_t>(L);
+    const std::int32_t mc = t_.list_location[c];
+    const std::uint64_t mine = detail::pack_answer(mc, c);
+    for (std::int32_t q = list_big_start_[c]; q < list_big_start_[c + 1]; ++q) {
+        const std::int32_t b = list_bigs_[q];
+        std::uint64_t* ans = big_ans_.data() + static_cast<std::size_t>(b) * Ls;
+        for (std::int32_t l = 0; l < L; ++l) {
+            const std::uint64_t cur = ans[l];
+            if (alive) {
+                if (l == mc) {
+                    store_relaxed(&ans[l], mine);
+                    continue;
+                }
+                const auto cur_c = static_cast<std::int32_t>(static_cast<std::uint32_t>(cur));
+                const auto cur_m = static_cast<std::int32_t>(cur >> 32);
+                if (cur_c >= 0 && cur_m == l) continue;  // a live local list stays
+                const std::int32_t* rank = t_.nearest_rank.data + static_cast<std::size_t>(l) * Ls;
+                const std::int32_t r = rank[mc];
+                if (r == std::numeric_limits<std::int32_t>::max()) continue;  // unreachable from l
+                if (cur_c < 0 || r < rank[cur_m]) store_relaxed(&ans[l], mine);
+            } else if (cur == mine) {
+                store_relaxed(&ans[l], compute_big(b, l));
+            }
+        }
+    }
+}
+
+void Engine::begin_write() noexcept {
+    const std::uint64_t v = seq_.load(std::memory_order_relaxed);
+    seq_.store(v + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+}
+
+void Engine::end_write() noexcept { seq_.store(seq_.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
+
+template <class NewState>
+void Engine::apply_locked(std::int32_t first, std::int32_t end, NewState new_state) {
+    touched_.clear();
+    begin_write();
+    for (std::int32_t s = first; s < end; ++s) {
+        const std::uint8_t old = state_[s], now = new_state(s);
+        if (old == now) continue;
+        store_relaxed(&state_[s], now);
+        if ((old == kStateUp) == (now == kStateUp)) continue;  // draining <-> down: same candidates
+        for (std::int32_t q = server_list_start_[s]; q < server_list_start_[s + 1]; ++q) {
+            const std::int32_t c = server_lists_[q];
+            if (!mark_[c]) {
+                mark_[c] = 1;
+                touched_.push_back(c);
+            }
+        }
+    }
+    for (const std::int32_t c : touched_) {
+        mark_[c] = 0;
+        const bool was_alive = lists_[c].count > 0;
+        rebuild_list(c);
+        const bool alive = lists_[c].count > 0;
+        if (was_alive != alive) list_alive_changed(c, alive);
+    }
+    end_write();
+}
+
+void Engine::set_state(std::int32_t first, std::int32_t end, std::uint8_t state) {
+    if (first < 0 || end < first || end > counts_.servers)
+        throw std::out_of_range("server range [" + std::to_string(first) + ", " + std::to_string(end) +
+                                ") outside [0, " + std::to_string(counts_.servers) + ")");
+    if (state > kStateDown)
+        throw std::invalid_argument("state " + std::to_string(state) + " (expected 0 up, 1 draining, 2 down)");
+    std::lock_guard<std::mutex> lock(mu_);
+    apply_locked(first, end, [state](std::int32_t) { return state; });
+}
+
+void Engine::set_states(const std::uint8_t* states, std::size_t n) {
+    if (n != static_cast<std::size_t>(counts_.servers))
+        throw std::invalid_argument("states has " + std::to_string(n) + " values, expected " +
+                                    std::to_string(counts_.servers));
+    for (std::size_t s = 0; s < n; ++s)
+        if (states[s] > kStateDown)
+            throw std::invalid_argument("states holds " + std::to_string(states[s]) + " at row " + std::to_string(s) +
+                                        " (expected 0 up, 1 draining, 2 down)");
+    std::lock_guard<std::mutex> lock(mu_);
+    apply_locked(0, counts_.servers, [states](std::int32_t s) { return states[s]; });
+}
+
+std::uint8_t Engine::state(std::int32_t server) const {
+    if (server < 0 || server >= counts_.servers)
+        throw std::out_of_range("server index " + std::to_string(server) + " outside [0, " +
+                                std::to_string(counts_.servers) + ")");
+    return load_relaxed(&state_[server]);
+}
+
+void Engine::get_states(std::uint8_t* out, std::size_t n) const {
+    if (n != static_cast<std::size_t>(counts_.servers))
+        throw std::invalid_argument("output has " + std::to_string(n) + " values, expected " +
+                                    std::to_string(counts_.servers));
+    for (std::size_t s = 0; s < n; ++s) out[s] = load_relaxed(&state_[s]);
+}
+
+// ---- decisions (seqlock readers) ------------------------------------------------------------------
+
+void Engine::decide(std::int32_t server, std::int32_t pool, std::uint8_t family, std::uint64_t flow,
+                    DecisionOut& out) const noexcept {
+    const BatchColumns cols{&out.tier, &out.server, &out.dc, &out.location, &out.ip, &out.distance};
+    for (;;) {
+        const std::uint64_t v0 = seq_.load(std::memory_order_acquire);
+        if (v0 & 1) {
+            cpu_relax();
+            continue;
+        }
+        kernel_(ctx_, &server, &pool, &family, &flow, 1, cols, 0);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (seq_.load(std::memory_order_relaxed) == v0) return;
+    }
+}
+
+std::int64_t Engine::decide_range(const std::int32_t* server, const std::int32_t* pool, const std::uint8_t* family,
+                                  const std::uint64_t* flow, std::size_t n, const BatchColumns& out,
+                                  std::size_t out_offset) const noexcept {
+    std::int64_t invalid = 0;
+    for (std::size_t i = 0; i < n; i += detail::kChunk) {
+        const std::size_t m = std::min(detail::kChunk, n - i);
+        for (unsigned spins = 0;; ++spins) {
+            const std::uint64_t v0 = seq_.load(std::memory_order_acquire);
+            if (v0 & 1) {
+                if (spins > 1000) std::this_thread::yield();
+                cpu_relax();
+                continue;
+            }
+            const std::int64_t inv = kernel_(ctx_, server + i, pool + i, family + i, flow + i, m, out, out_offset + i);
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (seq_.load(std::memory_order_relaxed) == v0) {
+                invalid += inv;
+                break;
+            }
+        }
+    }
+    return invalid;
+}
+
+std::int64_t Engine::decide_batch(const std::int32_t* server, const std::int32_t* pool, const std::uint8_t* family,
+                                  const std::uint64_t* flow, std::size_t n, const BatchColumns& out,
+                                  unsigned threads) const {
+    constexpr std::size_t kMinRowsPerThread = 16384;
+    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    const std::size_t useful = std::max<std::size_t>(1, n / kMinRowsPerThread);
+    const auto T = static_cast<unsigned>(std::min<std::size_t>(threads, useful));
+    if (T <= 1) return decide_range(server, pool, family, flow, n, out, 0);
+
+    // Contiguous parts, aligned to whole chunks.
+    const std::size_t chunks = (n + detail::kChunk - 1) / detail::kChunk;
+    std::vector<std::size_t> bounds(T + 1);
+    for (unsigned k = 0; k <= T; ++k) bounds[k] = std::min(n, (chunks * k / T) * detail::kChunk);
+    std::vector<std::int64_t> invalid(T, 0);
+    std::vector<std::thread> pool_threads;
+    pool_threads.reserve(T - 1);
+    auto work = [&](unsigned k) {
+        const std::size_t a = bounds[k], b = bounds[k + 1];
+        invalid[k] = decide_range(server + a, pool + a, family + a, flow + a, b - a, out, a);
+    };
+    try {
+        for (unsigned k = 1; k < T; ++k) pool_threads.emplace_back(work, k);
+    } catch (...) {
+        for (auto& th : pool_threads) th.join();
+        throw;
+    }
+    work(0);
+    for (auto& th : pool_threads) th.join();
+    std::int64_t total = 0;
+    for (const auto v : invalid) total += v;
+    return total;
+}
+
+}  // namespace aegisfwd
