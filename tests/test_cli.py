@@ -308,3 +308,27 @@ def test_demo_small_sample(runner: CliRunner) -> None:
     assert out.count("result: ") >= 2 or out.count("egress server") >= 2
     # Not a terminal: no spinner or progress-bar control sequences.
     assert "\x1b[" not in out
+
+
+# ---- README ---------------------------------------------------------------------------------
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_starts_with_the_two_fresh_clone_commands() -> None:
+    first = [line.strip() for line in README.read_text(encoding="utf-8").splitlines()[:2]]
+    assert first[0].startswith("python3 -m venv .venv && ") and first[0].endswith("aegisfwd demo")
+    assert '".[analysis]"' in first[0]
+    assert '".[test]"' in first[1] and first[1].endswith("-m pytest")
+
+
+def test_readme_python_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = README.read_text(encoding="utf-8")
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, str(README), "exec"), {"__name__": "readme"})  # noqa: S102 - our own README
+    out = capsys.readouterr().out
+    assert "SAME_DC lhr01-s002 192.0.2.10" in out
+    assert "REMOTE" in out and "UNAVAILABLE" in out
+    assert (tmp_path / "acme.aegis").exists()

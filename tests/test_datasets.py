@@ -245,3 +245,17 @@ def test_requests_edge_cases(world: af.Topology) -> None:
     assert len(empty) == 0 and empty.flow.dtype == np.uint64
     with pytest.raises(ValueError):
         ds.requests(world, -1)
+
+
+def test_reachable_as_af_datasets() -> None:
+    # The lazy attribute on the package (``af.datasets.world()``), in a fresh interpreter where the
+    # submodule has not been imported yet.
+    import subprocess
+    import sys
+
+    code = "import aegisfwd as af; print(len(af.datasets.colos()))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "339"

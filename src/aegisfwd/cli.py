@@ -324,7 +324,7 @@ def validate(file: Path) -> None:
     help="Where to write the compiled topology.",
 )
 def compile_command(file: Path, out: Path) -> None:
-    """Compile the topology FILE into the binary table file OUT (memory-mapped by `decide` and engines)."""
+    """Compile the topology FILE into a binary table file (-o) that `decide` and engines memory-map."""
     if _is_compiled_file(file):
         raise CliError(f"{file} is already a compiled topology")
     t0 = time.perf_counter()
@@ -414,7 +414,8 @@ def decide(file: Path, server: str, pool: str, family: str, flow: int, explain: 
 def demo(n_requests: int, seed: int) -> None:
     """Build the built-in world (real Cloudflare locations), compile it, decide sample requests.
 
-    Prints the tier mix and two explained decisions. Takes well under a minute.
+    Prints the tier mix and two explained decisions (one forwarded inside the ingress location, one
+    to another location), with timings of every step.
     """
     import numpy as np
     from rich.markup import escape
