@@ -133,7 +133,7 @@ class _DocumentShape(_Strict):
     version: int = 1  # strict int: True and 1.0 are rejected; == 1 is checked below
     locations: list[_LocationShape]
     data_centers: list[_DataCenterShape]
-    server_states: dict[_Id, str] = {}
+    server_states: dict[_Id, Any] = {}  # values checked below, to give them the code unknown-state
     pools: list[_PoolShape]
     zones: dict[_Id, _Id] = {}
     distances: _DistancesShape | None = None
@@ -206,7 +206,7 @@ def _not_a_string(value: Any) -> str:
     elif isinstance(value, bool):
         why = " (YAML 1.1 reads unquoted yes/no/on/off/true/false, in any case, as booleans)"
     elif isinstance(value, int):
-        why = " (YAML 1.1 reads unquoted digits as a number: a leading 0 makes it octal, so 0123 is 83)"
+        why = " (in YAML 1.1 unquoted digits are a number, and a leading 0 makes them octal: 0123 is 83)"
     elif isinstance(value, float):
         why = " (YAML reads unquoted 1.5, 1.0e+3, .inf as numbers)"
     elif isinstance(value, (_dt.date, _dt.time)):
@@ -327,7 +327,7 @@ def _parse_address(text: str) -> tuple[IPNetwork | None, str, str]:
         return (
             None,
             "ipv4-mapped",
-            (f"{text!r} is an IPv4-mapped IPv6 address; write the IPv4 address {mapped} instead"),
+            f"{text!r} is an IPv4-mapped IPv6 address; write the IPv4 address {mapped} instead",
         )
     return ipaddress.IPv6Network((value, plen)), "", ""
 
@@ -404,6 +404,10 @@ class _Checker:
             return True
 
         has_distances = "distances" in data and data["distances"] is not None
+        # A reference into a section that failed the shape check as a whole is not reported as unknown:
+        # that section's own error says what is wrong.
+        locations_known = ok(("locations",))
+        ids_known = locations_known and ok(("data_centers",))
         locations: list[Location] = []
         for i, entry in self.items(("locations",)):
             loc = ("locations", i)
@@ -447,11 +451,11 @@ class _Checker:
             if did is not None:
                 register(did, "data center", loc + ("id",))
             where = self.field(entry, loc, "location")
-            if where is not None and where not in location_ids:
+            if where is not None and where not in location_ids and locations_known:
                 add(
                     loc + ("location",),
                     "unknown-location",
-                    (f"data center {did!r} names location {where!r}, which is not in `locations`"),
+                    f"data center {did!r} names location {where!r}, which is not in `locations`",
                 )
             servers = []
             for j, sid in self.items(loc + ("servers",)):
@@ -490,14 +494,16 @@ class _Checker:
                 loc = ("server_states", target)
                 if blocked and not ok(loc):
                     continue
-                if target not in ids:
+                if target not in ids and ids_known:
                     add(
                         loc,
                         "unknown-state-target",
-                        (f"{target!r} is not a server, data center or location of this topology"),
+                        f"{target!r} is not a server, data center or location of this topology",
                     )
-                if state not in _STATES:
-                    add(loc, "unknown-state", f"state {state!r} is not one of up, draining, down")
+                if not isinstance(state, str) or state not in _STATES:
+                    got = repr(state) if isinstance(state, str) else _describe(state)
+                    why = " (YAML reads an unquoted off/no as the boolean false)" if state is False else ""
+                    add(loc, "unknown-state", f"state must be one of up, draining, down; got {got}{why}")
                 states[target] = state
 
         # ---- pools and their IPs -----------------------------------------------------------------
@@ -515,7 +521,7 @@ class _Checker:
                     add(
                         ploc + ("id",),
                         "duplicate-pool",
-                        (f"pool id {pid!r} is already used by {format_path(first_pool)}"),
+                        f"pool id {pid!r} is already used by {format_path(first_pool)}",
                     )
                 else:
                     pool_ids[pid] = ploc
@@ -548,11 +554,11 @@ class _Checker:
                                 v6.append((first6, first6 + (1 << (128 - net.prefixlen)) - 1, i, iloc, net))
                 holders: list[str] = []
                 for k, holder in self.items(iloc + ("holders",)):
-                    if holder not in ids:
+                    if holder not in ids and ids_known:
                         add(
                             iloc + ("holders", k),
                             "unknown-holder",
-                            (f"holder {holder!r} is not a server, data center or location of this topology"),
+                            f"holder {holder!r} is not a server, data center or location of this topology",
                         )
                     holders.append(holder)
                 if net is not None:
@@ -568,14 +574,16 @@ class _Checker:
                 loc = ("zones", zone)
                 if blocked and not ok(loc):
                     continue
-                if pool not in pool_ids:
+                if pool not in pool_ids and ok(("pools",)):
                     add(loc, "unknown-pool", f"zone {zone!r} names pool {pool!r}, which is not in `pools`")
                 zones[zone] = pool
 
         # ---- version, distances ------------------------------------------------------------------
         if ok(("version",)) and data.get("version", 1) != 1:
             add(("version",), "unsupported-version", f"version must be 1, got {data['version']!r}")
-        distances = self._check_distances(location_ids) if has_distances and ok(("distances",)) else None
+        distances = None
+        if has_distances and ok(("distances",)):
+            distances = self._check_distances(location_ids, locations_known)
 
         if self.issues:
             return None
@@ -638,33 +646,32 @@ class _Checker:
             out[i] = repr(pid) if isinstance(pid, str) and pid else f"pools[{i}]"
         return out
 
-    def _check_distances(self, location_ids: dict[str, Loc]) -> DistanceMatrix | None:
+    def _check_distances(self, location_ids: dict[str, Loc], locations_known: bool) -> DistanceMatrix | None:
         d = self.data["distances"]
         base: Loc = ("distances",)
         add = self.add
         unit = self.field(d, base, "unit")
         if unit is not None and unit not in _DISTANCE_UNITS:
             add(base + ("unit",), "bad-distance-unit", f"unit must be km or ms, got {unit!r}")
-        listed: list[str] = []
         listed_ok = self.ok(base + ("locations",))
-        if listed_ok:
+        listed: list[str] = list(d["locations"]) if listed_ok else []
+        if listed_ok and locations_known:
             seen: dict[str, int] = {}
             for k, lid in self.items(base + ("locations",)):
                 if lid not in location_ids:
                     add(
                         base + ("locations", k),
                         "unknown-location",
-                        (f"{lid!r} is not a location of this topology"),
+                        f"{lid!r} is not a location of this topology",
                     )
                 elif lid in seen:
                     add(
                         base + ("locations", k),
                         "incomplete-matrix",
-                        (f"{lid!r} is listed twice (first at distances.locations[{seen[lid]}])"),
+                        f"{lid!r} is listed twice (first at distances.locations[{seen[lid]}])",
                     )
                 else:
                     seen[lid] = k
-            listed = list(d["locations"])
             missing = [lid for lid in location_ids if lid not in seen]
             if missing:
                 shown = ", ".join(repr(x) for x in missing[:10]) + (" ..." if len(missing) > 10 else "")
@@ -683,14 +690,14 @@ class _Checker:
                 add(
                     base + ("matrix",),
                     "incomplete-matrix",
-                    (f"the matrix has {len(matrix)} rows but distances.locations lists {n} locations"),
+                    f"the matrix has {len(matrix)} rows but distances.locations lists {n} locations",
                 )
             for i, row in self.items(base + ("matrix",)):
                 if listed_ok and len(row) != n:
                     add(
                         base + ("matrix", i),
                         "incomplete-matrix",
-                        (f"row {i} has {len(row)} values, expected {n} (one per listed location)"),
+                        f"row {i} has {len(row)} values, expected {n} (one per listed location)",
                     )
                 out: list[float | None] = []
                 for j, v in enumerate(row):
@@ -880,7 +887,7 @@ def _yaml_load(text: str, issues: list[TopologyIssue]) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = " ".join(x for x in (exc.context, exc.problem) if x)
+        problem = "; ".join(x for x in (exc.context, exc.problem) if x)
         raise _ParseError(f"{where}{problem or exc}") from None
     except yaml.YAMLError as exc:
         raise _ParseError(str(exc)) from None
