@@ -332,3 +332,16 @@ def test_readme_python_example_runs(
     assert "SAME_DC lhr01-s002 192.0.2.10" in out
     assert "REMOTE" in out and "UNAVAILABLE" in out
     assert (tmp_path / "acme.aegis").exists()
+
+
+def test_lazy_command_broken_import_is_a_clean_error(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "fake_cli_broken.py").write_text(
+        "raise ImportError('cannot import name X')\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(main.lazy_subcommands, "bench", "fake_cli_broken:bench")
+    result = runner.invoke(main, ["bench"])
+    assert result.exit_code == 1
+    assert "'bench' command could not be loaded: cannot import name X" in result.output

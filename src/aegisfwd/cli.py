@@ -107,6 +107,8 @@ class LazyGroup(click.Group):
                 f"the '{cmd_name}' command needs {missing or 'a module'} which is not installed: "
                 f'pip install "aegisfwd[{extra}]"'
             ) from None
+        except ImportError as exc:  # e.g. an installed dependency of an incompatible version
+            raise click.ClickException(f"the '{cmd_name}' command could not be loaded: {exc}") from None
         command = getattr(module, attr, None)
         if not isinstance(command, click.Command):
             raise click.ClickException(f"{module_name}:{attr} is not a click command")
