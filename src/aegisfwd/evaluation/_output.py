@@ -1,0 +1,201 @@
+"""Decision and reject tables, and the incremental writers for them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from . import _arrow as ar
+from ._prepare import KEY_FIELDS
+from ._summary import REASONS, TIERS
+
+TIER_DICTIONARY = pa.array(list(TIERS) + ["INVALID"], pa.string())
+_TIER_POS = np.full(256, len(TIERS), dtype=np.int32)
+_TIER_POS[: len(TIERS)] = np.arange(len(TIERS), dtype=np.int32)
+
+DECISION_COLUMNS = (
+    "ingress_server",
+    "tier",
+    "egress_server",
+    "egress_dc",
+    "egress_location",
+    "egress_ip",
+    "distance",
+)
+
+
+class IdArrays:
+    """Arrow dictionaries of one model's ids, built once."""
+
+    def __init__(self, model: Any) -> None:
+        self.servers = pa.array(model.server_ids, pa.string())
+        self.dcs = pa.array(model.dc_ids, pa.string())
+        self.locations = pa.array(model.location_ids, pa.string())
+        self.ips = pa.array(model.ip_ids, pa.string())
+
+    @staticmethod
+    def column(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
+        indices = np.asarray(indices, dtype=np.int32)
+        mask = indices < 0
+        return pa.DictionaryArray.from_arrays(
+            pa.array(indices, pa.int32(), mask=mask if mask.any() else None), dictionary
+        )
+
+
+def key_columns(cols: dict[str, pa.Array | None], rows: np.ndarray, fields: tuple[str, ...]) -> dict[str, pa.Array]:
+    """Input key columns of ``rows`` as text (null where the field is absent in this batch)."""
+    take = pa.array(rows, pa.int64())
+    out = {}
+    for f in fields:
+        arr = cols.get(f)
+        if arr is None:
+            out[f] = pa.nulls(len(rows), pa.string())
+        else:
+            out[f] = ar.to_string(arr).take(take).cast(pa.string())
+    return out
+
+
+def decisions_table(
+    cols: dict[str, pa.Array | None],
+    rows: np.ndarray,
+    key_fields: tuple[str, ...],
+    ids: IdArrays,
+    ingress: np.ndarray,
+    result: Any,
+    suffix: str = "",
+) -> pa.Table:
+    data: dict[str, pa.Array] = key_columns(cols, rows, key_fields) if key_fields is not None else {}
+    tier = pa.DictionaryArray.from_arrays(pa.array(_TIER_POS[result.tier], pa.int32()), TIER_DICTIONARY)
+    data.update(
+        {
+            "ingress_server" + suffix: IdArrays.column(ingress, ids.servers),
+            "tier" + suffix: tier,
+            "egress_server" + suffix: IdArrays.column(result.server, ids.servers),
+            "egress_dc" + suffix: IdArrays.column(result.dc, ids.dcs),
+            "egress_location" + suffix: IdArrays.column(result.location, ids.locations),
+            "egress_ip" + suffix: IdArrays.column(result.ip, ids.ips),
+            "distance" + suffix: pa.array(np.asarray(result.distance, dtype=np.float64), pa.float64()),
+        }
+    )
+    return pa.table(data)
+
+
+REJECT_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("row", pa.int64()),
+        ("reason", pa.string()),
+        ("RayID", pa.string()),
+        ("EdgeColoCode", pa.string()),
+        ("ZoneName", pa.string()),
+        ("OriginIP", pa.string()),
+        ("ClientIP", pa.string()),
+        ("raw", pa.string()),
+    ]
+)
+
+
+def rejects_table(source: str, row_numbers: np.ndarray, reasons: np.ndarray, cols: dict[str, pa.Array | None],
+                  rows: np.ndarray) -> pa.Table:
+    n = len(rows)
+    keys = key_columns(cols, rows, ("RayID", "EdgeColoCode", "ZoneName", "OriginIP", "ClientIP"))
+    reason_dict = pa.array(list(REASONS), pa.string())
+    return pa.table(
+        {
+            "source": pa.array([source] * n, pa.string()) if n else pa.array([], pa.string()),
+            "row": pa.array(row_numbers, pa.int64()),
+            "reason": reason_dict.take(pa.array(reasons.astype(np.int64))),
+            **keys,
+            "raw": pa.nulls(n, pa.string()),
+        },
+        schema=REJECT_SCHEMA,
+    )
+
+
+def malformed_table(source: str, malformed: list[tuple[int, str]], reason: str) -> pa.Table:
+    n = len(malformed)
+    return pa.table(
+        {
+            "source": pa.array([source] * n, pa.string()),
+            "row": pa.array([r for r, _ in malformed], pa.int64()),
+            "reason": pa.array([reason] * n, pa.string()),
+            "RayID": pa.nulls(n, pa.string()),
+            "EdgeColoCode": pa.nulls(n, pa.string()),
+            "ZoneName": pa.nulls(n, pa.string()),
+            "OriginIP": pa.nulls(n, pa.string()),
+            "ClientIP": pa.nulls(n, pa.string()),
+            "raw": pa.array([t for _, t in malformed], pa.string()),
+        },
+        schema=REJECT_SCHEMA,
+    )
+
+
+class TableWriter:
+    """Append tables to one file: Parquet (``.parquet``/``.pq``), NDJSON (``.json``/``.jsonl``/
+    ``.ndjson``) or CSV (anything else). The schema is fixed by the first table; later tables are
+    conformed to it (missing columns become nulls)."""
+
+    def __init__(self, path: str | Path, schema: pa.Schema | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        suffix = self.path.suffix.lower()
+        self.kind = "parquet" if suffix in (".parquet", ".pq") else "ndjson" if suffix in (".json", ".jsonl", ".ndjson") else "csv"
+        self.schema = schema
+        self._writer: Any = None
+        self._file: Any = None
+        self.rows = 0
+        if schema is not None:
+            self._open(schema)
+
+    def _open(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(self.path, schema, compression="zstd")
+        elif self.kind == "csv":
+            import pyarrow.csv as pcsv
+
+            self._plain = pa.schema(
+                [pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type) for f in schema]
+            )
+            self._writer = pcsv.CSVWriter(str(self.path), self._plain)
+        else:
+            self._file = open(self.path, "w", encoding="utf-8")
+
+    def write(self, table: pa.Table) -> None:
+        if self.schema is None:
+            self._open(table.schema)
+        assert self.schema is not None
+        if table.schema != self.schema:
+            table = pa.table(
+                {
+                    f.name: (table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type))
+                    for f in self.schema
+                },
+                schema=self.schema,
+            )
+        self.rows += table.num_rows
+        if self.kind == "parquet":
+            self._writer.write_table(table, row_group_size=1 << 20)
+        elif self.kind == "csv":
+            self._writer.write_table(table.cast(self._plain))
+        else:
+            import json
+
+            for rec in table.to_pylist():
+                self._file.write(json.dumps(rec, default=str) + "\n")
+
+    def close(self, empty_schema: pa.Schema | None = None) -> None:
+        """Finish the file; one that got no table is written empty with ``empty_schema``."""
+        if self.schema is None:
+            self._open(empty_schema if empty_schema is not None else pa.schema([]))
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -1,0 +1,545 @@
+"""Mergeable summaries of an evaluation.
+
+A ``Summary`` holds full count maps keyed by ids (counts add, distances are kept as sums plus row
+counts, concurrency as per-time-bucket connection deltas), so summaries of the partitions of a log
+merge into exactly the summary of the whole log; top-N lists are computed from the full maps only
+when asked. ``Accumulator`` builds one during a run with dense numpy counters over one topology's
+index spaces and turns them into id-keyed maps once, at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .._types import Tier
+
+TIERS: tuple[str, ...] = ("LOCAL", "SAME_DC", "SAME_LOCATION", "REMOTE", "UNAVAILABLE")
+N_TIERS = len(TIERS)
+
+# Documented limit (Cloudflare): concurrent connections per egress IP per origin IP:port.
+CONNECTION_LIMIT = 40_000
+
+# Reasons a row cannot be evaluated (docs/evaluate.md "Rejected rows"), in the order they are tested.
+REASONS: tuple[str, ...] = (
+    "ok",
+    "malformed-json",
+    "malformed-csv",
+    "missing-colo",
+    "unknown-colo",
+    "no-ingress-server",
+    "missing-server",
+    "unknown-server",
+    "missing-zone",
+    "unknown-zone",
+    "missing-pool",
+    "unknown-pool",
+    "bad-origin-ip",
+    "missing-flow-key",
+)
+REASON_CODE: dict[str, int] = {r: k for k, r in enumerate(REASONS)}
+
+
+def _add_maps(a: dict[Any, Any], b: dict[Any, Any]) -> dict[Any, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0) + v
+    return out
+
+
+def _add_nested(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    out = {k: dict(v) for k, v in a.items()}
+    for k, v in b.items():
+        out[k] = _add_maps(out.get(k, {}), v)
+    return out
+
+
+def iso_ns(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    secs, frac = divmod(int(ns), 10**9)
+    return datetime.fromtimestamp(secs, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+
+
+# ---------------------------------------------------------------------------------------------
+# Concurrency
+# ---------------------------------------------------------------------------------------------
+class Concurrency:
+    """Open origin connections per (egress IP, origin IP, origin port), as +1/-1 events per time bucket.
+
+    A row with start ``t`` and origin duration ``d`` is one connection open over ``[t, t + d)``; with
+    bucket width ``r`` (``resolution_ms``) it counts in every bucket it overlaps:
+    ``+1`` at ``floor(t / r)`` and ``-1`` at ``max(ceil((t + d) / r), floor(t / r) + 1)``. The peak is
+    the largest running sum per key, so at 1 ms it is the exact peak up to millisecond rounding and
+    at coarser widths an upper bound. Events with the same (key, bucket) are summed and zero sums
+    dropped, so memory grows with the distinct busy buckets, not the rows.
+    """
+
+    def __init__(self, resolution_ms: int = 1) -> None:
+        if resolution_ms < 1:
+            raise ValueError("resolution_ms must be >= 1")
+        self.resolution_ms = int(resolution_ms)
+        self.keys: list[tuple[str, str, int]] = []
+        self._key_index: dict[tuple[str, str, int], int] = {}
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pending = 0
+        self.compact_every = 8_000_000
+
+    def key_ids(self, keys: Iterable[tuple[str, str, int]]) -> np.ndarray:
+        out = []
+        idx = self._key_index
+        for k in keys:
+            i = idx.get(k)
+            if i is None:
+                i = idx[k] = len(self.keys)
+                self.keys.append(k)
+            out.append(i)
+        return np.asarray(out, dtype=np.int64)
+
+    def add_events(self, key: np.ndarray, start_ns: np.ndarray, duration_ns: np.ndarray) -> None:
+        if key.shape[0] == 0:
+            return
+        r = np.int64(self.resolution_ms) * np.int64(1_000_000)
+        first = start_ns // r
+        end_ns = start_ns + duration_ns
+        last = -((-end_ns) // r)  # ceil
+        last = np.maximum(last, first + 1)
+        k = np.concatenate((key, key))
+        t = np.concatenate((first, last))
+        d = np.concatenate((np.ones(key.shape[0], np.int64), np.full(key.shape[0], -1, np.int64)))
+        self._parts.append((k, t, d))
+        self._pending += k.shape[0]
+        if self._pending >= self.compact_every:
+            self.compact()
+
+    def compact(self) -> None:
+        if len(self._parts) <= 1 and self._pending == 0:
+            return
+        if not self._parts:
+            return
+        k = np.concatenate([p[0] for p in self._parts])
+        t = np.concatenate([p[1] for p in self._parts])
+        d = np.concatenate([p[2] for p in self._parts])
+        order = np.lexsort((t, k))
+        k, t, d = k[order], t[order], d[order]
+        if k.shape[0]:
+            new = np.empty(k.shape[0], dtype=bool)
+            new[0] = True
+            new[1:] = (k[1:] != k[:-1]) | (t[1:] != t[:-1])
+            starts = np.flatnonzero(new)
+            d = np.add.reduceat(d, starts)
+            k, t = k[starts], t[starts]
+            keep = d != 0
+            k, t, d = k[keep], t[keep], d[keep]
+        self._parts = [(k, t, d)]
+        self._pending = 0
+        # Keep compacting rarely: the compacted size is the floor for the next trigger.
+        self.compact_every = max(8_000_000, 2 * int(k.shape[0]))
+
+    def merge(self, other: "Concurrency") -> None:
+        if other.resolution_ms != self.resolution_ms:
+            raise ValueError(
+                f"cannot merge concurrency at {other.resolution_ms} ms into one at {self.resolution_ms} ms"
+            )
+        other.compact()
+        if not other._parts:
+            return
+        remap = self.key_ids(other.keys)
+        k, t, d = other._parts[0]
+        self._parts.append((remap[k] if k.shape[0] else k, t.copy(), d.copy()))
+        self._pending += k.shape[0]
+        self.compact()
+
+    def peaks(self) -> list[dict[str, Any]]:
+        """Per key: the peak of open connections and the start of the first bucket where it occurs,
+        largest peak first."""
+        self.compact()
+        if not self._parts or self._parts[0][0].shape[0] == 0:
+            return []
+        k, t, d = self._parts[0]
+        run = np.cumsum(d)
+        seg = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+        base = np.r_[0, run[seg[1:] - 1]]
+        seg_of = np.repeat(np.arange(seg.shape[0]), np.diff(np.r_[seg, k.shape[0]]))
+        level = run - base[seg_of]
+        peak = np.maximum.reduceat(level, seg)
+        # first position reaching the peak within each segment
+        at_peak = level == peak[seg_of]
+        first_pos = np.full(seg.shape[0], -1, dtype=np.int64)
+        pos = np.flatnonzero(at_peak)
+        segs = seg_of[pos]
+        uniq, first_idx = np.unique(segs, return_index=True)
+        first_pos[uniq] = pos[first_idx]
+        r_ns = self.resolution_ms * 1_000_000
+        out = []
+        for s in np.argsort(-peak, kind="stable").tolist():
+            ip, origin, port = self.keys[int(k[seg[s]])]
+            out.append(
+                {
+                    "egress_ip": ip,
+                    "origin": _origin_text(origin, port),
+                    "peak": int(peak[s]),
+                    "at": iso_ns(int(t[first_pos[s]]) * r_ns),
+                    "share_of_limit": int(peak[s]) / CONNECTION_LIMIT,
+                }
+            )
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        self.compact()
+        return {"resolution_ms": self.resolution_ms, "keys": self.keys, "parts": self._parts}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["resolution_ms"])  # type: ignore[misc]
+        self.key_ids(state["keys"])
+        self._parts = list(state["parts"])
+
+
+def _origin_text(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Summary:
+    """What an evaluation found. Add two with ``a.merge(b)`` (or ``sum``-style ``Summary.merge_all``)."""
+
+    rows_in: int = 0
+    rows_decided: int = 0
+    rows_rejected: int = 0
+    rejects: dict[str, int] = field(default_factory=dict)
+    tiers: dict[str, int] = field(default_factory=dict)
+    tiers_by_location: dict[str, dict[str, int]] = field(default_factory=dict)
+    tiers_by_pool: dict[str, dict[str, int]] = field(default_factory=dict)
+    flows: dict[tuple[str, str], int] = field(default_factory=dict)  # (ingress loc, egress loc) -> rows
+    flow_distance: dict[tuple[str, str], float] = field(default_factory=dict)  # sum of distances
+    egress_servers: dict[str, int] = field(default_factory=dict)
+    egress_ips: dict[str, int] = field(default_factory=dict)
+    distance_sum: float = 0.0  # over decided rows with an egress (REMOTE rows carry all of it)
+    distance_rows: int = 0
+    ingress_fallback_rows: int = 0  # colo had no up server: ingress picked among all its servers
+    timed_rows: int = 0  # rows with a start time and an origin duration (used for concurrency)
+    time_min_ns: int | None = None
+    time_max_ns: int | None = None
+    concurrency: Concurrency = field(default_factory=Concurrency)
+    distance_unit: str = "km"
+    coords: dict[str, tuple[float, float]] = field(default_factory=dict)
+    input_errors: list[str] = field(default_factory=list)
+
+    # ---- merging ----------------------------------------------------------------------------
+    def merge(self, other: "Summary") -> "Summary":
+        """A new summary of both (counts add; concurrency events merge)."""
+        conc = Concurrency(self.concurrency.resolution_ms)
+        conc.merge(self.concurrency)
+        conc.merge(other.concurrency)
+        tmin = [x for x in (self.time_min_ns, other.time_min_ns) if x is not None]
+        tmax = [x for x in (self.time_max_ns, other.time_max_ns) if x is not None]
+        return Summary(
+            rows_in=self.rows_in + other.rows_in,
+            rows_decided=self.rows_decided + other.rows_decided,
+            rows_rejected=self.rows_rejected + other.rows_rejected,
+            rejects=_add_maps(self.rejects, other.rejects),
+            tiers=_add_maps(self.tiers, other.tiers),
+            tiers_by_location=_add_nested(self.tiers_by_location, other.tiers_by_location),
+            tiers_by_pool=_add_nested(self.tiers_by_pool, other.tiers_by_pool),
+            flows=_add_maps(self.flows, other.flows),
+            flow_distance=_add_maps(self.flow_distance, other.flow_distance),
+            egress_servers=_add_maps(self.egress_servers, other.egress_servers),
+            egress_ips=_add_maps(self.egress_ips, other.egress_ips),
+            distance_sum=self.distance_sum + other.distance_sum,
+            distance_rows=self.distance_rows + other.distance_rows,
+            ingress_fallback_rows=self.ingress_fallback_rows + other.ingress_fallback_rows,
+            timed_rows=self.timed_rows + other.timed_rows,
+            time_min_ns=min(tmin) if tmin else None,
+            time_max_ns=max(tmax) if tmax else None,
+            concurrency=conc,
+            distance_unit=self.distance_unit if self.rows_in or not other.rows_in else other.distance_unit,
+            coords={**other.coords, **self.coords},
+            input_errors=self.input_errors + other.input_errors,
+        )
+
+    @staticmethod
+    def merge_all(summaries: Iterable["Summary"]) -> "Summary":
+        items = list(summaries)
+        if not items:
+            return Summary()
+        # Pairwise tree merge keeps each merge small.
+        while len(items) > 1:
+            items = [items[i].merge(items[i + 1]) if i + 1 < len(items) else items[i] for i in range(0, len(items), 2)]
+        return items[0]
+
+    def counts_equal(self, other: "Summary") -> bool:
+        """Every count map and total equal (distances compared to 1e-6 relative); for tests."""
+        same = (
+            self.rows_in == other.rows_in
+            and self.rows_decided == other.rows_decided
+            and self.rows_rejected == other.rows_rejected
+            and self.rejects == other.rejects
+            and self.tiers == other.tiers
+            and self.tiers_by_location == other.tiers_by_location
+            and self.tiers_by_pool == other.tiers_by_pool
+            and self.flows == other.flows
+            and self.egress_servers == other.egress_servers
+            and self.egress_ips == other.egress_ips
+            and self.distance_rows == other.distance_rows
+            and self.timed_rows == other.timed_rows
+            and self.ingress_fallback_rows == other.ingress_fallback_rows
+            and self.concurrency.peaks() == other.concurrency.peaks()
+        )
+        return same and math.isclose(self.distance_sum, other.distance_sum, rel_tol=1e-9, abs_tol=1e-6)
+
+    # ---- derived views ------------------------------------------------------------------------
+    @property
+    def mean_distance(self) -> float:
+        """Mean ingress-to-egress distance over rows that egress somewhere (NaN when none)."""
+        return self.distance_sum / self.distance_rows if self.distance_rows else math.nan
+
+    @property
+    def forwarded_rows(self) -> int:
+        """Rows that leave from another server than the ingress (SAME_DC, SAME_LOCATION, REMOTE)."""
+        return sum(self.tiers.get(t, 0) for t in ("SAME_DC", "SAME_LOCATION", "REMOTE"))
+
+    def tier_share(self) -> dict[str, float]:
+        total = self.rows_decided
+        return {t: (self.tiers.get(t, 0) / total if total else 0.0) for t in TIERS}
+
+    def top_flows(self, n: int = 20) -> list[dict[str, Any]]:
+        """Forwarding flows between locations (ingress != egress location), most rows first."""
+        items = [(k, v) for k, v in self.flows.items() if k[0] != k[1]]
+        items.sort(key=lambda kv: (-kv[1], kv[0]))
+        return [
+            {
+                "ingress_location": a,
+                "egress_location": b,
+                "rows": v,
+                "distance": (self.flow_distance.get((a, b), 0.0) / v) if v else math.nan,
+                "added_distance": self.flow_distance.get((a, b), 0.0),
+            }
+            for (a, b), v in items[:n]
+        ]
+
+    def top_locations(self, n: int = 20) -> list[tuple[str, dict[str, int]]]:
+        items = sorted(self.tiers_by_location.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+        return items[:n]
+
+    def top_pools(self, n: int = 20) -> list[tuple[str, dict[str, int]]]:
+        items = sorted(self.tiers_by_pool.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+        return items[:n]
+
+    @staticmethod
+    def _top(counts: dict[str, int], n: int) -> list[tuple[str, int]]:
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+    def top_egress_servers(self, n: int = 20) -> list[tuple[str, int]]:
+        return self._top(self.egress_servers, n)
+
+    def top_egress_ips(self, n: int = 20) -> list[tuple[str, int]]:
+        return self._top(self.egress_ips, n)
+
+    def load_stats(self, counts: dict[str, int]) -> dict[str, float]:
+        if not counts:
+            return {"count": 0, "min": 0, "p50": 0, "p90": 0, "p99": 0, "max": 0, "max_over_mean": math.nan}
+        v = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        return {
+            "count": int(v.shape[0]),
+            "min": float(v.min()),
+            "p50": float(np.percentile(v, 50)),
+            "p90": float(np.percentile(v, 90)),
+            "p99": float(np.percentile(v, 99)),
+            "max": float(v.max()),
+            "max_over_mean": float(v.max() / v.mean()),
+        }
+
+    def to_dict(self, top: int = 20) -> dict[str, Any]:
+        """A JSON-ready document: totals, full count maps and the top-N views (``summary.json``)."""
+        peaks = self.concurrency.peaks()
+        return {
+            "rows_in": self.rows_in,
+            "rows_decided": self.rows_decided,
+            "rows_rejected": self.rows_rejected,
+            "rejects": dict(sorted(self.rejects.items())),
+            "tiers": {t: self.tiers.get(t, 0) for t in TIERS},
+            "tier_share": self.tier_share(),
+            "forwarded_rows": self.forwarded_rows,
+            "distance_unit": self.distance_unit,
+            "distance_sum": self.distance_sum,
+            "distance_rows": self.distance_rows,
+            "mean_distance": None if math.isnan(self.mean_distance) else self.mean_distance,
+            "ingress_fallback_rows": self.ingress_fallback_rows,
+            "timed_rows": self.timed_rows,
+            "time_min": iso_ns(self.time_min_ns),
+            "time_max": iso_ns(self.time_max_ns),
+            "input_errors": list(self.input_errors),
+            "top_flows": self.top_flows(top),
+            "egress_server_load": self.load_stats(self.egress_servers),
+            "egress_ip_load": self.load_stats(self.egress_ips),
+            "top_egress_servers": self.top_egress_servers(top),
+            "top_egress_ips": self.top_egress_ips(top),
+            "concurrency": {
+                "limit_per_egress_ip_per_origin": CONNECTION_LIMIT,
+                "resolution_ms": self.concurrency.resolution_ms,
+                "keys": len(peaks),
+                "over_limit": sum(1 for p in peaks if p["peak"] > CONNECTION_LIMIT),
+                "top": peaks[:top],
+            },
+            "tiers_by_location": {k: dict(v) for k, v in sorted(self.tiers_by_location.items())},
+            "tiers_by_pool": {k: dict(v) for k, v in sorted(self.tiers_by_pool.items())},
+            "flows": [
+                {"ingress_location": a, "egress_location": b, "rows": v, "distance_sum": self.flow_distance.get((a, b), 0.0)}
+                for (a, b), v in sorted(self.flows.items())
+            ],
+            "egress_servers": dict(sorted(self.egress_servers.items())),
+            "egress_ips": dict(sorted(self.egress_ips.items())),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Accumulator: dense counters over one topology during a run
+# ---------------------------------------------------------------------------------------------
+class Accumulator:
+    """Counts for one model, added batch by batch in numpy; ``finish()`` gives the ``Summary``."""
+
+    _DENSE_FLOWS_MAX = 2048  # locations; beyond, flows are counted sparsely
+
+    def __init__(self, model: Any, resolution_ms: int = 1) -> None:
+        self.m = model
+        L, P = len(model.location_ids), len(model.pool_ids)
+        self.L = L
+        self.rows_in = 0
+        self.rejects = np.zeros(len(REASONS), dtype=np.int64)
+        self.tier_loc = np.zeros(L * N_TIERS, dtype=np.int64)
+        self.tier_pool = np.zeros(P * N_TIERS, dtype=np.int64)
+        self.dense_flows = L <= self._DENSE_FLOWS_MAX
+        self.flows_dense = np.zeros(L * L if self.dense_flows else 0, dtype=np.int64)
+        self.flows_sparse: Counter[int] = Counter()
+        self.egress_server = np.zeros(len(model.server_ids), dtype=np.int64)
+        self.egress_ip = np.zeros(len(model.ip_ids), dtype=np.int64)
+        self.distance_sum = 0.0
+        self.distance_rows = 0
+        self.fallback = 0
+        self.timed = 0
+        self.tmin: int | None = None
+        self.tmax: int | None = None
+        self.concurrency = Concurrency(resolution_ms)
+        self.input_errors: list[str] = []
+
+    def add_rejects(self, reasons: np.ndarray) -> None:
+        self.rejects += np.bincount(reasons, minlength=len(REASONS))[: len(REASONS)]
+
+    def add_reason(self, reason: str, count: int) -> None:
+        self.rejects[REASON_CODE[reason]] += count
+
+    def add_decisions(self, ingress_loc: np.ndarray, pool: np.ndarray, tier: np.ndarray, egress_server: np.ndarray,
+                      egress_loc: np.ndarray, egress_ip: np.ndarray, distance: np.ndarray) -> None:
+        t = tier.astype(np.int64)
+        ok = t < N_TIERS  # INVALID cannot happen (inputs are checked) but must not corrupt counts
+        if not ok.all():
+            t, ingress_loc, pool = t[ok], ingress_loc[ok], pool[ok]
+            egress_server, egress_loc, egress_ip, distance = egress_server[ok], egress_loc[ok], egress_ip[ok], distance[ok]
+        self.tier_loc += np.bincount(ingress_loc.astype(np.int64) * N_TIERS + t, minlength=self.tier_loc.shape[0])
+        self.tier_pool += np.bincount(pool.astype(np.int64) * N_TIERS + t, minlength=self.tier_pool.shape[0])
+        has = egress_server >= 0
+        if has.any():
+            self.egress_server += np.bincount(egress_server[has], minlength=self.egress_server.shape[0])
+            self.egress_ip += np.bincount(egress_ip[has], minlength=self.egress_ip.shape[0])
+            pair = ingress_loc[has].astype(np.int64) * self.L + egress_loc[has]
+            if self.dense_flows:
+                self.flows_dense += np.bincount(pair, minlength=self.flows_dense.shape[0])
+            else:
+                u, c = np.unique(pair, return_counts=True)
+                self.flows_sparse.update(dict(zip(u.tolist(), c.tolist())))
+            d = distance[has]
+            fin = np.isfinite(d)
+            self.distance_sum += float(d[fin].sum())
+            self.distance_rows += int(fin.sum())
+
+    def add_timing(self, start_ns: np.ndarray) -> None:
+        if start_ns.shape[0]:
+            lo, hi = int(start_ns.min()), int(start_ns.max())
+            self.tmin = lo if self.tmin is None else min(self.tmin, lo)
+            self.tmax = hi if self.tmax is None else max(self.tmax, hi)
+
+    def add_concurrency(self, egress_ip: np.ndarray, origin_dict: pa.Array, origin_idx: np.ndarray, port: np.ndarray,
+                        start_ns: np.ndarray, duration_ns: np.ndarray) -> None:
+        """Rows given are decided with an egress IP and valid timing."""
+        n = egress_ip.shape[0]
+        if n == 0:
+            return
+        self.timed += n
+        n_origin = max(len(origin_dict), 1)
+        packed = (egress_ip.astype(np.int64) * n_origin + origin_idx.astype(np.int64)) * 65536 + port.astype(np.int64)
+        uniq, inverse = np.unique(packed, return_inverse=True)
+        ports = (uniq % 65536).tolist()
+        rest = uniq // 65536
+        origins = origin_dict.take(pa.array(rest % n_origin)).to_pylist()
+        ips = (rest // n_origin).tolist()
+        ids = self.concurrency.key_ids(
+            (self.m.ip_ids[i], o, p) for i, o, p in zip(ips, origins, ports)
+        )
+        self.concurrency.add_events(ids[inverse.reshape(-1)], start_ns, duration_ns)
+
+    def finish(self) -> Summary:
+        m = self.m
+        L = self.L
+        rej = {REASONS[k]: int(v) for k, v in enumerate(self.rejects.tolist()) if v and k}
+        tl = self.tier_loc.reshape(L, N_TIERS)
+        tp = self.tier_pool.reshape(-1, N_TIERS)
+        tiers = tl.sum(axis=0)
+        by_loc = {
+            m.location_ids[i]: {TIERS[t]: int(tl[i, t]) for t in range(N_TIERS) if tl[i, t]}
+            for i in np.flatnonzero(tl.sum(axis=1)).tolist()
+        }
+        by_pool = {
+            m.pool_ids[i]: {TIERS[t]: int(tp[i, t]) for t in range(N_TIERS) if tp[i, t]}
+            for i in np.flatnonzero(tp.sum(axis=1)).tolist()
+        }
+        if self.dense_flows:
+            nz = np.flatnonzero(self.flows_dense)
+            pairs = dict(zip(nz.tolist(), self.flows_dense[nz].tolist()))
+        else:
+            pairs = dict(self.flows_sparse)
+        flows: dict[tuple[str, str], int] = {}
+        flow_distance: dict[tuple[str, str], float] = {}
+        dist = m.location_distance
+        for p, c in pairs.items():
+            a, b = divmod(int(p), L)
+            key = (m.location_ids[a], m.location_ids[b])
+            flows[key] = int(c)
+            flow_distance[key] = float(c) * float(dist[a, b]) if a != b else 0.0
+        decided = int(tiers.sum())
+        rejected = int(sum(rej.values()))
+        return Summary(
+            rows_in=decided + rejected,
+            rows_decided=decided,
+            rows_rejected=rejected,
+            rejects=rej,
+            tiers={TIERS[t]: int(tiers[t]) for t in range(N_TIERS) if tiers[t]},
+            tiers_by_location=by_loc,
+            tiers_by_pool=by_pool,
+            flows=flows,
+            flow_distance=flow_distance,
+            egress_servers={m.server_ids[i]: int(self.egress_server[i]) for i in np.flatnonzero(self.egress_server).tolist()},
+            egress_ips={m.ip_ids[i]: int(self.egress_ip[i]) for i in np.flatnonzero(self.egress_ip).tolist()},
+            distance_sum=self.distance_sum,
+            distance_rows=self.distance_rows,
+            ingress_fallback_rows=self.fallback,
+            timed_rows=self.timed,
+            time_min_ns=self.tmin,
+            time_max_ns=self.tmax,
+            concurrency=self.concurrency,
+            distance_unit=m.distance_unit,
+            coords=dict(m.coords),
+            input_errors=list(self.input_errors),
+        )
+
+
+TIER_CODES = {t.name: int(t) for t in Tier}
