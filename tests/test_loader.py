@@ -599,7 +599,7 @@ def test_overlap_check_matches_brute_force(raw: list[tuple[int, int, int]]) -> N
         assert reported & (containers | {entries[inner][1]}), inner
 
 
-def test_overlap_check_scales(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_overlap_check_scales() -> None:
     # 20k disjoint /56s plus one /40 of another pool that contains 256 of them: sorting, not O(n^2).
     ips = [{"address": f"2001:db8:{p >> 8:x}:{(p & 255) << 8:x}::/56", "holders": []} for p in range(20_000)]
     doc = minimal(
