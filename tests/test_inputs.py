@@ -243,9 +243,14 @@ def test_normalize_batch_errors() -> None:
         norm(["s0"], "p0", 5, 0)
     with pytest.raises(BatchInputError, match="errors must be"):
         norm(["s0"], "p0", 4, 0, errors="skip")
-    # Arguments are checked in order: a bad server is reported before a bad family.
-    with pytest.raises(UnknownIdError):
+    # The first bad row is reported; within a row, servers come before pools, families, flows.
+    with pytest.raises(UnknownIdError, match="row 0"):
         norm(["x"], "p0", [5], 0)
+    with pytest.raises(InvalidFamilyError, match=r"\(argument 'families', row 0\)") as info:
+        norm(["s0", "x"], "p0", [5, 4], 0)
+    assert (info.value.row, info.value.argument) == (0, "families")  # type: ignore[attr-defined]
+    # A bad scalar over zero rows is no bad row.
+    assert len(norm([], "nope", 4, 0)[0]) == 0
 
 
 def test_string_conversion_is_vectorised() -> None:

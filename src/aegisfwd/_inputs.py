@@ -27,9 +27,9 @@ Batches (``decide_batch``)
       of a batch. Python ints, which have no width, must lie in ``[0, 2**64)``.
     * nulls (Arrow nulls, pandas NA/NaN, ``None`` in a list) are bad rows.
 
-    With ``errors="raise"`` the first bad row of the first argument that has one (in the order
-    servers, pools, families, flows) raises the same exception class as the scalar call, with the
-    argument and row appended to its message and ``.row`` set. With ``errors="mark"`` bad rows come
+    With ``errors="raise"`` the first bad row raises the same exception class as the scalar call
+    (for the first bad argument of that row, in the order servers, pools, families, flows), with
+    the argument and row appended to its message and ``.row`` / ``.argument`` set. With ``errors="mark"`` bad rows come
     back in ``bad_rows`` (and as -1 in the index arrays); the caller answers them ``Tier.INVALID``.
     Shape problems (2-D arrays, mismatched lengths, a float id array, an unknown ``errors`` value)
     are ``BatchInputError`` naming the argument, whatever ``errors`` says.
@@ -45,7 +45,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from itertools import repeat
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -190,21 +190,24 @@ def _as_1d(values: object, name: str) -> Any:
         raise BatchInputError(f"{name} must be a sequence or a scalar, not {type(values).__name__}") from None
 
 
-def _finish(
-    out: np.ndarray,
-    bad: np.ndarray | None,
-    errors: str,
-    value_at: Callable[[int], object],
-    make_error: Callable[[object], Exception],
-    name: str,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Raise for the first bad row, or return the array and the bad-row mask (None when clean)."""
-    if bad is None or not bad.any():
-        return np.ascontiguousarray(out), None
-    if errors == "raise":
-        row = int(np.flatnonzero(bad)[0])
-        raise _with_row(make_error(value_at(row)), name, row)
-    return np.ascontiguousarray(out), bad
+class _Column(NamedTuple):
+    """One converted batch argument: its array, its bad rows, and how to name a bad value."""
+
+    values: np.ndarray
+    bad: np.ndarray | None  # None when every row is valid
+    name: str
+    value_at: Callable[[int], object]  # the caller's value at a row, for the message
+    make_error: Callable[[object], Exception]  # the scalar call's exception for a value
+
+    def error_at(self, row: int) -> Exception:
+        return _with_row(self.make_error(self.value_at(row)), self.name, row)
+
+    def result(self, errors: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(array, bad mask or None)``; under "raise" the first bad row raises instead."""
+        bad = self.bad if self.bad is not None and self.bad.any() else None
+        if bad is not None and errors == "raise":
+            raise self.error_at(int(np.flatnonzero(bad)[0]))
+        return np.ascontiguousarray(self.values), bad
 
 
 def _list_types(values: Sequence[Any], name: str) -> set[type]:
@@ -440,14 +443,12 @@ def to_index_array(
     ``UnknownIdError(kind, value)`` with the row in its message. ``name`` is the argument name for
     messages (default ``kind + "s"``).
     """
-    out, _ = _to_index_array(values, ids, lookup, kind, errors, name or f"{kind}s")
+    _check_errors(errors)
+    out, _ = _id_column(values, ids, lookup, kind, name or f"{kind}s").result(errors)
     return out
 
 
-def _to_index_array(
-    values: Any, ids: Sequence[str], lookup: Mapping[str, int], kind: str, errors: str, name: str
-) -> tuple[np.ndarray, np.ndarray | None]:
-    _check_errors(errors)
+def _id_column(values: Any, ids: Sequence[str], lookup: Mapping[str, int], kind: str, name: str) -> _Column:
     values = _as_1d(values, name)
     if isinstance(values, np.ndarray):
         out, bad = _ids_from_numpy(values, ids, lookup, kind, name)
@@ -457,13 +458,12 @@ def _to_index_array(
         out, bad = _ids_from_series(values, ids, lookup, kind, name)
     else:
         out, bad = _ids_from_objects(values, ids, lookup, kind, name)
-    return _finish(
+    return _Column(
         out.astype(np.int32, copy=False),
         bad,
-        errors,
+        name,
         lambda row: _value_at(values, row),
         lambda value: UnknownIdError(kind, value),
-        name,
     )
 
 
@@ -536,16 +536,20 @@ def to_family_array(
     ``"raise"`` the first raises ``InvalidFamilyError``.
     """
     _check_errors(errors)
+    return _family_column(values, name).result(errors)
+
+
+def _family_column(values: Any, name: str) -> _Column:
     ints, nulls, objects, _ = _integers(_as_1d(values, name), name)
     if objects is not None:
         out, bad = _checked_objects(objects, np.uint8, resolve_family, InvalidFamilyError)
-        return _finish(out, bad, errors, objects.__getitem__, InvalidFamilyError, name)
+        return _Column(out, bad, name, objects.__getitem__, InvalidFamilyError)
     assert ints is not None
     bad = (ints != 4) & (ints != 6)
     if nulls is not None:
         bad |= nulls
     out = np.where(bad, 0, ints).astype(np.uint8)
-    return _finish(out, bad, errors, _int_value_at(ints, nulls), InvalidFamilyError, name)
+    return _Column(out, bad, name, _int_value_at(ints, nulls), InvalidFamilyError)
 
 
 def to_flow_array(
@@ -559,10 +563,14 @@ def to_flow_array(
     under ``errors="mark"``; under ``"raise"`` the first raises ``ValueError``.
     """
     _check_errors(errors)
+    return _flow_column(values, name).result(errors)
+
+
+def _flow_column(values: Any, name: str) -> _Column:
     ints, nulls, objects, python_ints = _integers(_as_1d(values, name), name)
     if objects is not None:
         out, bad = _checked_objects(objects, np.uint64, resolve_flow, ValueError)
-        return _finish(out, bad, errors, objects.__getitem__, _flow_error, name)
+        return _Column(out, bad, name, objects.__getitem__, _flow_error)
     assert ints is not None
     bad = nulls
     if python_ints and ints.dtype.kind == "i":
@@ -571,7 +579,7 @@ def to_flow_array(
     out = ints.astype(np.uint64)
     if bad is not None:
         out[bad] = 0
-    return _finish(out, bad, errors, _int_value_at(ints, nulls), _flow_error, name)
+    return _Column(out, bad, name, _int_value_at(ints, nulls), _flow_error)
 
 
 def _int_value_at(ints: np.ndarray, nulls: np.ndarray | None) -> Callable[[int], object]:
@@ -615,52 +623,50 @@ def normalize_batch(
     n = next(iter(lengths.values())) if lengths else 1
 
     def column(
-        name: str, scalar: Callable[[Any], int], convert: Callable[[Any], tuple[np.ndarray, np.ndarray | None]],
-        dtype: Any, fill: int, make_error: Callable[[Any], Exception],
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+        name: str,
+        scalar: Callable[[Any], int],
+        convert: Callable[[Any, str], _Column],
+        dtype: Any,
+        fill: int,
+        make_error: Callable[[Any], Exception],
+    ) -> _Column:
         value = args[name]
         if not _is_scalar(value):
-            return convert(value)
+            return convert(value, name)
         if isinstance(value, np.ndarray):
             value = value.item()
         try:
-            return np.full(n, scalar(value), dtype=dtype), None
-        except ValueError:
-            if n == 0:
-                return np.full(0, fill, dtype=dtype), None
-            if errors == "raise":
-                raise _with_row(make_error(value), name, 0) from None
-            return np.full(n, fill, dtype=dtype), np.ones(n, dtype=bool)
+            return _Column(np.full(n, scalar(value), dtype=dtype), None, name, lambda row: value, make_error)
+        except ValueError:  # a bad scalar makes every row bad
+            return _Column(np.full(n, fill, dtype=dtype), np.ones(n, dtype=bool), name, lambda row: value, make_error)
 
-    s_idx, s_bad = column(
-        "servers",
-        lambda v: resolve_id(v, server_ids, server_lookup, "server"),
-        lambda v: _to_index_array(v, server_ids, server_lookup, "server", errors, "servers"),
-        np.int32, -1, lambda v: UnknownIdError("server", v),
-    )
-    p_idx, p_bad = column(
-        "pools",
-        lambda v: resolve_id(v, pool_ids, pool_lookup, "pool"),
-        lambda v: _to_index_array(v, pool_ids, pool_lookup, "pool", errors, "pools"),
-        np.int32, -1, lambda v: UnknownIdError("pool", v),
-    )
-    fam, f_bad = column("families", resolve_family, lambda v: to_family_array(v, errors), np.uint8, 0,
-                        InvalidFamilyError)
-    flow, fl_bad = column("flows", resolve_flow, lambda v: to_flow_array(v, errors), np.uint64, 0, _flow_error)
+    columns = [
+        column(
+            "servers",
+            lambda v: resolve_id(v, server_ids, server_lookup, "server"),
+            lambda v, name: _id_column(v, server_ids, server_lookup, "server", name),
+            np.int32, -1, lambda v: UnknownIdError("server", v),
+        ),
+        column(
+            "pools",
+            lambda v: resolve_id(v, pool_ids, pool_lookup, "pool"),
+            lambda v, name: _id_column(v, pool_ids, pool_lookup, "pool", name),
+            np.int32, -1, lambda v: UnknownIdError("pool", v),
+        ),
+        column("families", resolve_family, _family_column, np.uint8, 0, InvalidFamilyError),
+        column("flows", resolve_flow, _flow_column, np.uint64, 0, _flow_error),
+    ]
+    s_idx, p_idx, fam, flow = (np.ascontiguousarray(c.values) for c in columns)
 
-    masks = [m for m in (s_bad, p_bad, f_bad, fl_bad) if m is not None]
-    bad: np.ndarray | None = None
-    if masks:
-        bad = np.logical_or.reduce(masks) if len(masks) > 1 else masks[0].copy()
-        # Every column says "none" on a bad row, whichever argument made it bad.
-        s_idx = np.where(bad, -1, s_idx).astype(np.int32)
-        p_idx = np.where(bad, -1, p_idx).astype(np.int32)
-        if not bad.any():
-            bad = None
-    return (
-        np.ascontiguousarray(s_idx, dtype=np.int32),
-        np.ascontiguousarray(p_idx, dtype=np.int32),
-        np.ascontiguousarray(fam, dtype=np.uint8),
-        np.ascontiguousarray(flow, dtype=np.uint64),
-        bad,
-    )
+    masks = [c.bad for c in columns if c.bad is not None and c.bad.any()]
+    if not masks:
+        return s_idx, p_idx, fam, flow, None
+    bad = np.logical_or.reduce(masks)
+    if errors == "raise":
+        # The first bad row; within it, the first bad argument (servers, pools, families, flows).
+        row = int(np.flatnonzero(bad)[0])
+        raise next(c for c in columns if c.bad is not None and c.bad[row]).error_at(row)
+    # Every index column says "none" on a bad row, whichever argument made it bad.
+    s_idx = np.where(bad, -1, s_idx).astype(np.int32)
+    p_idx = np.where(bad, -1, p_idx).astype(np.int32)
+    return s_idx, p_idx, fam, flow, bad
