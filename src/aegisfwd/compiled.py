@@ -511,7 +511,7 @@ def _compile(topology: Topology) -> CompiledTopology:
     except KeyError:
         raise TopologyError(
             [
-                TopologyIssue("unknown-pool", f"zones.{z}", f"pool {p!r} is not defined")
+                TopologyIssue("unknown-pool", f"zones[{json.dumps(z)}]", f"pool {p!r} is not defined")
                 for z, p in t.zones.items()
                 if p not in pool_index
             ]
@@ -1155,6 +1155,8 @@ def _check_ranges(a: Mapping[str, np.ndarray], counts: Mapping[str, int]) -> Non
         valid = position < (L - unreachable.sum(axis=1))[:, None]
         if not np.array_equal(order >= 0, valid):
             raise _fail("array 'nearest_order' does not list as many locations as are reachable")
+        if bool(((rank != INT32_MAX) & ((rank < 0) | (rank >= L))).any()):
+            raise _fail(f"array 'nearest_rank' holds a value outside [0, {L}) other than INT32_MAX")
         at = np.maximum(order, 0)
         # rank[l, order[l, j]] == j makes row l of nearest_order a list of distinct locations; with
         # unreachable ranks at INT32_MAX they are all reachable, hence exactly the reachable ones.
