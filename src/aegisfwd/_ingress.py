@@ -102,7 +102,11 @@ def choose_ingress(
         if cand.shape[0] == 0:
             continue
         keys = server_keys[cand]
-        by_key = np.argsort(keys, kind="stable")[::-1]  # descending key: argmax picks the larger key on ties
+        # Descending key, then ascending index: argmax returns the first maximum, so on equal
+        # weights the larger key wins. (mix64 is a bijection, so distinct keys never tie on weight;
+        # only duplicate keys, which the compiler rejects, could, and then the lower index wins, as in
+        # the Python definition.)
+        by_key = np.lexsort((cand, ~keys))
         cand = cand[by_key].astype(np.int32)
         keys = np.ascontiguousarray(keys[by_key])
         if cand.shape[0] == 1:

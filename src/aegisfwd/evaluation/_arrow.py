@@ -160,6 +160,7 @@ def to_port(arr: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarray]:
 _S_MAX = 1e11  # below: seconds (up to year 5138)
 _MS_MAX = 1e14  # below: milliseconds
 _US_MAX = 1e17  # below: microseconds; at or above: nanoseconds
+_DEC_SECONDS_RE = r"^(?P<i>[0-9]{1,10})\.(?P<f>[0-9]*)$"
 _ISO_OFFSET_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?([Zz]|[+-][0-9]{2}:?[0-9]{2})$"
 _ISO_NAIVE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?$"
 
@@ -206,6 +207,15 @@ def to_epoch_ns(arr: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarray]:
     s = pc.utf8_trim_whitespace(to_string(arr))
     ints, is_int, floats, valid = to_number(s)
     out, ok = _scale_epoch(ints, is_int, floats, valid)
+    # Decimal seconds ("1700000000.25"): exact, from the digits, not through float64.
+    dec = ok & ~is_int & _mask(pc.match_substring_regex(s, _DEC_SECONDS_RE))
+    if dec.any():
+        idx = np.flatnonzero(dec)
+        parts = pc.extract_regex(s.take(pa.array(idx)), _DEC_SECONDS_RE)
+        whole = np.asarray(parts.field("i").cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+        frac = pc.utf8_rpad(parts.field("f"), 9, "0")
+        frac = np.asarray(pc.utf8_slice_codeunits(frac, 0, 9).cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+        out[idx] = whole * 10**9 + frac
     rest = ~ok & _valid_np(s)
     if rest.any():
         for pattern, tz in ((_ISO_OFFSET_RE, "UTC"), (_ISO_NAIVE_RE, None)):

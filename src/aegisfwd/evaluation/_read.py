@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 _PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
@@ -35,6 +36,13 @@ class Chunk:
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (record number, raw text)
     malformed_reason: str = "malformed-json"
     progress: float = 0.0  # work units done by this chunk (bytes of file, or rows)
+    row_numbers: np.ndarray | None = None  # record number of each row, when not first_row + position
+
+    def rows_of(self, positions: np.ndarray) -> np.ndarray:
+        """Record numbers (within the source) of the batch rows at ``positions``."""
+        if self.row_numbers is not None:
+            return self.row_numbers[positions]
+        return self.first_row + positions.astype(np.int64)
 
 
 @dataclass
@@ -239,7 +247,7 @@ def _ndjson_chunks(
                 block, carry = buf[: cut + 1], buf[cut + 1 :]
             if not block.strip():
                 continue
-            table, bad = parser.parse(block, row)
+            table, bad, numbers = parser.parse(block, row)
             progress = raw.count - done
             done = raw.count
             n = table.num_rows if table is not None else 0
@@ -247,13 +255,15 @@ def _ndjson_chunks(
                 yield Chunk(None, str(path), row, bad, "malformed-json", progress=progress)
                 row += len(bad)
                 continue
-            batches = table.to_batches(max_chunksize=batch_rows)
-            # A block's malformed lines ride with its first chunk; they carry their own record numbers.
-            for k, batch in enumerate(batches):
-                yield Chunk(batch, str(path), row, bad if k == 0 else [], "malformed-json",
-                            progress=progress if k == 0 else 0.0)
-                row += batch.num_rows
-            row += len(bad)
+            # A block's malformed lines ride with its first chunk; they carry their own record numbers,
+            # and so do the good rows of a block that had any (numbers then skip the broken lines).
+            pos = 0
+            for k, batch in enumerate(table.to_batches(max_chunksize=batch_rows)):
+                nums = numbers[pos : pos + batch.num_rows] if numbers is not None else None
+                yield Chunk(batch, str(path), row + pos, bad if k == 0 else [], "malformed-json",
+                            progress=progress if k == 0 else 0.0, row_numbers=nums)
+                pos += batch.num_rows
+            row += n + len(bad)
     finally:
         stream.close()
 
@@ -272,7 +282,9 @@ class NdjsonBlockParser:
         self.names = list(names)
         self.schema: pa.Schema | None = None
 
-    def parse(self, block: bytes, first_row: int) -> tuple[pa.Table | None, list[tuple[int, str]]]:
+    def parse(self, block: bytes, first_row: int) -> tuple[pa.Table | None, list[tuple[int, str]], np.ndarray | None]:
+        """``(rows, malformed lines as (record number, text), record numbers of the rows or None
+        when they are simply consecutive from first_row)``."""
         import pyarrow.json as pj
 
         if self.schema is not None:
@@ -282,18 +294,19 @@ class NdjsonBlockParser:
                     read_options=pj.ReadOptions(block_size=max(len(block), 1 << 20), use_threads=True),
                     parse_options=pj.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="ignore"),
                 )
-                return table, []
+                return table, [], None
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass
         return self._slow(block, first_row)
 
-    def _slow(self, block: bytes, first_row: int) -> tuple[pa.Table | None, list[tuple[int, str]]]:
+    def _slow(self, block: bytes, first_row: int) -> tuple[pa.Table | None, list[tuple[int, str]], np.ndarray | None]:
         names = self.names
         cols: dict[str, list[Any]] = {n: [] for n in names}
         bad: list[tuple[int, str]] = []
         good = 0
+        numbers: list[int] = []
         loads = json.loads
-        for k, line in enumerate(block.split(b"\n")):
+        for line in block.split(b"\n"):
             if not line.strip():
                 continue
             try:
@@ -303,11 +316,12 @@ class NdjsonBlockParser:
             except ValueError:
                 bad.append((first_row + good + len(bad), line.decode("utf-8", "replace")))
                 continue
+            numbers.append(first_row + good + len(bad))
             good += 1
             for n in names:
                 cols[n].append(rec.get(n))
         if good == 0:
-            return None, bad
+            return None, bad, None
         arrays = {}
         fields = []
         for n in names:
@@ -316,7 +330,7 @@ class NdjsonBlockParser:
             if typ is not None:
                 fields.append(pa.field(n, typ))
         self.schema = pa.schema(fields) if fields else None
-        return pa.table(arrays), bad
+        return pa.table(arrays), bad, (np.asarray(numbers, dtype=np.int64) if bad else None)
 
 
 def _column_from_values(values: list[Any]) -> tuple[pa.Array, pa.DataType | None]:
@@ -358,9 +372,10 @@ def _text(v: Any) -> str:
 # Public entry
 # ---------------------------------------------------------------------------------------------
 def open_source(
-    source: Any, names: Sequence[str], batch_rows: int, *, ndjson_block_bytes: int = NDJSON_BLOCK_BYTES
+    source: Any, names: Sequence[str], batch_rows: int, *, ndjson_block_bytes: int | None = None
 ) -> Source:
     """Open any supported log source. ``names``: the columns to read where present."""
+    block_bytes = NDJSON_BLOCK_BYTES if ndjson_block_bytes is None else int(ndjson_block_bytes)
     names = list(dict.fromkeys(names))
     if is_path_like(source):
         paths = expand_paths(source)
@@ -378,7 +393,7 @@ def open_source(
                 elif fmt == "csv":
                     yield from _csv_chunks(p, names, batch_rows, errors)
                 else:
-                    yield from _ndjson_chunks(p, names, batch_rows, errors, ndjson_block_bytes)
+                    yield from _ndjson_chunks(p, names, batch_rows, errors, block_bytes)
 
         desc = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files"
         return Source(gen(), total, "bytes", desc, errors)

@@ -194,7 +194,7 @@ class Runner:
         if bad.shape[0]:
             self.acc.add_rejects(res.reason[bad])
             if self.reject_writer is not None:
-                rows = chunk.first_row + bad
+                rows = chunk.rows_of(bad)
                 self.reject_writer.write(rejects_table(chunk.source, rows, res.reason[bad], common.cols, bad))
         r = m.decide(res.server[ok], res.pool[ok], common.family[ok], common.flows[ok], self.threads)
         loc = res.location[ok]
