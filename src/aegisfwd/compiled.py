@@ -23,10 +23,10 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
-from itertools import chain
+from itertools import chain, pairwise
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
@@ -379,7 +379,9 @@ def _compile(topology: Topology) -> CompiledTopology:
     # A holder names a server, else a DC, else a location (``Topology.holder_range``); later keys
     # of the dict win, so insert in the reverse order of precedence.
     code_of = dict(
-        zip(chain(location_ids, dc_ids, server_ids), chain(range(S + D, S + D + L), range(S, S + D), range(S)))
+        zip(
+            chain(location_ids, dc_ids, server_ids), chain(range(S + D, S + D + L), range(S, S + D), range(S))
+        )
     )
     try:
         codes = np.fromiter(map(code_of.__getitem__, names), dtype=np.int64, count=len(names))
@@ -507,7 +509,9 @@ def _compile(topology: Topology) -> CompiledTopology:
     zone_ids = list(t.zones)
     pool_index = t.pool_index
     try:
-        zone_pool = np.fromiter((pool_index[t.zones[z]] for z in zone_ids), dtype=np.int64, count=len(zone_ids))
+        zone_pool = np.fromiter(
+            (pool_index[t.zones[z]] for z in zone_ids), dtype=np.int64, count=len(zone_ids)
+        )
     except KeyError:
         raise TopologyError(
             [
@@ -588,7 +592,11 @@ def _compile(topology: Topology) -> CompiledTopology:
     )
     # The ids are at hand: spare the lazy decoding.
     cache = compiled.__dict__
-    cache["locations"], cache["dcs"], cache["servers"] = id_lists["location"], id_lists["dc"], id_lists["server"]
+    cache["locations"], cache["dcs"], cache["servers"] = (
+        id_lists["location"],
+        id_lists["dc"],
+        id_lists["server"],
+    )
     cache["pools"], cache["ips"], cache["zones"] = id_lists["pool"], id_lists["ip"], id_lists["zone"]
     return compiled
 
@@ -681,9 +689,9 @@ class CompiledTopology:
         offsets = self._arrays[f"{kind}_id_offsets"].tolist()
         if raw.isascii():
             text = raw.decode("ascii")
-            return [text[a:b] for a, b in zip(offsets, offsets[1:])]
+            return [text[a:b] for a, b in pairwise(offsets)]
         try:
-            return [raw[a:b].decode("utf-8") for a, b in zip(offsets, offsets[1:])]
+            return [raw[a:b].decode("utf-8") for a, b in pairwise(offsets)]
         except UnicodeDecodeError as exc:
             raise CompiledFileError(f"string table '{kind}_id_bytes' is not valid UTF-8: {exc}") from None
 
@@ -782,7 +790,7 @@ class CompiledTopology:
                 if offset > cursor:
                     yield bytes(offset - cursor)
                 if array.nbytes:
-                    yield memoryview(np.ascontiguousarray(array)).cast("B")
+                    yield np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
                 cursor = offset + int(array.nbytes)
             if total > cursor:
                 yield bytes(total - cursor)
@@ -790,9 +798,7 @@ class CompiledTopology:
         payload_crc = 0
         for chunk in chunks():
             payload_crc = zlib.crc32(chunk, payload_crc)
-        write(
-            _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header), total, zlib.crc32(header), payload_crc)
-        )
+        write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(header), total, zlib.crc32(header), payload_crc))
         write(header)
         for chunk in chunks():
             write(chunk)
@@ -838,15 +844,21 @@ def _unpickle(data: bytes) -> CompiledTopology:
     return CompiledTopology.from_bytes(data)
 
 
-def load_compiled(path: str | os.PathLike[str], *, mmap: bool = True, verify: bool = True) -> CompiledTopology:
+def load_compiled(
+    path: str | os.PathLike[str], *, mmap: bool = True, verify: bool = True
+) -> CompiledTopology:
     """Open a compiled topology file: memory-mapped read-only (``mmap=False`` reads it into memory).
 
     Checks magic, version, length, header CRC and schema, payload CRC (unless ``verify=False``) and
     every index range; raises ``CompiledFileError`` naming the first problem found.
+
+    A mapped file must not be rewritten in place while it is in use; ``save`` replaces files by an
+    atomic rename, which leaves existing mappings intact.
     """
     with open(path, "rb") as f:
         if not mmap:
-            return _open_buffer(f.read(), verify=verify, owner=None, source=os.fspath(path))
+            data = f.read()
+            return _open_buffer(data, verify=verify, owner=data, source=os.fspath(path))
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             raise CompiledFileError(f"{os.fspath(path)}: truncated: file has 0 bytes")
@@ -883,10 +895,10 @@ def _open_buffer_unchecked(buffer: Any, *, verify: bool, owner: Any) -> Compiled
         view = view.cast("B")
     n = view.nbytes
     if n >= len(MAGIC) and bytes(view[: len(MAGIC)]) != MAGIC:
-        raise _fail(f"bad magic {bytes(view[:len(MAGIC)])!r}: not a compiled aegisfwd topology")
+        raise _fail(f"bad magic {bytes(view[: len(MAGIC)])!r}: not a compiled aegisfwd topology")
     if n < _PREFIX_SIZE:
         raise _fail(f"truncated: file has {n} bytes, fewer than the {_PREFIX_SIZE}-byte prefix")
-    magic, version, hlen, total, header_crc, payload_crc = _PREFIX.unpack_from(view, 0)
+    _, version, hlen, total, header_crc, payload_crc = _PREFIX.unpack_from(view, 0)
     if version != FORMAT_VERSION:
         raise _fail(f"unsupported format version {version} (this build reads version {FORMAT_VERSION})")
     if n < total:
@@ -953,7 +965,7 @@ def _open_buffer_unchecked(buffer: Any, *, verify: bool, owner: Any) -> Compiled
     )
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return type(value) is int
 
 
@@ -984,7 +996,9 @@ def _check_header(
         if name in _INT32_COUNTS and value >= INT32_MAX:
             raise _fail(f"header schema: count {name!r} = {value} does not fit int32 indices")
     if counts["groups"] != 2 * counts["pools"]:
-        raise _fail(f"header schema: {counts['groups']} groups for {counts['pools']} pools (expected 2 per pool)")
+        raise _fail(
+            f"header schema: {counts['groups']} groups for {counts['pools']} pools (expected 2 per pool)"
+        )
     entries = header["arrays"]
     if not isinstance(entries, dict):
         raise _fail("header schema: 'arrays' is not an object")
@@ -1020,7 +1034,7 @@ def _check_header(
         if nbytes:
             spans.append((offset, offset + nbytes, name))
     spans.sort()
-    for (_, end_a, a), (start_b, _, b) in zip(spans, spans[1:]):
+    for (_, end_a, a), (start_b, _, b) in pairwise(spans):
         if start_b < end_a:
             raise _fail(f"header schema: arrays {a!r} and {b!r} overlap")
     return counts, entries
@@ -1113,7 +1127,9 @@ def _check_ranges(a: Mapping[str, np.ndarray], counts: Mapping[str, int]) -> Non
     limit = np.where(family == 4, 32, 128)
     if bool((a["ip_prefix_length"] > limit).any()):
         k = int(np.flatnonzero(a["ip_prefix_length"] > limit)[0])
-        raise _fail(f"array 'ip_prefix_length' holds {int(a['ip_prefix_length'][k])} for an IPv{int(family[k])} entry")
+        raise _fail(
+            f"array 'ip_prefix_length' holds {int(a['ip_prefix_length'][k])} for an IPv{int(family[k])} entry"
+        )
     if bool((a["ip_pool"][1:] < a["ip_pool"][:-1]).any()):
         raise _fail("array 'ip_pool' is not sorted by pool")
     R = counts["holder_ranges"]
@@ -1204,7 +1220,10 @@ def _check_ranges(a: Mapping[str, np.ndarray], counts: Mapping[str, int]) -> Non
     location_size = np.diff(loc_start)
     location_words = (location_size + 63) // 64
     _check_equal(
-        "list_bit_start", np.diff(bit_start), location_words[list_location], "the word counts of the lists' locations"
+        "list_bit_start",
+        np.diff(bit_start),
+        location_words[list_location],
+        "the word counts of the lists' locations",
     )
     if C:
         # No bit past the last server of the location may be set (every list has >= 1 word here,
