@@ -1,0 +1,121 @@
+"""``aegisfwd evaluate`` and ``aegisfwd compare`` (loaded lazily by ``aegisfwd.cli``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .evaluation._prepare import FIELDS
+
+_MAP_HELP = (
+    "Use log column COL for FIELD (repeatable). FIELD is a Logpush field name "
+    f"({', '.join(f for f in FIELDS if f[0].isupper())}) or ingress_server / pool. "
+    "COL= (empty) ignores the field."
+)
+
+
+def _parse_maps(maps: tuple[str, ...]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for m in maps:
+        if "=" not in m:
+            raise click.BadParameter(f"{m!r}: expected COL=FIELD", param_hint="--map")
+        col, field = (x.strip() for x in m.split("=", 1))
+        if field not in FIELDS:
+            hint = f" (did you mean {field}={col}?)" if col in FIELDS else ""
+            raise click.BadParameter(
+                f"{m!r}: unknown field {field!r}{hint}; fields are {', '.join(FIELDS)}", param_hint="--map"
+            )
+        out[field] = col or None
+    return out
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _check_logs(logs: tuple[str, ...]) -> list[str]:
+    for p in logs:
+        if not Path(p).exists():
+            raise click.BadParameter(f"no such file or directory: {p}", param_hint="LOG")
+    return list(logs)
+
+
+@click.command(short_help="Evaluate request logs against a topology.")
+@click.argument("logs", nargs=-1, required=True, metavar="LOG...")
+@click.option("--topology", "-t", "topology", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Topology file (YAML/JSON/TOML) or compiled file.")
+@click.option("--output", "-o", type=click.Path(dir_okay=True, path_type=Path), default=None,
+              help="Write decisions to this Parquet file (a directory of part files with --scheduler).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write DIR/summary.json and DIR/report.html.")
+@click.option("--rejects", type=click.Path(path_type=Path), default=None,
+              help="Write rejected rows with their reason (.parquet, .csv or .ndjson by suffix).")
+@click.option("--map", "maps", multiple=True, metavar="COL=FIELD", help=_MAP_HELP)
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Run on this Dask scheduler (one task per log file).")
+@click.option("--batch-rows", type=click.IntRange(min=1), default=1 << 20, show_default=True, help="Rows per batch.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Engine threads per batch.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+def evaluate(logs: tuple[str, ...], topology: Path, output: Path | None, report_dir: Path | None, rejects: Path | None,
+             maps: tuple[str, ...], scheduler: str | None, batch_rows: int, threads: int | None, top: int,
+             progress: bool | None) -> None:
+    """Evaluate request logs (Parquet, CSV, NDJSON; gzip or not; files or directories): where each
+    request's connection to the origin egresses, the tier mix, forwarding flows, load and
+    concurrency. Rows that cannot be evaluated are counted per reason, never dropped silently."""
+    columns = _parse_maps(maps)
+    paths = _check_logs(logs)
+    if scheduler:
+        from .dask_eval import evaluate_dask
+
+        ev = evaluate_dask(paths, topology, columns=columns, output=output, rejects=rejects,
+                           scheduler=scheduler, batch_rows=batch_rows, threads=threads)
+    else:
+        from .evaluation import evaluate as run
+
+        ev = run(paths, topology, columns=columns, output=output, rejects=rejects, batch_rows=batch_rows,
+                 progress=progress, threads=threads, keep_rows=0)
+    console = _console()
+    ev.print(console, top=top)
+    if output is not None:
+        console.print(f"decisions: {output}")
+    if rejects is not None:
+        console.print(f"rejects: {rejects}")
+    if report_dir is not None:
+        html = ev.report(report_dir, top=max(top, 20))
+        console.print(f"report: {html} and {report_dir / 'summary.json'}")
+
+
+@click.command(short_help="Compare evaluations of the same logs under two topologies.")
+@click.argument("logs", nargs=-1, required=True, metavar="LOG...")
+@click.option("--topology", "-t", "topologies", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Give twice: topology A (before), then B (after).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write DIR/summary.json and DIR/report.html.")
+@click.option("--map", "maps", multiple=True, metavar="COL=FIELD", help=_MAP_HELP)
+@click.option("--batch-rows", type=click.IntRange(min=1), default=1 << 20, show_default=True, help="Rows per batch.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Engine threads per batch.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+def compare(logs: tuple[str, ...], topologies: tuple[Path, ...], report_dir: Path | None, maps: tuple[str, ...],
+            batch_rows: int, threads: int | None, top: int, progress: bool | None) -> None:
+    """What-if: evaluate the same logs under topology A and topology B (e.g. two IP placements) and
+    show the tier-mix change, the rows and flows whose egress moved, and the distance saved or added."""
+    if len(topologies) != 2:
+        raise click.BadParameter(f"give --topology exactly twice (A then B), got {len(topologies)}",
+                                 param_hint="--topology")
+    columns = _parse_maps(maps)
+    paths = _check_logs(logs)
+    from .evaluation import compare as run
+
+    c = run(paths, topologies[0], topologies[1], columns=columns, batch_rows=batch_rows, progress=progress,
+            threads=threads)
+    console = _console()
+    c.print(console, top=top)
+    if report_dir is not None:
+        html = c.report(report_dir, top=max(top, 20))
+        console.print(f"report: {html} and {report_dir / 'summary.json'}")

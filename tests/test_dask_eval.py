@@ -1,0 +1,99 @@
+"""af.evaluate_dask on a two-process LocalCluster equals af.evaluate on one machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import aegisfwd as af
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+LOGS = Path(__file__).parent / "fixtures" / "logs"
+
+
+def _log(n: int, seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    colos = np.array(["LHR", "AMS", "JFK", "LHR01", "LHR02", "ZZZ"])
+    zones = np.array(["local.example", "remote.example", "dc.example", "none.example", "pair.example", "x.example"])
+    origins = np.array(["203.0.113.1", "203.0.113.2", "2001:db8:ffff::1", "", "garbage"])
+    return pa.table({
+        "RayID": [f"{i:016x}" for i in range(n)],
+        "EdgeColoCode": colos[rng.integers(0, 6, n)],
+        "ZoneName": zones[rng.integers(0, 6, n)],
+        "OriginIP": origins[rng.choice(5, n, p=[0.45, 0.4, 0.1, 0.03, 0.02])],
+        "ClientIP": [f"198.51.{i % 256}.{(i * 7) % 256}" for i in range(n)],
+        "ClientSrcPort": rng.integers(1024, 65535, n),
+        "EdgeStartTimestamp": 1_700_000_000_000_000_000 + np.sort(rng.integers(0, 10**9, n)),
+        "OriginResponseDurationMs": rng.integers(0, 300, n),
+    })
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as c:
+        with distributed.Client(c) as client:
+            yield client
+
+
+def test_dask_equals_local(cluster, tmp_path):
+    topo = af.load_topology(LOGS / "topology.yaml")
+    table = _log(3000)
+    local = af.evaluate(table, topo, progress=False)
+    ddf = dd.from_pandas(table.to_pandas(), npartitions=5)
+
+    scatters = []
+    real_scatter = cluster.scatter
+
+    def counting_scatter(*args, **kwargs):
+        scatters.append(kwargs.get("broadcast"))
+        return real_scatter(*args, **kwargs)
+
+    cluster.scatter = counting_scatter
+    try:
+        ev = af.evaluate_dask(ddf, topo, client=cluster, output=tmp_path / "out", rejects=tmp_path / "rej")
+    finally:
+        del cluster.scatter
+    assert scatters == [True]  # the engine went to the workers once, broadcast, for all 5 partitions
+    assert ev.summary.rows_in == 3000
+    assert ev.summary.counts_equal(local.summary)
+    assert ev.summary.rejects == local.summary.rejects and ev.summary.rejects
+    assert ev.summary.concurrency.peaks() == local.summary.concurrency.peaks()
+    parts = sorted((tmp_path / "out").glob("part-*.parquet"))
+    assert len(parts) == 5
+    out = pq.read_table(tmp_path / "out")
+    assert out.num_rows == local.summary.rows_decided
+    a = out.select(["RayID", "tier", "egress_server", "egress_ip"]).to_pylist()
+    b = local.decisions.select(["RayID", "tier", "egress_server", "egress_ip"]).to_pylist()
+    key = lambda r: r["RayID"]  # noqa: E731
+    assert sorted(a, key=key) == sorted(b, key=key)
+    assert pq.read_table(tmp_path / "rej").num_rows == local.summary.rows_rejected
+
+
+def test_dask_files_one_task_each(cluster, tmp_path):
+    topo = af.load_topology(LOGS / "topology.yaml")
+    d = tmp_path / "logs"
+    d.mkdir()
+    t = _log(1200, seed=3)
+    pq.write_table(t.slice(0, 500), d / "a.parquet")
+    pq.write_table(t.slice(500), d / "b.parquet")
+    (d / "c.ndjson").write_text((LOGS / "quirks.ndjson").read_text())
+    ev = af.evaluate_dask(d, topo, client=cluster)
+    local = af.evaluate(d, topo, progress=False)
+    assert ev.summary.counts_equal(local.summary)
+    assert ev.summary.rows_in == 1220
+
+
+def test_summaries_of_parts_merge_exactly():
+    topo = af.load_topology(LOGS / "topology.yaml")
+    table = _log(2000, seed=5)
+    whole = af.evaluate(table, topo, progress=False).summary
+    parts = [af.evaluate(table.slice(a, 500), topo, progress=False).summary for a in range(0, 2000, 500)]
+    merged = af.evaluation.Summary.merge_all(parts)
+    assert merged.counts_equal(whole)
+    assert merged.to_dict()["concurrency"] == whole.to_dict()["concurrency"]
