@@ -1,0 +1,272 @@
+"""What is measured: each path prepared on a workload, ready to be timed, and how its answer is checked.
+
+A ``Prepared`` path holds a ``run`` callable (the timed work: it decides ``rows`` requests of the
+workload and returns whatever the path returns) and ``columns`` (untimed: turns that return value into
+result columns for the agreement check). ``Bench`` builds paths and caches what they share per topology
+(the compiled engine, the reference engine, the peers), so workloads on the same topology reuse them.
+
+Paths (``path`` names in records):
+
+* ``engine.decide_batch``: ``af.Engine.decide_batch(..., threads=t)`` on all rows;
+* ``engine.decide[<backend>]``: ``engine.decide`` called once per row from Python, for each scalar
+  backend the engine offers (the Cython path and the pybind11 path), on the first ``scalar_rows`` rows;
+* ``reference.decide``: ``af.ReferenceEngine.decide`` per row, same rows;
+* ``peer.python`` (full decision, per row, same rows), ``peer.numpy`` (full, vectorised, all rows),
+  ``peer.numpy[tier+location]`` and ``peer.duckdb`` (tier + location, all rows; DuckDB on ``t``
+  threads).
+
+Every path takes the workload's index columns (int32 server and pool, uint8 family, uint64 flow);
+per-row paths get them as Python ints (converted before timing).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .workloads import Workload
+
+__all__ = [
+    "FULL_COLUMNS",
+    "TIER_LOCATION_COLUMNS",
+    "Bench",
+    "Prepared",
+    "Unavailable",
+    "all_cores",
+    "compare_columns",
+    "peers_package",
+    "scalar_backends",
+]
+
+FULL_COLUMNS = ("tier", "server", "dc", "location", "ip", "distance")
+TIER_LOCATION_COLUMNS = ("tier", "location", "distance")
+Columns = dict[str, np.ndarray]
+
+
+def all_cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def compared_columns(computes: str) -> tuple[str, ...]:
+    return FULL_COLUMNS if computes == "full" else TIER_LOCATION_COLUMNS
+
+
+def compare_columns(result: Columns, expected: Columns, computes: str, rows: int | None = None) -> bool:
+    """True when ``result`` equals ``expected`` on the columns ``computes`` covers (first ``rows`` rows of
+    both; NaN distances compare equal)."""
+    for name in compared_columns(computes):
+        a = np.asarray(result[name])
+        b = np.asarray(expected[name])
+        if rows is not None:
+            a, b = a[:rows], b[:rows]
+        if a.shape != b.shape or not np.array_equal(a, b, equal_nan=(name == "distance")):
+            return False
+    return True
+
+
+def peers_package() -> ModuleType:
+    """The peers package: ``benchmarks/peers`` of the source checkout this package runs from (so edits
+    count without a rebuild), else the copy installed as ``aegisfwd._peers``."""
+    name = "aegisfwd._peers"
+    if name in sys.modules:
+        return sys.modules[name]
+    source = Path(__file__).resolve().parents[3] / "benchmarks" / "peers" / "__init__.py"
+    if source.is_file():
+        spec = importlib.util.spec_from_file_location(name, source, submodule_search_locations=[str(source.parent)])
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(name)
+
+
+def peer_module(name: str) -> ModuleType:
+    """``aegisfwd._peers.<name>`` (``pure_python``, ``numpy_peer``, ``duckdb_peer``)."""
+    return importlib.import_module(f"{peers_package().__name__}.{name}")
+
+
+def scalar_backends(engine: Any) -> dict[str, Callable[[int, int, int, int], Any]]:
+    """The engine's scalar decision paths by name, as callables on indices.
+
+    * ``cython``: ``engine.decide``, the public scalar call (``aegisfwd._fast``, returns a decision
+      object);
+    * ``pybind11``: ``decide`` of the pybind11 class ``aegisfwd._core.Engine`` built on the same
+      compiled arrays, states and kernel (returns a tuple of indices).
+
+    An engine offering ``scalar_backends()`` answers for itself; one without a compiled core (the
+    reference backend) offers its ``decide`` as ``"default"``.
+    """
+    backends = getattr(engine, "scalar_backends", None)
+    if callable(backends):
+        return dict(backends())
+    if getattr(engine, "backend", None) != "compiled":
+        return {"default": engine.decide}
+    from .. import _core
+
+    core = _core.Engine(engine.compiled.arrays, np.ascontiguousarray(engine.states, np.uint8), engine.isa)
+    return {"cython": engine.decide, "pybind11": core.decide}
+
+
+def _decisions_to_columns(answers: Sequence[Any]) -> Columns:
+    """Columns from per-row answers: ``Decision`` objects or ``(tier, server, dc, location, ip, distance)``
+    tuples of indices."""
+    n = len(answers)
+    out: Columns = {
+        "tier": np.empty(n, np.uint8),
+        **{k: np.empty(n, np.int32) for k in ("server", "dc", "location", "ip")},
+        "distance": np.empty(n, np.float64),
+    }
+    for i, a in enumerate(answers):
+        if isinstance(a, tuple):
+            row = a
+        else:
+            row = (a.tier, a.server_index, a.dc_index, a.location_index, a.ip_index, a.distance)
+        for name, v in zip(FULL_COLUMNS, row):
+            out[name][i] = v
+    return out
+
+
+class Unavailable(Exception):
+    """A path that cannot run in this installation (the message says why)."""
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return True
+
+
+@dataclass
+class Prepared:
+    """One path, ready to time on ``rows`` rows of ``workload``."""
+
+    path: str
+    computes: str
+    threads: int
+    rows: int
+    run: Callable[[], Any]
+    columns: Callable[[Any], Columns] = field(default=lambda r: r)
+
+
+class Bench:
+    """Builds paths on workloads; engines and peers are built once per topology and reused."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, str], Any] = {}
+        self._topologies: dict[int, Any] = {}  # keep topologies alive so ids stay unique
+
+    def shared(self, workload: Workload, what: str, build: Callable[[], Any]) -> Any:
+        key = (id(workload.topology), what)
+        if key not in self._cache:
+            self._topologies[id(workload.topology)] = workload.topology
+            self._cache[key] = build()
+        return self._cache[key]
+
+    # ---- shared objects ------------------------------------------------------------------------
+    def engine(self, w: Workload) -> Any:
+        import aegisfwd as af
+
+        return self.shared(w, "engine", lambda: af.Engine(w.topology))
+
+    def reference(self, w: Workload) -> Any:
+        import aegisfwd as af
+
+        return self.shared(w, "reference", lambda: af.ReferenceEngine(w.topology))
+
+    def peer(self, w: Workload, kind: str) -> Any:
+        """``python``, ``numpy``, ``numpy[tier+location]`` or ``duckdb``."""
+        if kind == "python":
+            return self.shared(w, kind, lambda: peer_module("pure_python").PurePythonPeer(w.topology))
+        if kind == "numpy":
+            return self.shared(w, kind, lambda: peer_module("numpy_peer").NumpyPeer(w.topology))
+        if kind == "numpy[tier+location]":
+            full = self.peer(w, "numpy")
+            return self.shared(w, kind, lambda: full.with_computes("tier+location"))
+        if kind == "duckdb":
+            return self.shared(w, kind, lambda: peer_module("duckdb_peer").DuckDBPeer(w.topology))
+        raise ValueError(f"unknown peer {kind!r}")
+
+    # ---- expected answers --------------------------------------------------------------------
+    def reference_columns(self, w: Workload, rows: int) -> Columns:
+        """``ReferenceEngine.decide_batch`` on the first ``rows`` requests."""
+        h = w.head(rows)
+        return self.reference(w).decide_batch(*h.columns).columns()
+
+    # ---- paths ---------------------------------------------------------------------------------
+    def batch(self, w: Workload, threads: int) -> Prepared:
+        engine = self.engine(w)
+        cols = w.columns
+        if not _accepts(engine.decide_batch, "threads"):
+            if threads != 1:
+                raise Unavailable(f"{type(engine).__name__}.decide_batch has no threads argument")
+
+            def run() -> Any:
+                return engine.decide_batch(*cols)
+
+            return Prepared("engine.decide_batch", "full", 1, len(w), run, lambda r: r.columns())
+
+        def run() -> Any:
+            return engine.decide_batch(*cols, threads=threads)
+
+        return Prepared("engine.decide_batch", "full", threads, len(w), run, lambda r: r.columns())
+
+    def scalar(self, w: Workload, rows: int) -> list[Prepared]:
+        """``engine.decide[<backend>]`` for every scalar backend, then ``reference.decide``."""
+        h = w.head(rows)
+        args = list(zip(*(c.tolist() for c in h.columns)))
+        out = []
+        named = [(f"engine.decide[{k}]", f) for k, f in scalar_backends(self.engine(w)).items()]
+        named.append(("reference.decide", self.reference(w).decide))
+        for name, decide in named:
+
+            def run(decide: Callable[..., Any] = decide) -> list[Any]:
+                return [decide(s, p, f, h) for s, p, f, h in args]
+
+            out.append(Prepared(name, "full", 1, len(h), run, _decisions_to_columns))
+        return out
+
+    def scalar_path(self, w: Workload, rows: int, name: str) -> Prepared:
+        """One of ``scalar``'s paths by name; ``Unavailable`` when the engine has no such backend."""
+        for p in self.scalar(w, rows):
+            if p.path == name:
+                return p
+        offered = ", ".join(scalar_backends(self.engine(w)))
+        raise Unavailable(f"{name}: {type(self.engine(w)).__name__} offers the scalar backends: {offered}")
+
+    def python_peer(self, w: Workload, rows: int) -> Prepared:
+        peer = self.peer(w, "python")
+        h = w.head(rows)
+        return Prepared("peer.python", peer.computes, 1, len(h), lambda: peer.decide_batch(*h.columns))
+
+    def numpy_peer(self, w: Workload, computes: str = "full") -> Prepared:
+        kind = "numpy" if computes == "full" else "numpy[tier+location]"
+        peer = self.peer(w, kind)
+        cols = w.columns
+        return Prepared(f"peer.{kind}", peer.computes, 1, len(w), lambda: peer.decide_batch(*cols))
+
+    def duckdb_peer(self, w: Workload, threads: int) -> Prepared:
+        peer = self.peer(w, "duckdb")
+        cols = w.columns
+
+        def run() -> Columns:
+            peer.set_threads(threads)
+            return peer.decide_batch(*cols)
+
+        return Prepared("peer.duckdb", peer.computes, threads, len(w), run)

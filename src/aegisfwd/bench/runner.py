@@ -1,0 +1,171 @@
+"""Run the comparison: every path on every workload, checked, then timed, against the floor of the same run.
+
+For each workload, in one process and one run (the machine may be shared and noisy, so only ratios
+measured side by side are compared):
+
+1. the floor (``floor.measure_floor``) on the workload's row count, at every thread count used;
+2. the expected answers: ``ReferenceEngine`` on the first ``check_rows`` requests;
+3. every path: one untimed call whose answer is checked, then the best of ``repeat`` timed calls.
+   A path ``agrees`` when its columns (all six for ``computes="full"``; tier, location and distance for
+   ``"tier+location"``) equal the reference's on the rows both have, and equal the compiled engine's
+   single-threaded batch answer on every row the path decided.
+
+``Settings.quick()`` is the few-second run the tests use, ``Settings.short()`` the default of
+``aegisfwd bench`` (under a minute on 2 cores once the compiled engine is in); the full suite is
+``pytest benchmarks/`` (pytest-benchmark).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .floor import Floor, best_time, measure_floor
+from .paths import Bench, Prepared, Unavailable, all_cores, compare_columns
+from .workloads import WORKLOADS, Workload, make
+
+__all__ = ["Record", "Settings", "WorkloadReport", "default_threads", "run"]
+
+TIER_NAMES = ("LOCAL", "SAME_DC", "SAME_LOCATION", "REMOTE", "UNAVAILABLE")
+
+
+def default_threads() -> tuple[int, ...]:
+    """1, 2, 4, ... up to every core, and every core."""
+    cores = all_cores()
+    out = []
+    t = 1
+    while t < cores:
+        out.append(t)
+        t *= 2
+    out.append(cores)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Settings:
+    workloads: tuple[str, ...] = WORKLOADS
+    n: int = 100_000
+    scalar_rows: int = 2_000
+    check_rows: int = 5_000
+    threads: tuple[int, ...] = field(default_factory=default_threads)
+    repeat: int = 3
+    seed: int = 0
+    peers: bool = True
+
+    @classmethod
+    def short(cls) -> "Settings":
+        return cls()
+
+    @classmethod
+    def quick(cls) -> "Settings":
+        cores = all_cores()
+        return cls(workloads=("world",), n=2_000, scalar_rows=200, check_rows=2_000,
+                   threads=tuple(sorted({1, cores})), repeat=1)
+
+    def normalized(self) -> "Settings":
+        threads = tuple(sorted(set(self.threads) | {1}))  # 1 thread is the reference answer for the rest
+        return replace(self, threads=threads, scalar_rows=min(self.scalar_rows, self.n),
+                       check_rows=min(self.check_rows, self.n))
+
+
+@dataclass(frozen=True)
+class Record:
+    """One measured path on one workload (``aegisfwd bench --json`` prints a list of these)."""
+
+    path: str
+    workload: str
+    threads: int
+    computes: str
+    decisions_per_s: float
+    agrees: bool
+    fraction_of_floor: float
+    rows: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class WorkloadReport:
+    """Records of one workload with what the table prints around them."""
+
+    workload: str
+    rows: int
+    tiers: dict[str, float]
+    floors: dict[int, Floor]
+    records: list[Record]
+    skipped: list[str] = field(default_factory=list)
+
+
+def _tier_mix(tier: np.ndarray) -> dict[str, float]:
+    counts = np.bincount(tier, minlength=256)
+    return {name: float(counts[t]) / max(1, len(tier)) for t, name in enumerate(TIER_NAMES) if counts[t]}
+
+
+def path_builders(bench: Bench, w: Workload, s: Settings) -> list[Callable[[], Prepared]]:
+    """Every path of a run, the single-threaded engine batch first (its answer checks the rest)."""
+    out: list[Callable[[], Prepared]] = [lambda t=t: bench.batch(w, t) for t in s.threads]
+    out.append(lambda: bench.scalar(w, s.scalar_rows))  # type: ignore[arg-type,return-value]
+    if s.peers:
+        out.append(lambda: bench.python_peer(w, s.scalar_rows))
+        out.append(lambda: bench.numpy_peer(w, "full"))
+        out.append(lambda: bench.numpy_peer(w, "tier+location"))
+        out += [lambda t=t: bench.duckdb_peer(w, t) for t in s.threads]
+    return out
+
+
+def run_workload(bench: Bench, w: Workload, s: Settings, progress: Callable[[str], None] | None = None) -> WorkloadReport:
+    say = progress or (lambda _msg: None)
+    say(f"{w.name}: floor")
+    floors = {t: measure_floor(len(w), t) for t in s.threads}
+    say(f"{w.name}: reference answers for {s.check_rows} rows")
+    expected = bench.reference_columns(w, s.check_rows)
+    truth: dict[str, np.ndarray] | None = None
+    records = []
+    skipped = []
+    prepared: list[Prepared] = []
+    for build in path_builders(bench, w, s):
+        try:
+            got = build()
+        except Unavailable as exc:
+            skipped.append(str(exc))
+            continue
+        prepared += got if isinstance(got, list) else [got]
+    for p in prepared:
+        say(f"{w.name}: {p.path} (threads={p.threads}, rows={p.rows})")
+        cols = p.columns(p.run())
+        if truth is None:
+            truth = cols  # engine.decide_batch on 1 thread, every row
+        agrees = compare_columns(cols, expected, p.computes, rows=min(p.rows, s.check_rows)) and compare_columns(
+            cols, truth, p.computes, rows=p.rows
+        )
+        del cols
+        seconds = best_time(p.run, s.repeat)
+        rate = p.rows / seconds
+        records.append(
+            Record(p.path, w.name, p.threads, p.computes, rate, bool(agrees), rate / floors[p.threads].decisions_per_s, p.rows)
+        )
+    assert truth is not None
+    return WorkloadReport(w.name, len(w), _tier_mix(truth["tier"]), floors, records, skipped)
+
+
+def run(settings: Settings, progress: Callable[[str], None] | None = None) -> list[WorkloadReport]:
+    s = settings.normalized()
+    bench = Bench()
+    return [run_workload(bench, make(name, s.n, s.seed), s, progress) for name in s.workloads]
+
+
+def records(reports: Sequence[WorkloadReport]) -> list[Record]:
+    return [r for rep in reports for r in rep.records]
+
+
+def fastest_peer_ratio(report: WorkloadReport) -> dict[int, float]:
+    """For each record (by position): its rate over the fastest peer's that computes the same thing."""
+    best: dict[str, float] = {}
+    for r in report.records:
+        if r.path.startswith("peer."):
+            best[r.computes] = max(best.get(r.computes, 0.0), r.decisions_per_s)
+    return {i: r.decisions_per_s / best[r.computes] for i, r in enumerate(report.records) if r.computes in best}
