@@ -1,0 +1,182 @@
+"""Shared setup of the benchmark suite: sizes, workloads, expected answers, floors.
+
+Sizes come from the environment, with defaults that depend on whether pytest-benchmark times anything:
+
+=============================  ======================  ==================================
+variable                       timed (default)         ``--benchmark-disable`` (smoke)
+=============================  ======================  ==================================
+``AEGISFWD_BENCH_N``           10,000,000 requests     2,000
+``AEGISFWD_BENCH_SCALAR_N``    20,000 (per-row paths)  200
+``AEGISFWD_BENCH_CHECK_N``     20,000 (reference)      2,000
+``AEGISFWD_BENCH_EVAL_N``      1,000,000 log rows      2,000
+``AEGISFWD_BENCH_ROUNDS``      3                       1
+``AEGISFWD_BENCH_THREADS``     1,2,4,… and all cores   1 and all cores
+``AEGISFWD_BENCH_WORKLOADS``   world,ipv6-heavy,scarce-ipv4
+=============================  ======================  ==================================
+
+Expensive objects (engines, peers, reference answers) are built once per session and shared by every
+test on the same topology.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aegisfwd.bench.floor import Floor, measure_floor
+from aegisfwd.bench.paths import Bench, Prepared, all_cores, compare_columns
+from aegisfwd.bench.runner import default_threads
+from aegisfwd.bench.workloads import WORKLOADS, Workload, make
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value.replace("_", "")) if value else default
+
+
+def _env_list(name: str, default: tuple[Any, ...], cast: type = str) -> tuple[Any, ...]:
+    value = os.environ.get(name)
+    return tuple(cast(v.strip()) for v in value.split(",") if v.strip()) if value else default
+
+
+@dataclass(frozen=True)
+class Sizes:
+    n: int
+    scalar_n: int
+    check_n: int
+    eval_n: int
+    rounds: int
+    threads: tuple[int, ...]
+    workloads: tuple[str, ...]
+
+
+def _sizes(timed: bool) -> Sizes:
+    threads = default_threads() if timed else tuple(sorted({1, all_cores()}))
+    n = _env_int("AEGISFWD_BENCH_N", 10_000_000 if timed else 2_000)
+    return Sizes(
+        n=n,
+        scalar_n=min(n, _env_int("AEGISFWD_BENCH_SCALAR_N", 20_000 if timed else 200)),
+        check_n=min(n, _env_int("AEGISFWD_BENCH_CHECK_N", 20_000 if timed else 2_000)),
+        eval_n=_env_int("AEGISFWD_BENCH_EVAL_N", 1_000_000 if timed else 2_000),
+        rounds=_env_int("AEGISFWD_BENCH_ROUNDS", 3 if timed else 1),
+        threads=tuple(sorted(set(_env_list("AEGISFWD_BENCH_THREADS", threads, int)) | {1})),
+        workloads=_env_list("AEGISFWD_BENCH_WORKLOADS", WORKLOADS),
+    )
+
+
+_SIZES: Sizes | None = None
+
+
+def sizes_of(config: pytest.Config) -> Sizes:
+    global _SIZES
+    if _SIZES is None:
+        _SIZES = _sizes(timed=not config.getoption("benchmark_disable", False))
+    return _SIZES
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    s = sizes_of(metafunc.config)
+    if "workload_name" in metafunc.fixturenames:
+        metafunc.parametrize("workload_name", s.workloads, scope="session")
+    if "threads" in metafunc.fixturenames:
+        metafunc.parametrize("threads", s.threads, ids=lambda t: f"{t}t")
+
+
+@pytest.fixture(scope="session")
+def sizes(request: pytest.FixtureRequest) -> Sizes:
+    return sizes_of(request.config)
+
+
+@pytest.fixture(scope="session")
+def bench() -> Bench:
+    """Engines and peers, built once per topology."""
+    return Bench()
+
+
+class _Session:
+    """Per-workload objects computed once: the workload, its reference answers, the engine's answer, floors."""
+
+    def __init__(self) -> None:
+        self.workloads: dict[str, Workload] = {}
+        self.expected: dict[str, dict[str, np.ndarray]] = {}
+        self.truth: dict[str, dict[str, np.ndarray]] = {}
+        self.floors: dict[tuple[str, int], Floor] = {}
+
+
+@pytest.fixture(scope="session")
+def _session() -> _Session:
+    return _Session()
+
+
+@pytest.fixture(scope="session")
+def workload(workload_name: str, sizes: Sizes, _session: _Session) -> Workload:
+    if workload_name not in _session.workloads:
+        _session.workloads[workload_name] = make(workload_name, sizes.n)
+    return _session.workloads[workload_name]
+
+
+@pytest.fixture(scope="session")
+def expected(workload: Workload, bench: Bench, sizes: Sizes, _session: _Session) -> dict[str, np.ndarray]:
+    """ReferenceEngine's answers for the first ``check_n`` requests."""
+    if workload.name not in _session.expected:
+        _session.expected[workload.name] = bench.reference_columns(workload, sizes.check_n)
+    return _session.expected[workload.name]
+
+
+@pytest.fixture(scope="session")
+def truth(workload: Workload, bench: Bench, expected: dict[str, np.ndarray], sizes: Sizes,
+          _session: _Session) -> dict[str, np.ndarray]:
+    """The compiled engine's single-threaded answers for every request, checked against the reference."""
+    if workload.name not in _session.truth:
+        p = bench.batch(workload, 1)
+        cols = p.columns(p.run())
+        assert compare_columns(cols, expected, "full", rows=sizes.check_n), "engine disagrees with ReferenceEngine"
+        _session.truth[workload.name] = cols
+    return _session.truth[workload.name]
+
+
+@pytest.fixture(scope="session")
+def floor_of(workload: Workload, sizes: Sizes, _session: _Session):  # noqa: ANN201
+    """``floor_of(threads)``: the copy floor on this workload's row count (measured once per thread count)."""
+
+    def get(threads: int) -> Floor:
+        key = (workload.name, threads)
+        if key not in _session.floors:
+            _session.floors[key] = measure_floor(len(workload), threads)
+        return _session.floors[key]
+
+    return get
+
+
+@pytest.fixture
+def check_then_time(benchmark: Any, expected: dict[str, np.ndarray], truth: dict[str, np.ndarray], sizes: Sizes):  # noqa: ANN201
+    """``check_then_time(prepared, floor=None)``: see ``_check_then_time``."""
+    return lambda p, floor=None: _check_then_time(benchmark, p, expected, truth, sizes, floor)
+
+
+def _check_then_time(benchmark: Any, p: Prepared, expected: dict[str, np.ndarray], truth: dict[str, np.ndarray],
+                     sizes: Sizes, floor: Floor | None = None) -> None:
+    """Check ``p`` against the reference (first ``check_n`` rows) and the engine (every row it decides),
+    then time it; the result of every timed call is checked again in smoke mode (one untimed call)."""
+
+    def check(result: Any) -> None:
+        cols = p.columns(result)
+        assert compare_columns(cols, expected, p.computes, rows=min(p.rows, sizes.check_n)), (
+            f"{p.path} disagrees with ReferenceEngine"
+        )
+        assert compare_columns(cols, truth, p.computes, rows=p.rows), f"{p.path} disagrees with the engine"
+
+    benchmark.extra_info.update(path=p.path, computes=p.computes, threads=p.threads, rows=p.rows)
+    if not benchmark.enabled:
+        check(benchmark(p.run))
+        return
+    check(p.run())
+    benchmark.pedantic(p.run, rounds=sizes.rounds, iterations=1)
+    best = benchmark.stats.stats.min
+    benchmark.extra_info["decisions_per_s"] = p.rows / best
+    if floor is not None:
+        benchmark.extra_info["fraction_of_floor"] = p.rows / best / floor.decisions_per_s
