@@ -29,18 +29,19 @@ TIER_COLORS = {
 # ---------------------------------------------------------------------------------------------
 # Plot helpers
 # ---------------------------------------------------------------------------------------------
-def _figure(w: float = 8.0, h: float = 3.6) -> Any:
+def _figure(w: float = 8.0, h: float = 3.6, *, left: float = 0.1, bottom: float = 0.15, wspace: float = 0.3) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(w, h), dpi=100)
     FigureCanvasAgg(fig)
+    # Fixed margins rather than tight_layout, which draws every figure twice.
+    fig.subplots_adjust(left=left, right=0.97, bottom=bottom, top=0.88, wspace=wspace)
     return fig
 
 
 def _png(fig: Any) -> str:
     buf = io.BytesIO()
-    fig.tight_layout()
     fig.savefig(buf, format="png")
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -50,7 +51,7 @@ def _img(b64: str, alt: str) -> str:
 
 
 def _stacked(rows: list[tuple[str, dict[str, int]]], title: str) -> str:
-    fig = _figure(9, max(2.5, 0.28 * len(rows) + 1.2))
+    fig = _figure(9, max(2.5, 0.28 * len(rows) + 1.2), left=0.2, bottom=0.6 / max(2.5, 0.28 * len(rows) + 1.2))
     ax = fig.add_subplot(1, 1, 1)
     labels = [k for k, _ in rows][::-1]
     left = [0.0] * len(rows)
@@ -59,9 +60,8 @@ def _stacked(rows: list[tuple[str, dict[str, int]]], title: str) -> str:
         ax.barh(labels, vals, left=left, color=TIER_COLORS[t], label=t)
         left = [a + b for a, b in zip(left, vals)]
     ax.set_xlim(0, 1)
-    ax.set_xlabel("share of rows")
-    ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=7, ncol=len(TIERS))
+    ax.set_xlabel(f"share of rows, {title}")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=7, ncol=len(TIERS), frameon=False)
     ax.tick_params(axis="y", labelsize=7)
     return _png(fig)
 
@@ -82,7 +82,7 @@ def _tier_bar(summary: Summary) -> str:
 def _load_plot(top: list[tuple[str, int]], counts: dict[str, int], what: str) -> str:
     import numpy as np
 
-    fig = _figure(10, 3.4)
+    fig = _figure(10, 3.4, left=0.16, wspace=0.35)
     ax1 = fig.add_subplot(1, 2, 1)
     ax1.barh([k for k, _ in top][::-1], [v for _, v in top][::-1], color="#1f77b4")
     ax1.set_title(f"Top {len(top)} {what} by rows")
@@ -140,7 +140,8 @@ def _concurrency_plot(peaks: list[dict[str, Any]], top: int) -> str | None:
     if not peaks:
         return None
     rows = peaks[:top]
-    fig = _figure(10, max(2.5, 0.28 * len(rows) + 1.2))
+    h = max(2.5, 0.28 * len(rows) + 1.2)
+    fig = _figure(10, h, left=0.38, bottom=0.6 / h)
     ax = fig.add_subplot(1, 1, 1)
     labels = [f"{p['egress_ip']} → {p['origin']}" for p in rows][::-1]
     vals = [p["peak"] for p in rows][::-1]
@@ -202,73 +203,92 @@ def _page(title: str, meta: dict[str, Any], sections: list[tuple[str, str, str]]
 # ---------------------------------------------------------------------------------------------
 # Evaluation report
 # ---------------------------------------------------------------------------------------------
-def _sections(s: Summary, top: int, prefix: str = "") -> list[tuple[str, str, str]]:
+def _sections(s: Summary, top: int, prefix: str = "", only: set[str] | None = None) -> list[tuple[str, str, str]]:
+    """The report's sections as (id, title, HTML); ``only`` draws just those ids (unprefixed)."""
     unit = s.distance_unit
     out: list[tuple[str, str, str]] = []
-    totals = [
-        ["rows in", s.rows_in],
-        ["rows decided", s.rows_decided],
-        ["rows rejected", s.rows_rejected],
-        ["forwarded rows (not LOCAL)", s.forwarded_rows],
-        [f"mean distance ingress → egress ({unit})", s.mean_distance],
-        [f"total added distance ({unit})", s.distance_sum],
-        ["rows whose colo had no up server (ingress among all its servers)", s.ingress_fallback_rows],
-        ["rows with timing (for concurrency)", s.timed_rows],
-    ]
-    errs = "".join(f"<li class=\"bad\">{_e(e)}</li>" for e in s.input_errors)
-    out.append((prefix + "totals", "Totals", _table(["", "value"], totals) + (f"<ul>{errs}</ul>" if errs else "")))
-    rej = sorted(s.rejects.items(), key=lambda kv: -kv[1])
-    out.append((prefix + "rejects", "Rejected rows by reason",
-                _table(["reason", "rows", "share of rows in"], [[k, v, v / max(s.rows_in, 1)] for k, v in rej])
-                if rej else '<p class="note">no rejected rows</p>'))
-    share = s.tier_share()
-    out.append((prefix + "tier-mix", "Tier mix",
-                _img(_tier_bar(s), "tier mix") + _table(["tier", "rows", "share"], [[t, s.tiers.get(t, 0), share[t]] for t in TIERS])))
-    locs = s.top_locations(top)
-    loc_rows = [[k] + [v.get(t, 0) for t in TIERS] + [sum(v.values())] for k, v in locs]
-    out.append((prefix + "tier-by-location", f"Tier mix per ingress location (top {len(locs)} by rows)",
-                (_img(_stacked(locs, "per ingress location"), "tier mix per ingress location") if locs else "")
-                + _table(["location", *TIERS, "rows"], loc_rows)))
-    pools = s.top_pools(top)
-    pool_rows = [[k] + [v.get(t, 0) for t in TIERS] + [sum(v.values())] for k, v in pools]
-    out.append((prefix + "tier-by-pool", f"Tier mix per pool (top {len(pools)} by rows)",
-                (_img(_stacked(pools, "per pool"), "tier mix per pool") if pools else "")
-                + _table(["pool", *TIERS, "rows"], pool_rows)))
-    flows = s.top_flows(top)
-    out.append((prefix + "flows", f"Top forwarding flows between locations (top {len(flows)})",
-                _table(["ingress location", "egress location", "rows", f"distance ({unit})", f"added distance ({unit})"],
-                       [[f["ingress_location"], f["egress_location"], f["rows"], f["distance"], f["added_distance"]] for f in flows])
-                if flows else '<p class="note">no row was forwarded to another location</p>'))
-    m = _flow_map(s, top)
-    out.append((prefix + "flow-map", "Map of forwarding flows",
-                _img(m, "map of forwarding flows") if m else '<p class="note">no coordinates in the topology (distance matrix only)</p>'))
+
+    def want(sid: str) -> bool:
+        return only is None or sid in only
+
+    if want("totals"):
+        totals = [
+            ["rows in", s.rows_in],
+            ["rows decided", s.rows_decided],
+            ["rows rejected", s.rows_rejected],
+            ["forwarded rows (not LOCAL)", s.forwarded_rows],
+            [f"mean distance ingress → egress ({unit})", s.mean_distance],
+            [f"total added distance ({unit})", s.distance_sum],
+            ["rows whose colo had no up server (ingress among all its servers)", s.ingress_fallback_rows],
+            ["rows with timing (for concurrency)", s.timed_rows],
+        ]
+        errs = "".join(f"<li class=\"bad\">{_e(e)}</li>" for e in s.input_errors)
+        out.append((prefix + "totals", "Totals", _table(["", "value"], totals) + (f"<ul>{errs}</ul>" if errs else "")))
+    if want("rejects"):
+        rej = sorted(s.rejects.items(), key=lambda kv: -kv[1])
+        out.append((prefix + "rejects", "Rejected rows by reason",
+                    _table(["reason", "rows", "share of rows in"], [[k, v, v / max(s.rows_in, 1)] for k, v in rej])
+                    if rej else '<p class="note">no rejected rows</p>'))
+    if want("tier-mix"):
+        share = s.tier_share()
+        out.append((prefix + "tier-mix", "Tier mix",
+                    _img(_tier_bar(s), "tier mix")
+                    + _table(["tier", "rows", "share"], [[t, s.tiers.get(t, 0), share[t]] for t in TIERS])))
+    if want("tier-by-location"):
+        locs = s.top_locations(top)
+        loc_rows = [[k] + [v.get(t, 0) for t in TIERS] + [sum(v.values())] for k, v in locs]
+        out.append((prefix + "tier-by-location", f"Tier mix per ingress location (top {len(locs)} by rows)",
+                    (_img(_stacked(locs, "per ingress location"), "tier mix per ingress location") if locs else "")
+                    + _table(["location", *TIERS, "rows"], loc_rows)))
+    if want("tier-by-pool"):
+        pools = s.top_pools(top)
+        pool_rows = [[k] + [v.get(t, 0) for t in TIERS] + [sum(v.values())] for k, v in pools]
+        out.append((prefix + "tier-by-pool", f"Tier mix per pool (top {len(pools)} by rows)",
+                    (_img(_stacked(pools, "per pool"), "tier mix per pool") if pools else "")
+                    + _table(["pool", *TIERS, "rows"], pool_rows)))
+    if want("flows"):
+        flows = s.top_flows(top)
+        out.append((prefix + "flows", f"Top forwarding flows between locations (top {len(flows)})",
+                    _table(["ingress location", "egress location", "rows", f"distance ({unit})",
+                            f"added distance ({unit})"],
+                           [[f["ingress_location"], f["egress_location"], f["rows"], f["distance"], f["added_distance"]]
+                            for f in flows])
+                    if flows else '<p class="note">no row was forwarded to another location</p>'))
+    if want("flow-map"):
+        m = _flow_map(s, top)
+        out.append((prefix + "flow-map", "Map of forwarding flows",
+                    _img(m, "map of forwarding flows") if m
+                    else '<p class="note">no coordinates in the topology (distance matrix only)</p>'))
     for sid, what, counts, topn in (
         ("load-servers", "egress servers", s.egress_servers, s.top_egress_servers(top)),
         ("load-ips", "egress IPs", s.egress_ips, s.top_egress_ips(top)),
     ):
+        if not want(sid):
+            continue
         st = s.load_stats(counts)
         content = (_img(_load_plot(topn, counts, what), f"load per {what}") if counts else "") + _table(
             ["statistic", "rows"], [[k, v] for k, v in st.items()]
         ) + _table([what[:-1], "rows"], [list(x) for x in topn])
         out.append((prefix + sid, f"Load per {what[:-1]}", content))
-    peaks = s.concurrency.peaks()
-    if peaks:
-        over = sum(1 for p in peaks if p["peak"] > CONNECTION_LIMIT)
-        plot = _concurrency_plot(peaks, top)
-        content = (
-            f"<p>Peak concurrent origin connections per (egress IP, origin IP:port), from each row's start "
-            f"time and origin duration at {s.concurrency.resolution_ms} ms resolution, against the documented "
-            f"limit of {CONNECTION_LIMIT:,} per egress IP per origin IP:port. "
-            f"<span class=\"{'bad' if over else ''}\">{over} of {len(peaks):,} pairs over the limit.</span> "
-            "Sampled logs show the sampled rows only.</p>"
-            + (_img(plot, "peak concurrent connections") if plot else "")
-            + _table(["egress IP", "origin", "peak", "share of limit", "first at"],
-                     [[p["egress_ip"], p["origin"], p["peak"], p["share_of_limit"], p["at"]] for p in peaks[:top]])
-        )
-    else:
-        content = ('<p class="note">the log has no usable start timestamps and origin durations '
-                   "(EdgeStartTimestamp with OriginResponseDurationMs or OriginResponseTime)</p>")
-    out.append((prefix + "concurrency", "Concurrent connections per egress IP and origin", content))
+    if want("concurrency"):
+        peaks = s.concurrency.peaks()
+        if peaks:
+            over = sum(1 for p in peaks if p["peak"] > CONNECTION_LIMIT)
+            plot = _concurrency_plot(peaks, top)
+            content = (
+                f"<p>Peak concurrent origin connections per (egress IP, origin IP:port), from each row's start "
+                f"time and origin duration at {s.concurrency.resolution_ms} ms resolution, against the documented "
+                f"limit of {CONNECTION_LIMIT:,} per egress IP per origin IP:port. "
+                f"<span class=\"{'bad' if over else ''}\">{over} of {len(peaks):,} pairs over the limit.</span> "
+                "Sampled logs show the sampled rows only.</p>"
+                + (_img(plot, "peak concurrent connections") if plot else "")
+                + _table(["egress IP", "origin", "peak", "share of limit", "first at"],
+                         [[p["egress_ip"], p["origin"], p["peak"], p["share_of_limit"], p["at"]] for p in peaks[:top]])
+            )
+        else:
+            content = ('<p class="note">the log has no usable start timestamps and origin durations '
+                       "(EdgeStartTimestamp with OriginResponseDurationMs or OriginResponseTime)</p>")
+        out.append((prefix + "concurrency", "Concurrent connections per egress IP and origin", content))
     return out
 
 
@@ -327,7 +347,7 @@ def _compare_sections(c: Any, top: int) -> list[tuple[str, str, str]]:
     ]
     out.append(("compare-totals", "What changed (A → B)", _table(["", "value"], totals)))
     tc = d.tier_change()
-    fig = _figure(8, 3.2)
+    fig = _figure(8, 3.2, left=0.12)
     ax = fig.add_subplot(1, 1, 1)
     xs = range(len(TIERS))
     ax.bar([x - 0.2 for x in xs], [tc[t]["a"] for t in TIERS], width=0.4, label="A", color="#7f7f7f")
@@ -362,10 +382,8 @@ def write_compare_report(c: Any, directory: str | Path, *, top: int = 20, title:
     doc = {"meta": meta, "diff": c.diff.to_dict(top), "a": c.a.to_dict(top), "b": c.b.to_dict(top)}
     (d / "summary.json").write_text(json.dumps(_clean(doc), indent=1, default=_json_default), encoding="utf-8")
     sections = _compare_sections(c, top)
-    sections += [(sid, f"A: {name}", content) for sid, name, content in _sections(c.a, top, prefix="a-")
-                 if sid in ("a-tier-mix", "a-flows")]
-    sections += [(sid, f"B: {name}", content) for sid, name, content in _sections(c.b, top, prefix="b-")
-                 if sid in ("b-tier-mix", "b-flows")]
+    sections += [(sid, f"A: {name}", content) for sid, name, content in _sections(c.a, top, "a-", {"tier-mix", "flows"})]
+    sections += [(sid, f"B: {name}", content) for sid, name, content in _sections(c.b, top, "b-", {"tier-mix", "flows"})]
     page = _page(title, meta, sections)
     out = d / "report.html"
     out.write_text(page, encoding="utf-8")
