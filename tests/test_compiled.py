@@ -9,6 +9,7 @@ group and location), never from the compiler's own helpers.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import ipaddress
 import json
@@ -16,6 +17,7 @@ import math
 import os
 import pickle
 import random
+import shutil
 import struct
 import tempfile
 import zlib
@@ -992,7 +994,8 @@ def test_large_payload_crc_on_a_second_thread() -> None:
 # properties over random topologies
 # ---------------------------------------------------------------------------------------------
 
-_TMP = tempfile.mkdtemp(prefix="aegisfwd-test-compiled-")
+_TMP = tempfile.mkdtemp(prefix="aegisfwd-test-compiled-")  # hypothesis examples cannot use tmp_path
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 
 
 def _round_trips(topo: Topology) -> None:
