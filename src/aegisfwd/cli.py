@@ -37,8 +37,8 @@ LAZY_COMMANDS: dict[str, str] = {
 }
 LAZY_HELP: dict[str, str] = {
     "evaluate": "Evaluate request logs against a topology [analysis extra].",
-    "compare": "Compare evaluations of the same logs [analysis extra].",
-    "bench": "Benchmark the engine [bench extra].",
+    "compare": "Compare the same logs under two topologies [analysis extra].",
+    "bench": "Benchmark every decision path against peers [bench extra].",
 }
 # Which extra provides the third-party modules a lazy command needs.
 _EXTRA_OF_MODULE = {
@@ -479,7 +479,7 @@ def demo(n_requests: int, seed: int) -> None:
     rate = n_requests / decide_time if decide_time > 0 else float("inf")
     console.print(
         f"[bold]decided[/] {n_requests:,} requests with decide_batch in {decide_time:.2f} s "
-        f"[dim]({_rate(rate)} decisions/s on one thread)[/]",
+        f"[dim]({_rate(rate)} decisions/s)[/]",
         soft_wrap=True,
     )
 
