@@ -10,6 +10,7 @@ The contract is SPEC.md; ``docs/`` documents the hashing scheme and the compiled
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from ._hashing import HASH_SCHEME_VERSION
@@ -61,19 +62,20 @@ __all__ = [
 ]
 
 
+_LAZY = {
+    "datasets": ("datasets", None),
+    "evaluate": ("evaluation", "evaluate"),
+    "compare": ("evaluation", "compare"),
+    "evaluate_dask": ("dask_eval", "evaluate_dask"),
+}
+
+
 def __getattr__(name: str) -> Any:
     # Analysis entry points import pyarrow & co.; load them only when asked so that a proxy
-    # embedding the engine needs nothing beyond numpy.
-    if name == "datasets":
-        from . import datasets
-
-        return datasets
-    if name in ("evaluate", "compare"):
-        from . import evaluation
-
-        return getattr(evaluation, name)
-    if name == "evaluate_dask":
-        from . import dask_eval
-
-        return dask_eval.evaluate_dask
-    raise AttributeError(f"module 'aegisfwd' has no attribute {name!r}")
+    # embedding the engine needs nothing beyond numpy. (importlib, not ``from . import``: the
+    # latter would look the name up on this module again and recurse into __getattr__.)
+    if name not in _LAZY:
+        raise AttributeError(f"module 'aegisfwd' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    return module if attribute is None else getattr(module, attribute)
