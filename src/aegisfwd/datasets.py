@@ -211,62 +211,75 @@ def _build_world(seed: int) -> Topology:
         region_offset[slot_region] + (slot_u[:, 0] * region_size[slot_region]).astype(np.int64)
     ]
     anywhere = (slot_u[:, 0] * n_loc).astype(np.int64)
-    slot_loc = np.where(slot_same_region, in_region, anywhere).tolist()
+    slot_loc = np.where(slot_same_region, in_region, anywhere)
 
-    dcs_per_loc_l = dcs_per_loc.tolist()
-    dc_start_l = dc_start.tolist()
-    spd_l = servers_per_dc.tolist()
-    whole_l = slot_whole_dc.tolist()
-    two_l = slot_two_dcs.tolist()
-    dcu = slot_dc_u.tolist()
-    nsrv_l = slot_n_servers.tolist()
-    srvu = slot_server_u.tolist()
-    same_l = slot_same_region.tolist()
-    region_l = slot_region.tolist()
-    members_l = [m.tolist() for m in region_members]
+    # An address's locations must be distinct: redraw repeats, address by address, from a retry
+    # stream (only the few addresses with a repeat go through Python).
+    slot_first = np.repeat(np.cumsum(locs_per_addr) - locs_per_addr, locs_per_addr)
+    rank = np.arange(n_slots) - slot_first
+    repeated = np.zeros(n_slots, dtype=bool)
+    for back in range(1, LOCATIONS_PER_IPV4[1]):
+        earlier = np.maximum(np.arange(n_slots) - back, 0)
+        repeated |= (rank >= back) & (slot_loc == slot_loc[earlier])
     retry_l = retry_u.tolist()
     retry_next = 0
+    members_l = [m.tolist() for m in region_members]
+    for a in np.unique(slot_addr[repeated]).tolist():
+        first = int(slot_first[np.searchsorted(slot_addr, a)])
+        chosen: list[int] = []
+        for j in range(first, first + int(locs_per_addr[a])):
+            loc = int(slot_loc[j])
+            while loc in chosen:
+                u = retry_l[retry_next % n_slots]
+                retry_next += 1
+                if slot_same_region[j]:
+                    m = members_l[int(slot_region[j])]
+                    loc = m[int(u * len(m))]
+                else:
+                    loc = int(u * n_loc)
+            chosen.append(loc)
+            slot_loc[j] = loc
 
+    # Holders of each placement, vectorised: one or two whole DCs, or a few servers of one DC.
+    ndc = dcs_per_loc[slot_loc]
+    d0 = (slot_dc_u[:, 0] * ndc).astype(np.int64)
+    dc0 = dc_start[slot_loc] + d0
+    second = slot_whole_dc & slot_two_dcs & (ndc > 1)
+    dc1 = np.where(
+        second, dc_start[slot_loc] + (d0 + 1 + (slot_dc_u[:, 1] * (ndc - 1)).astype(np.int64)) % ndc, -1
+    )
+    partial = np.flatnonzero(~slot_whole_dc)
+    partial_n = servers_per_dc[dc0[partial]]
+    partial_idx = (slot_server_u[partial] * partial_n[:, None]).astype(np.int64).tolist()
+    partial_of = dict(
+        zip(partial.tolist(), zip(partial_idx, partial_n.tolist(), slot_n_servers[partial].tolist()))
+    )
+
+    dc0_l = dc0.tolist()
+    dc1_l = dc1.tolist()
     ipv4_entries: list[list[AegisIP]] = [[] for _ in range(n_pools)]
     addr_pool_l = addr_pool.tolist()
     addr_int_l = addr_int.tolist()
     slot = 0
     for a, k in enumerate(locs_per_addr.tolist()):
         holders: list[str] = []
-        chosen: list[int] = []
         for j in range(slot, slot + k):
-            loc = slot_loc[j]
-            while loc in chosen:  # redraw a repeated location from the same kind of stream
-                u = retry_l[retry_next % n_slots]
-                retry_next += 1
-                if same_l[j]:
-                    m = members_l[region_l[j]]
-                    loc = m[int(u * len(m))]
-                else:
-                    loc = int(u * n_loc)
-            chosen.append(loc)
-            ndc = dcs_per_loc_l[loc]
-            first_dc = dc_start_l[loc]
-            d0 = int(dcu[j][0] * ndc)
-            if whole_l[j]:
-                holders.append(dc_ids[first_dc + d0])
-                if two_l[j] and ndc > 1:
-                    d1 = (d0 + 1 + int(dcu[j][1] * (ndc - 1))) % ndc
-                    holders.append(dc_ids[first_dc + d1])
-            else:
-                servers = dc_servers[first_dc + d0]
-                n = spd_l[first_dc + d0]
-                picked: dict[int, None] = {}
-                for u in srvu[j][: nsrv_l[j]]:
-                    i = int(u * n)
-                    while i in picked:  # linear probe on a collision: still distinct, still spread
-                        i = (i + 1) % n
-                    picked[i] = None
-                holders.extend(servers[i] for i in sorted(picked))
+            spec = partial_of.get(j)
+            if spec is None:
+                holders.append(dc_ids[dc0_l[j]])
+                if dc1_l[j] >= 0:
+                    holders.append(dc_ids[dc1_l[j]])
+                continue
+            drawn, n, count = spec
+            picked: dict[int, None] = {}
+            for i in drawn[:count]:
+                while i in picked:  # linear probe on a collision: still distinct, still spread
+                    i = (i + 1) % n
+                picked[i] = None
+            servers = dc_servers[dc0_l[j]]
+            holders.extend([servers[i] for i in sorted(picked)])
         slot += k
-        ipv4_entries[addr_pool_l[a]].append(
-            AegisIP(ipaddress.IPv4Network((addr_int_l[a], 32)), tuple(holders))
-        )
+        ipv4_entries[addr_pool_l[a]].append(AegisIP(ipaddress.IPv4Network(addr_int_l[a]), tuple(holders)))
 
     # IPv6 /48s held everywhere (one shared holder tuple).
     has_v6 = rng.random(n_pools) < IPV6_SHARE
