@@ -177,12 +177,15 @@ AK_INLINE std::int32_t argmax_keys(const std::uint64_t* keys, std::int32_t n, st
     _mm256_store_si256(reinterpret_cast<__m256i*>(W), bw);
     _mm256_store_si256(reinterpret_cast<__m256i*>(K), bk);
     _mm256_store_si256(reinterpret_cast<__m256i*>(X), bi);
+    for (int j = 0; j < 4; ++j) {  // undo the bias before comparing as unsigned
+        W[j] ^= 0x8000000000000000ULL;
+        K[j] ^= 0x8000000000000000ULL;
+    }
     int lane = 0;
     for (int j = 1; j < 4; ++j)
         if (outranks(W[j], K[j], W[lane], K[lane])) lane = j;
-    // Undo the bias and finish the (< 4) remaining keys in scalar code.
-    return argmax_tail(keys, i, n, h, W[lane] ^ 0x8000000000000000ULL, K[lane] ^ 0x8000000000000000ULL,
-                       static_cast<std::int32_t>(X[lane]));
+    // Finish the (< 4) remaining keys in scalar code.
+    return argmax_tail(keys, i, n, h, W[lane], K[lane], static_cast<std::int32_t>(X[lane]));
 }
 
 #else
