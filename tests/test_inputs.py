@@ -120,6 +120,16 @@ def test_mixed_lists_resolve_each_element_like_a_scalar() -> None:
     assert idx(np.array([True, 1, "s1"], dtype=object)) == [-1, 1, 1]
 
 
+@pytest.mark.parametrize("tail", [["s2", None], ["s2", 3], ["s2", b"s1"], ["s2", float("nan")], ["s2", "\ud800"]])
+def test_large_lists_take_the_arrow_path_only_when_every_element_is_a_str(tail: list[Any]) -> None:
+    values = ["s1", "x"] * inp.ARROW_MIN_ROWS + tail
+    expected = [1, -1] * inp.ARROW_MIN_ROWS + [2, 3 if tail[1] == 3 else -1]
+    assert idx(values) == expected
+    assert idx(np.array(values, dtype=object)) == expected
+    if all(isinstance(v, str) for v in values):
+        assert idx(np.array(values)) == expected
+
+
 @pytest.mark.parametrize(
     "values",
     [

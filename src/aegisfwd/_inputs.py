@@ -35,9 +35,12 @@ Batches (``decide_batch``)
     are ``BatchInputError`` naming the argument, whatever ``errors`` says.
 
 Pandas and pyarrow are optional: they are only touched when the caller passes their objects
-(found through ``sys.modules``, so a proxy embedding the engine never imports them), except that a
-numpy ``U`` string array is dictionary-encoded with pyarrow when it is installed (about 5x faster
-than the pure numpy fallback).
+(found through ``sys.modules``, so a proxy embedding the engine never imports them), except that
+str ids in a numpy ``U`` array, a list or an object array of at least ``ARROW_MIN_ROWS`` rows are
+dictionary-encoded with pyarrow when it is installed (3-5x faster than one dict lookup per row,
+which is the fallback). Measured on 10M ids out of 60k (2 shared cores): Arrow dictionary 0.16 s,
+Arrow string 0.3-0.8 s, pandas categorical 0.12 s, pandas object 1.1-1.3 s, integer indices
+0.3 s, list / numpy ``U`` 1.3-2 s.
 """
 
 from __future__ import annotations
@@ -63,6 +66,10 @@ __all__ = [
 ]
 
 FLOW_LIMIT = 1 << 64
+# From this many rows on, str ids in numpy ``U`` arrays, lists and object arrays are
+# dictionary-encoded with pyarrow when it is installed (3-5x faster than the pure-Python lookup);
+# smaller batches never import it.
+ARROW_MIN_ROWS = 10_000
 ERRORS_MODES = ("raise", "mark")
 
 
@@ -317,6 +324,17 @@ def _ids_from_objects(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A list or an object array: str ids, integer indices, or a mix."""
     n = len(values)
+    if n >= ARROW_MIN_ROWS and isinstance(values[0], str):
+        pa = _import_pyarrow()
+        if pa is not None:
+            # Arrow builds a string array only if every element is a str (or None, a null row);
+            # anything else (ints, bytes, NaN, lone surrogates) falls through to the paths below.
+            try:
+                arr = pa.array(values)
+            except (pa.ArrowException, TypeError, ValueError, OverflowError, UnicodeError):
+                arr = None
+            if arr is not None and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+                return _ids_from_arrow(arr, ids, lookup, kind, name)
     types = _list_types(values, name)
     if types <= {str, np.str_}:
         codes = _codes_from_str_iterable(values, lookup, n)
@@ -354,9 +372,14 @@ def _ids_from_numpy(
     if kind_char in "iu":
         return _indices_from_ints(values, len(ids))
     if kind_char == "U":
-        pa = _import_pyarrow()
+        pa = _import_pyarrow() if len(values) >= ARROW_MIN_ROWS else None
         if pa is not None:
-            return _ids_from_arrow(pa.array(values, type=pa.string()), ids, lookup, kind, name)
+            try:
+                arr = pa.array(values, type=pa.string())
+            except (pa.ArrowException, UnicodeError):  # e.g. a lone surrogate: not UTF-8
+                arr = None
+            if arr is not None:
+                return _ids_from_arrow(arr, ids, lookup, kind, name)
         codes = _codes_from_str_iterable(values.tolist(), lookup, len(values))
         return codes.astype(np.int32), codes < 0
     if kind_char == "O":
