@@ -106,6 +106,16 @@ def test_accepts_an_object_carrying_the_topology() -> None:
     assert ReferenceEngine(SimpleNamespace(topology=topo)).servers == topo.server_ids
 
 
+def test_accepts_a_topology_compiled_in_process_but_not_one_loaded_from_bytes() -> None:
+    topo = world()
+    compiled = topo.compile()
+    ref = ReferenceEngine(compiled)
+    assert ref.topology is topo and ref.servers == tuple(compiled.servers)
+    loaded = af.CompiledTopology.from_bytes(compiled.to_bytes())
+    with pytest.raises(TypeError, match="carries no Topology model"):
+        ReferenceEngine(loaded)
+
+
 @pytest.mark.parametrize("bad", [42, None, {"locations": []}, SimpleNamespace(topology=None)])
 def test_rejects_anything_else_with_type_error(bad: object) -> None:
     with pytest.raises(TypeError, match="Topology"):
@@ -322,6 +332,19 @@ def test_set_state_on_dc_and_location_overwrites_earlier_settings(ref: Reference
     assert [ref.get_state(s) for s in ("b1-s1", "b1-s2", "c1-s1")] == ["down", "down", "up"]
     ref.set_state(1, "down")  # a server index
     assert ref.get_state("a1-s2") == "down" and ref.get_state(np.int64(1)) == "down"
+
+
+def test_set_states_replaces_all_at_once(ref: ReferenceEngine) -> None:
+    codes = np.array([2, 1, 0, 0, 0, 0, 1, 2], dtype=np.uint8)
+    ref.set_states(codes)
+    assert ref.states.tolist() == codes.tolist()
+    assert ref.decide("a1-s1", "two", 4).tier == Tier.UNAVAILABLE  # a1-s1 down, a1-s2 draining
+    ref.set_states([0] * 8)
+    assert ref.decide("a1-s1", "two", 4).tier == Tier.LOCAL
+    for bad in ([0] * 7, [0] * 7 + [3], [0.0] * 8, [[0] * 8]):
+        with pytest.raises(ValueError, match="states|state codes"):
+            ref.set_states(bad)
+    assert ref.states.tolist() == [0] * 8
 
 
 def test_states_property_is_a_copy(ref: ReferenceEngine) -> None:

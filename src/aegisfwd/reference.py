@@ -14,6 +14,24 @@ A *candidate* holds at least one *applicable* IP (the request's pool and family)
 Among the candidates of the rule that applies, rendezvous hashing on the flow picks the server;
 among the applicable IPs it holds, rendezvous hashing picks the IP.
 
+Where SPEC is silent, this is what every engine does (the compiled ``Engine`` is tested to match):
+
+* SAME_DC excludes the ingress server itself; SAME_LOCATION means servers of the ingress location
+  outside the ingress DC. The ingress server's own state matters for LOCAL only (it can be a
+  candidate only when up); a draining or down ingress is otherwise answered normally.
+* REMOTE looks at every *other* location, even one at distance 0 (same coordinates); the reported
+  distance is the rounded matrix value from the ingress location (row) to the egress location
+  (column), in ``distance_unit``.
+* A location without any server, or whose holders are all out of service, is skipped like one
+  without holders; an unreachable (``null``) location is never chosen even if it is the only one.
+* Bools are not ids, indices, families or flows (``True`` is not server 1). Numpy integers are.
+* In a batch, a bad flow key (negative Python int, ``>= 2**64``, null) makes the row bad like a
+  bad server, pool or family: ``INVALID`` under ``errors="mark"``. Under ``errors="raise"`` the
+  first bad *row* raises (see ``_inputs.py`` for the accepted input kinds and broadcasting).
+* ``set_state`` targets a server (id or index), DC or location (id); ``set_states`` replaces all
+  states at once. Neither touches the topology's ``server_states``, which only set the initial
+  states.
+
 ``ReferenceModel`` only precomputes plain lookups (holders of an IP as server-index ranges,
 applicable IPs per (pool, family), locations by distance) so that one decision on a 60k-server
 topology takes microseconds to a millisecond; ``decide_request`` optionally records a trace, which
@@ -328,6 +346,19 @@ class ReferenceEngine:
             new = bytearray(self._states)
             new[first:end] = bytes([STATE_CODES[state]]) * (end - first)
             self._states = new  # one reference swap: readers see all of it or none
+
+    def set_states(self, codes: Any) -> None:
+        """Replace every server's state at once: ``codes`` is one code per server in index order
+        (0 up, 1 draining, 2 down), e.g. what ``states`` returned. Atomic like ``set_state``."""
+        array = np.asarray(codes)
+        n = len(self._model.server_ids)
+        if array.shape != (n,) or array.dtype.kind not in "iu":
+            raise ValueError(f"states must be {n} integer codes (one per server), got {array.dtype} {array.shape}")
+        if n and (array.min() < 0 or array.max() > 2):
+            raise ValueError("state codes must be 0 (up), 1 (draining) or 2 (down)")
+        new = bytearray(array.astype(np.uint8).tobytes())
+        with self._write_lock:
+            self._states = new
 
     def _target_range(self, target: object) -> tuple[int, int]:
         m = self._model
