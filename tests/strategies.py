@@ -84,7 +84,9 @@ def topologies(
         )
     else:
         points = [draw(st.sampled_from(POINTS)) for _ in range(n_loc)]
-        locations = tuple(Location(lid, f"city {i}", lat, lon) for i, (lid, (lat, lon)) in enumerate(zip(loc_ids, points)))
+        locations = tuple(
+            Location(lid, f"city {i}", lat, lon) for i, (lid, (lat, lon)) in enumerate(zip(loc_ids, points))
+        )
         distances = None
 
     # DCs are listed in a shuffled order: the canonical order sorts them by location.
@@ -145,7 +147,9 @@ def requests(topo: Topology, *, invalid: bool = False) -> st.SearchStrategy[tupl
     other than 4/6 (the flow is always valid).
     """
     n_s, n_p = len(topo.server_ids), len(topo.pool_ids)
-    server = st.one_of(st.sampled_from(topo.server_ids), st.integers(0, n_s - 1), st.integers(0, n_s - 1).map(np.int64))
+    server = st.one_of(
+        st.sampled_from(topo.server_ids), st.integers(0, n_s - 1), st.integers(0, n_s - 1).map(np.int64)
+    )
     pool = st.one_of(st.sampled_from(topo.pool_ids), st.integers(0, n_p - 1))
     family = st.sampled_from((4, 6))
     if invalid:

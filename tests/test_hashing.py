@@ -71,7 +71,9 @@ def test_ip_key_known_answers(entry: str, canonical_hex: str, expected: int) -> 
 
 def test_ip_key_depends_on_canonical_form_only() -> None:
     # Different spellings of one entry are one key; an address is not its /64.
-    assert h.ip_key(ipaddress.ip_network("2001:DB8:0:0::1")) == h.ip_key(ipaddress.ip_network("2001:db8::1/128"))
+    assert h.ip_key(ipaddress.ip_network("2001:DB8:0:0::1")) == h.ip_key(
+        ipaddress.ip_network("2001:db8::1/128")
+    )
     assert h.ip_key(ipaddress.ip_network("2001:db8::/64")) != h.ip_key(ipaddress.ip_network("2001:db8::"))
 
 

@@ -35,7 +35,9 @@ def test_resolve_id(value: object, expected: int) -> None:
     assert inp.resolve_id(value, IDS, LOOKUP, "server") == expected
 
 
-@pytest.mark.parametrize("value", ["S0", "", "nope", 5, -1, True, np.bool_(False), 1.0, None, b"s0", np.uint64(2**63)])
+@pytest.mark.parametrize(
+    "value", ["S0", "", "nope", 5, -1, True, np.bool_(False), 1.0, None, b"s0", np.uint64(2**63)]
+)
 def test_resolve_id_rejects(value: object) -> None:
     with pytest.raises(UnknownIdError) as info:
         inp.resolve_id(value, IDS, LOOKUP, "server")
@@ -57,7 +59,9 @@ def test_resolve_family_and_flow() -> None:
 
 
 # ---- id arrays ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64])
+@pytest.mark.parametrize(
+    "dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+)
 def test_integer_arrays_of_any_dtype(dtype: Any) -> None:
     values = np.array([0, 4, 2], dtype=dtype)
     out = inp.to_index_array(values, IDS, LOOKUP, "server")
@@ -120,7 +124,9 @@ def test_mixed_lists_resolve_each_element_like_a_scalar() -> None:
     assert idx(np.array([True, 1, "s1"], dtype=object)) == [-1, 1, 1]
 
 
-@pytest.mark.parametrize("tail", [["s2", None], ["s2", 3], ["s2", b"s1"], ["s2", float("nan")], ["s2", "\ud800"]])
+@pytest.mark.parametrize(
+    "tail", [["s2", None], ["s2", 3], ["s2", b"s1"], ["s2", float("nan")], ["s2", "\ud800"]]
+)
 def test_large_lists_take_the_arrow_path_only_when_every_element_is_a_str(tail: list[Any]) -> None:
     values = ["s1", "x"] * inp.ARROW_MIN_ROWS + tail
     expected = [1, -1] * inp.ARROW_MIN_ROWS + [2, 3 if tail[1] == 3 else -1]
@@ -165,7 +171,11 @@ def test_raise_names_first_bad_value_and_row() -> None:
         assert info.value.row == int(needle.rsplit("row ", 1)[1][:-1])  # type: ignore[attr-defined]
 
 
-@given(st.lists(st.one_of(st.sampled_from(IDS + ("x", "")), st.integers(-2, 7), st.none(), st.booleans()), max_size=30))
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(IDS + ("x", "")), st.integers(-2, 7), st.none(), st.booleans()), max_size=30
+    )
+)
 def test_batch_agrees_with_scalar_resolver(values: list[Any]) -> None:
     expected = []
     for v in values:
@@ -220,8 +230,15 @@ def test_flow_arrays() -> None:
 # ---- the whole batch -----------------------------------------------------------------------------
 def norm(servers: Any, pools: Any, families: Any, flows: Any, errors: str = "raise") -> tuple[Any, ...]:
     return inp.normalize_batch(
-        servers, pools, families, flows,
-        server_ids=IDS, server_lookup=LOOKUP, pool_ids=POOLS, pool_lookup=POOL_LOOKUP, errors=errors,
+        servers,
+        pools,
+        families,
+        flows,
+        server_ids=IDS,
+        server_lookup=LOOKUP,
+        pool_ids=POOLS,
+        pool_lookup=POOL_LOOKUP,
+        errors=errors,
     )
 
 
@@ -237,10 +254,16 @@ def test_normalize_batch_types_and_broadcasting() -> None:
 
 
 def test_normalize_batch_marks_union_of_bad_rows() -> None:
-    s, p, f, fl, bad = norm(["s0", "x", "s1", "s2", "s3"], ["p0", "p0", "zz", "p1", "p1"], [4, 4, 4, 9, 6], [0, 1, 2, 3, -1], "mark")
+    s, p, _, _, bad = norm(
+        ["s0", "x", "s1", "s2", "s3"],
+        ["p0", "p0", "zz", "p1", "p1"],
+        [4, 4, 4, 9, 6],
+        [0, 1, 2, 3, -1],
+        "mark",
+    )
     assert bad.tolist() == [False, True, True, True, True]
     assert s.tolist() == [0, -1, -1, -1, -1] and p.tolist() == [0, -1, -1, -1, -1]
-    s, p, f, fl, bad = norm(["s0", "s1"], "nope", 4, 0, "mark")
+    *_, bad = norm(["s0", "s1"], "nope", 4, 0, "mark")
     assert bad.tolist() == [True, True]
 
 

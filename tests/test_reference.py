@@ -68,7 +68,9 @@ def km(a: tuple[float, float], b: tuple[float, float]) -> float:
     return round_distance(haversine_km(*a, *b))
 
 
-def matrix_world(matrix: list[list[float | None]], order: list[str] | None = None, **extra: Any) -> af.Topology:
+def matrix_world(
+    matrix: list[list[float | None]], order: list[str] | None = None, **extra: Any
+) -> af.Topology:
     """Locations X, Y, Z (one DC, one server each: x-s, y-s, z-s) with an explicit matrix whose
     rows/columns follow ``order`` (default X, Y, Z). Pool ``yz`` is held by y-s and z-s."""
     doc: dict[str, Any] = {
@@ -95,7 +97,11 @@ def test_tables_in_canonical_order(ref: ReferenceEngine) -> None:
     assert ref.servers == topo.server_ids and ref.dcs == topo.dc_ids
     tables = ref.id_tables()
     assert (tables.locations, tables.dcs, tables.servers, tables.pools, tables.ips) == (
-        ref.locations, ref.dcs, ref.servers, ref.pools, ref.ips,
+        ref.locations,
+        ref.dcs,
+        ref.servers,
+        ref.pools,
+        ref.ips,
     )
     assert ref.distance_unit == "km"
     assert "8 servers" in repr(ref)
@@ -125,7 +131,14 @@ def test_rejects_anything_else_with_type_error(bad: object) -> None:
 # ---- the five tiers ------------------------------------------------------------------------------
 def test_local(ref: ReferenceEngine) -> None:
     d = ref.decide("a1-s1", "local", 4, flow=5)
-    assert (d.tier, d.server, d.dc, d.location, d.ip, d.distance) == (Tier.LOCAL, "a1-s1", "A1", "A", "10.0.0.1", 0.0)
+    assert (d.tier, d.server, d.dc, d.location, d.ip, d.distance) == (
+        Tier.LOCAL,
+        "a1-s1",
+        "A1",
+        "A",
+        "10.0.0.1",
+        0.0,
+    )
     assert (d.server_index, d.dc_index, d.location_index, d.ip_index) == (0, 0, 0, 0)
 
 
@@ -231,14 +244,17 @@ def test_server_choice_is_rendezvous_on_stable_keys(ref: ReferenceEngine) -> Non
     for f in FLOWS:
         d = ref.decide("a1-s1", "dc", 4, flow=f)
         expected = max(
-            ("a1-s2", "a1-s3"), key=lambda s: (h.weight(h.server_flow_hash(f), h.server_key(s)), h.server_key(s))
+            ("a1-s2", "a1-s3"),
+            key=lambda s: (h.weight(h.server_flow_hash(f), h.server_key(s)), h.server_key(s)),
         )
         assert d.server == expected
 
 
 def test_same_request_same_answer(ref: ReferenceEngine) -> None:
-    assert ref.decide("a1-s1", "dc", 4, flow=77) == ref.decide(0, 1, 4, flow=77) == ref.decide(
-        np.int32(0), np.uint64(1), np.int8(4), flow=np.uint64(77)
+    assert (
+        ref.decide("a1-s1", "dc", 4, flow=77)
+        == ref.decide(0, 1, 4, flow=77)
+        == ref.decide(np.int32(0), np.uint64(1), np.int8(4), flow=np.uint64(77))
     )
 
 
@@ -314,7 +330,11 @@ def test_down_ingress_is_still_answered_by_the_same_rules(ref: ReferenceEngine) 
 def test_file_states_most_specific_wins() -> None:
     ref = ReferenceEngine(world(server_states={"a1-s1": "up", "A": "down", "A1": "draining"}))
     assert [ref.get_state(s) for s in ("a1-s1", "a1-s2", "a1-s3", "a2-s1", "b1-s1")] == [
-        "up", "draining", "draining", "down", "up",
+        "up",
+        "draining",
+        "draining",
+        "down",
+        "up",
     ]
     assert ref.states.tolist() == [0, 1, 1, 2, 0, 0, 0, 0]
     assert ref.states.dtype == np.uint8
@@ -402,13 +422,25 @@ def test_decide_batch_columns_and_row_order(ref: ReferenceEngine) -> None:
     r = ref.decide_batch(servers, pools, families, flows)
     assert r.tier.tolist() == [0, 1, 2, 3, 4, 0]
     assert (r.tier.dtype, r.server.dtype, r.dc.dtype, r.location.dtype, r.ip.dtype, r.distance.dtype) == (
-        np.uint8, np.int32, np.int32, np.int32, np.int32, np.float64,
+        np.uint8,
+        np.int32,
+        np.int32,
+        np.int32,
+        np.int32,
+        np.float64,
     )
     for row in range(6):
         assert r.decision(row) == ref.decide(servers[row], pools[row], families[row], int(flows[row]))
     assert r.server[4] == r.dc[4] == r.location[4] == r.ip[4] == -1 and math.isnan(r.distance[4])
     table = r.to_arrow()
-    assert table.column("tier").to_pylist() == ["LOCAL", "SAME_DC", "SAME_LOCATION", "REMOTE", "UNAVAILABLE", "LOCAL"]
+    assert table.column("tier").to_pylist() == [
+        "LOCAL",
+        "SAME_DC",
+        "SAME_LOCATION",
+        "REMOTE",
+        "UNAVAILABLE",
+        "LOCAL",
+    ]
     assert table.column("ip").to_pylist()[4:] == [None, "2001:db8:6::1"]
 
 
@@ -428,7 +460,14 @@ def test_decide_batch_mark_answers_bad_rows_invalid(ref: ReferenceEngine) -> Non
 @pytest.mark.parametrize(
     ("servers", "pools", "families", "flows", "exc", "needle"),
     [
-        (["a1-s1", "nope"], "dc", 4, [0, 1], af.UnknownIdError, "unknown server: 'nope' (argument 'servers', row 1)"),
+        (
+            ["a1-s1", "nope"],
+            "dc",
+            4,
+            [0, 1],
+            af.UnknownIdError,
+            "unknown server: 'nope' (argument 'servers', row 1)",
+        ),
         ([0, 8], "dc", 4, 0, af.UnknownIdError, "unknown server: 8 (argument 'servers', row 1)"),
         ("a1-s1", ["dc", "dc", "x"], 4, 0, af.UnknownIdError, "unknown pool: 'x' (argument 'pools', row 2)"),
         ("a1-s1", "dc", [4, 6, 7], 0, af.InvalidFamilyError, "invalid address family 7"),
@@ -487,7 +526,9 @@ def test_decide_invalid_flow(ref: ReferenceEngine, flow: object) -> None:
 
 def test_numpy_signed_flow_is_reinterpreted_bitwise(ref: ReferenceEngine) -> None:
     assert ref.decide("a1-s1", "dc", 4, flow=np.int64(-1)) == ref.decide("a1-s1", "dc", 4, flow=2**64 - 1)
-    assert ref.decide("a1-s1", "dc", 4, flow=np.uint64(2**64 - 1)) == ref.decide("a1-s1", "dc", 4, flow=2**64 - 1)
+    assert ref.decide("a1-s1", "dc", 4, flow=np.uint64(2**64 - 1)) == ref.decide(
+        "a1-s1", "dc", 4, flow=2**64 - 1
+    )
 
 
 def test_input_errors_are_value_errors() -> None:
@@ -499,7 +540,14 @@ def test_input_errors_are_value_errors() -> None:
 # ---- explain ------------------------------------------------------------------------------------------
 def test_explain_walks_every_rule_to_unavailable(ref: ReferenceEngine) -> None:
     text = ref.explain("a1-s1", "mixed", 4)
-    for needle in ("1. LOCAL", "2. SAME_DC", "3. SAME_LOCATION", "4. REMOTE", "5. UNAVAILABLE", "result: UNAVAILABLE"):
+    for needle in (
+        "1. LOCAL",
+        "2. SAME_DC",
+        "3. SAME_LOCATION",
+        "4. REMOTE",
+        "5. UNAVAILABLE",
+        "result: UNAVAILABLE",
+    ):
         assert needle in text
     assert "applicable IPs (pool mixed, IPv4): 10.0.0.5" in text
 
@@ -520,7 +568,10 @@ def test_explain_local_and_later_rules_not_tried(ref: ReferenceEngine) -> None:
     text = ref.explain("a1-s1", "local", 4)
     assert "1. LOCAL: the ingress server itself [a1-s1]: applies (1 candidate(s))" in text
     assert "2. SAME_DC: not tried" in text and "4. REMOTE: not tried" in text
-    assert text.splitlines()[-1] == "result: LOCAL: egress server a1-s1 (DC A1, location A), source IP 10.0.0.1, distance 0"
+    assert (
+        text.splitlines()[-1]
+        == "result: LOCAL: egress server a1-s1 (DC A1, location A), source IP 10.0.0.1, distance 0"
+    )
 
 
 def test_explain_mentions_out_of_service_ingress_and_unreachable() -> None:

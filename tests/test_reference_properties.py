@@ -58,7 +58,11 @@ class Oracle:
 
     def candidates(self, pool: str, family: int) -> set[str]:
         return {
-            s for ip in self.applicable(pool, family) for hd in ip.holders for s in self.expand(hd) if self.state[s] == "up"
+            s
+            for ip in self.applicable(pool, family)
+            for hd in ip.holders
+            for s in self.expand(hd)
+            if self.state[s] == "up"
         }
 
     def tiers(self, ingress: str, pool: str, family: int) -> dict[Tier, set[str]]:
@@ -68,7 +72,9 @@ class Oracle:
             Tier.LOCAL: c & {ingress},
             Tier.SAME_DC: {s for s in c if self.dc_of[s] == dc and s != ingress},
             Tier.SAME_LOCATION: {s for s in c if self.loc_of[s] == loc and self.dc_of[s] != dc},
-            Tier.REMOTE: {s for s in c if self.loc_of[s] != loc and self.distance(loc, self.loc_of[s]) is not None},
+            Tier.REMOTE: {
+                s for s in c if self.loc_of[s] != loc and self.distance(loc, self.loc_of[s]) is not None
+            },
         }
 
 
@@ -116,7 +122,9 @@ def test_decision_is_the_first_rule_that_applies(world: tuple[af.Topology, np.nd
         if d.tier == Tier.REMOTE:
             here = oracle.loc_of[ingress]
             with_candidates = {oracle.loc_of[s] for s in pool_candidates}
-            nearest = min(with_candidates, key=lambda loc: (oracle.distance(here, loc), oracle.listed.index(loc)))
+            nearest = min(
+                with_candidates, key=lambda loc: (oracle.distance(here, loc), oracle.listed.index(loc))
+            )
             assert d.location == nearest
             assert d.distance == oracle.distance(here, nearest)
             pool_candidates = {s for s in pool_candidates if oracle.loc_of[s] == nearest}
@@ -161,7 +169,9 @@ def test_decide_batch_equals_decide_row_by_row(world: tuple[af.Topology, np.ndar
             assert r.decision(i) == ref.decide(*row)
         else:
             assert r.tier[i] == Tier.INVALID
-            assert (r.server[i], r.dc[i], r.location[i], r.ip[i]) == (-1, -1, -1, -1) and math.isnan(r.distance[i])
+            assert (r.server[i], r.dc[i], r.location[i], r.ip[i]) == (-1, -1, -1, -1) and math.isnan(
+                r.distance[i]
+            )
     bad = [i for i, row in enumerate(rows) if not is_valid_request(topo, row)]
     if bad:
         with pytest.raises(ValueError, match=f"row {bad[0]}\\)"):
@@ -171,7 +181,9 @@ def test_decide_batch_equals_decide_row_by_row(world: tuple[af.Topology, np.ndar
 
 
 @given(worlds(max_size=15))
-def test_batch_of_numpy_and_arrow_columns_equals_lists(world: tuple[af.Topology, np.ndarray, list[Any]]) -> None:
+def test_batch_of_numpy_and_arrow_columns_equals_lists(
+    world: tuple[af.Topology, np.ndarray, list[Any]],
+) -> None:
     import pyarrow as pa
 
     topo, codes, rows = world
@@ -181,12 +193,16 @@ def test_batch_of_numpy_and_arrow_columns_equals_lists(world: tuple[af.Topology,
     from_lists = ref.decide_batch(servers, pools, families, flows)
     signed = np.array(flows, dtype=np.uint64).view(np.int64)  # hashes as they come from Arrow/pandas
     from_arrow = ref.decide_batch(
-        pa.array(servers, type=pa.string()).dictionary_encode(), pa.array(pools, type=pa.large_string()),
-        pa.array(families, type=pa.int8()), pa.array(signed, type=pa.int64()),
+        pa.array(servers, type=pa.string()).dictionary_encode(),
+        pa.array(pools, type=pa.large_string()),
+        pa.array(families, type=pa.int8()),
+        pa.array(signed, type=pa.int64()),
     )
     from_numpy = ref.decide_batch(
-        np.array([topo.server_index[s] for s in servers], dtype=np.int64), np.array(pools, dtype=object),
-        np.array(families, dtype=np.uint8), signed,
+        np.array([topo.server_index[s] for s in servers], dtype=np.int64),
+        np.array(pools, dtype=object),
+        np.array(families, dtype=np.uint8),
+        signed,
     )
     assert from_lists.equals(from_arrow) and from_lists.equals(from_numpy)
 
@@ -236,7 +252,9 @@ def with_unrelated_additions(draw: Any) -> tuple[af.Topology, af.Topology]:
     dcs.append(af.DataCenter("NEWDC", "NEWLOC", ("new-s1", "new-s2")))
     distances = topo.distances
     if distances is None:
-        new_loc = af.Location("NEWLOC", None, draw(st.sampled_from((0.0, 0.5, 40.0))), draw(st.sampled_from((0.0, 1.0))))
+        new_loc = af.Location(
+            "NEWLOC", None, draw(st.sampled_from((0.0, 0.5, 40.0))), draw(st.sampled_from((0.0, 1.0)))
+        )
     else:
         new_loc = af.Location("NEWLOC")
         n = len(distances.locations)
@@ -246,19 +264,29 @@ def with_unrelated_additions(draw: Any) -> tuple[af.Topology, af.Topology]:
         distances = af.DistanceMatrix(distances.unit, distances.locations + ("NEWLOC",), tuple(rows))
     position = draw(st.integers(0, len(topo.locations)))  # anywhere in the listing order
     locations = topo.locations[:position] + (new_loc,) + topo.locations[position:]
-    bigger = af.Topology(locations, tuple(dcs), topo.pools, dict(topo.server_states), dict(topo.zones), distances)
+    bigger = af.Topology(
+        locations, tuple(dcs), topo.pools, dict(topo.server_states), dict(topo.zones), distances
+    )
     return topo, bigger
 
 
 @given(with_unrelated_additions(), st.data())
-def test_adding_unrelated_servers_dcs_locations_moves_nothing(pair: tuple[af.Topology, af.Topology], data: Any) -> None:
+def test_adding_unrelated_servers_dcs_locations_moves_nothing(
+    pair: tuple[af.Topology, af.Topology], data: Any
+) -> None:
     topo, bigger = pair
     rows = data.draw(request_lists(topo, max_size=30))
     by_id = [(to_id(topo, "server", s), to_id(topo, "pool", p), f, fl) for s, p, f, fl in rows]
     a, b = ReferenceEngine(topo), ReferenceEngine(bigger)
     for row in by_id:
         da, db = a.decide(*row), b.decide(*row)
-        assert (da.tier, da.server, da.dc, da.location, da.ip) == (db.tier, db.server, db.dc, db.location, db.ip)
+        assert (da.tier, da.server, da.dc, da.location, da.ip) == (
+            db.tier,
+            db.server,
+            db.dc,
+            db.location,
+            db.ip,
+        )
         assert da.distance == db.distance or (math.isnan(da.distance) and math.isnan(db.distance))
 
 
@@ -270,7 +298,9 @@ def test_recompiling_moves_nothing(topo: af.Topology) -> None:
     servers = list(topo.server_ids) * len(topo.pool_ids)
     pools = [p for p in topo.pool_ids for _ in topo.server_ids]
     for family in (4, 6):
-        assert a.decide_batch(servers, pools, family, 12345).equals(b.decide_batch(servers, pools, family, 12345))
+        assert a.decide_batch(servers, pools, family, 12345).equals(
+            b.decide_batch(servers, pools, family, 12345)
+        )
 
 
 # ---- load -------------------------------------------------------------------------------------------------------------
@@ -285,7 +315,13 @@ def test_load_spreads_evenly_over_candidates(n_candidates: int) -> None:
                 {"id": "M1", "location": "M", "servers": servers},
             ],
             "pools": [
-                {"id": "p", "ips": [{"address": "192.0.2.1", "holders": ["M1"]}, {"address": "192.0.2.2", "holders": ["M"]}]}
+                {
+                    "id": "p",
+                    "ips": [
+                        {"address": "192.0.2.1", "holders": ["M1"]},
+                        {"address": "192.0.2.2", "holders": ["M"]},
+                    ],
+                }
             ],
         }
     )

@@ -47,7 +47,9 @@ def explain_request(
     """
     model = model_of(topology_of(topology))
     if len(states) != len(model.server_ids):
-        raise ValueError(f"states has {len(states)} entries, the topology has {len(model.server_ids)} servers")
+        raise ValueError(
+            f"states has {len(states)} entries, the topology has {len(model.server_ids)} servers"
+        )
     s = resolve_id(server, model.server_ids, model.server_lookup, "server")
     p = resolve_id(pool, model.pool_ids, model.pool_lookup, "pool")
     fam = resolve_family(family)
@@ -103,7 +105,10 @@ def format_trace(
         if kind == "applicable":
             ips = event[1]
             if ips:
-                add(f"applicable IPs (pool {m.pool_ids[pool]}, IPv{family}): " + ", ".join(m.ip_ids[i] for i in ips))
+                add(
+                    f"applicable IPs (pool {m.pool_ids[pool]}, IPv{family}): "
+                    + ", ".join(m.ip_ids[i] for i in ips)
+                )
             else:
                 add(f"applicable IPs: none (pool {m.pool_ids[pool]} has no IPv{family} entry)")
         elif kind == "rule":
@@ -125,7 +130,10 @@ def format_trace(
             )
             unreachable = event[1]
             if unreachable:
-                add("     unreachable (null in the matrix), never chosen: " + ", ".join(m.location_ids[x] for x in unreachable))
+                add(
+                    "     unreachable (null in the matrix), never chosen: "
+                    + ", ".join(m.location_ids[x] for x in unreachable)
+                )
         elif kind == "location":
             _, other, distance, holders, candidates = event
             label = f"{m.location_ids[other]} at {distance:g} {unit}"
@@ -137,7 +145,9 @@ def format_trace(
                     empty_folded.append(distance)
                 continue
             if empty_folded:
-                add(f"     ... {len(empty_folded)} more location(s) up to {max(empty_folded):g} {unit}: no holder")
+                add(
+                    f"     ... {len(empty_folded)} more location(s) up to {max(empty_folded):g} {unit}: no holder"
+                )
                 empty_folded = []
             if candidates:
                 add(f"     {label}: chosen, {len(candidates)} candidate(s){excluded(holders, candidates)}")
@@ -145,7 +155,9 @@ def format_trace(
                 add(f"     {label}: skipped, every holder is out of service: {names(holders)}")
         elif kind == "unavailable":
             if empty_folded:
-                add(f"     ... {len(empty_folded)} more location(s) up to {max(empty_folded):g} {unit}: no holder")
+                add(
+                    f"     ... {len(empty_folded)} more location(s) up to {max(empty_folded):g} {unit}: no holder"
+                )
             if not m.nearest[loc]:
                 add("     no other reachable location")
             add("5. UNAVAILABLE: no candidate anywhere; the connection must not egress (fail closed)")
@@ -163,7 +175,9 @@ def _explain_choice(
     m: ReferenceModel, flow: int, candidates: list[int], target: int, held: list[int], ip: int, add: Any
 ) -> None:
     sh = hashing.server_flow_hash(flow)
-    ranked = sorted(candidates, key=lambda c: (hashing.weight(sh, m.server_key[c]), m.server_key[c]), reverse=True)
+    ranked = sorted(
+        candidates, key=lambda c: (hashing.weight(sh, m.server_key[c]), m.server_key[c]), reverse=True
+    )
     add(f"   rendezvous over {len(candidates)} candidate(s) (weight = mix64(server_flow_hash ^ server_key)):")
     for c in ranked[:5]:
         mark = "  <- egress server" if c == target else ""
@@ -174,7 +188,8 @@ def _explain_choice(
     add(
         f"   source IP: rendezvous among the applicable IPs {m.server_ids[target]} holds: "
         + ", ".join(
-            f"{m.ip_ids[i]} (weight {hashing.weight(ih, m.ip_key[i]):#018x})" + (" <- chosen" if i == ip else "")
+            f"{m.ip_ids[i]} (weight {hashing.weight(ih, m.ip_key[i]):#018x})"
+            + (" <- chosen" if i == ip else "")
             for i in held
         )
     )

@@ -45,10 +45,11 @@ Arrow string 0.3-0.8 s, pandas categorical 0.12 s, pandas object 1.1-1.3 s, inte
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 import numpy as np
 
@@ -76,7 +77,7 @@ ERRORS_MODES = ("raise", "mark")
 # ---------------------------------------------------------------------------------------------
 # Scalars
 # ---------------------------------------------------------------------------------------------
-def _is_integer(value: object) -> bool:
+def _is_integer(value: object) -> TypeGuard[int | np.integer[Any]]:
     """A Python or numpy integer that is not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
@@ -92,7 +93,7 @@ def resolve_id(value: object, ids: Sequence[str], lookup: Mapping[str, int], kin
         if index is not None:
             return index
     elif _is_integer(value):
-        index = int(value)  # type: ignore[arg-type]
+        index = int(value)
         if 0 <= index < len(ids):
             return index
     raise UnknownIdError(kind, value)
@@ -100,8 +101,8 @@ def resolve_id(value: object, ids: Sequence[str], lookup: Mapping[str, int], kin
 
 def resolve_family(value: object) -> int:
     """4 or 6 (a Python or numpy integer, not bool); anything else raises ``InvalidFamilyError``."""
-    if _is_integer(value) and int(value) in (4, 6):  # type: ignore[arg-type]
-        return int(value)  # type: ignore[arg-type]
+    if _is_integer(value) and int(value) in (4, 6):
+        return int(value)
     raise InvalidFamilyError(value)
 
 
@@ -118,7 +119,7 @@ def resolve_flow(value: object) -> int:
     if isinstance(value, np.signedinteger):
         return int(np.asarray(value).astype(np.uint64))
     if _is_integer(value):
-        flow = int(value)  # type: ignore[arg-type]
+        flow = int(value)
         if 0 <= flow < FLOW_LIMIT:
             return flow
     raise _flow_error(value)
@@ -266,9 +267,7 @@ def _indices_from_ints(values: np.ndarray, n_ids: int) -> tuple[np.ndarray, np.n
     return out, bad
 
 
-def _map_dictionary(
-    dictionary: Any, ids: Sequence[str], lookup: Mapping[str, int], kind: str
-) -> np.ndarray:
+def _map_dictionary(dictionary: Any, ids: Sequence[str], lookup: Mapping[str, int], kind: str) -> np.ndarray:
     """Index of every entry of an id dictionary (Arrow/pandas uniques); -1 for bad entries."""
     out = np.empty(len(dictionary), dtype=np.int64)
     for k, value in enumerate(dictionary):
@@ -279,9 +278,7 @@ def _map_dictionary(
     return out
 
 
-def _ids_from_codes(
-    codes: np.ndarray, mapped: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _ids_from_codes(codes: np.ndarray, mapped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows given as codes into a dictionary (-1 = null): their mapped index, bad where -1."""
     if len(mapped) == 0:  # every row is null
         out = np.full(len(codes), -1, dtype=np.int32)
@@ -320,9 +317,9 @@ def _ids_from_arrow(
 
 
 def _ids_from_objects(
-    values: Sequence[Any], ids: Sequence[str], lookup: Mapping[str, int], kind: str, name: str
+    values: Any, ids: Sequence[str], lookup: Mapping[str, int], kind: str, name: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A list or an object array: str ids, integer indices, or a mix."""
+    """A list or a 1-D object array: str ids, integer indices, or a mix."""
     n = len(values)
     if n >= ARROW_MIN_ROWS and isinstance(values[0], str):
         pa = _import_pyarrow()
@@ -396,8 +393,9 @@ def _ids_from_series(
     dtype = values.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         mapped = _map_dictionary(list(dtype.categories), ids, lookup, kind)
-        return _ids_from_codes(np.asarray(values.cat.codes if hasattr(values, "cat") else values.codes,
-                                          dtype=np.int64), mapped)
+        return _ids_from_codes(
+            np.asarray(values.cat.codes if hasattr(values, "cat") else values.codes, dtype=np.int64), mapped
+        )
     if isinstance(dtype, np.dtype) and dtype.kind in "iu":
         return _indices_from_ints(values.to_numpy(), len(ids))
     if pd.api.types.is_integer_dtype(dtype):  # nullable Int64 & co.
@@ -430,7 +428,7 @@ def _import_pyarrow() -> Any:
     if pa is None and not _PYARROW_TRIED:
         _PYARROW_TRIED = True
         try:
-            import pyarrow as pa  # noqa: F811
+            pa = importlib.import_module("pyarrow")
         except ImportError:  # pragma: no cover - depends on the install
             pa = None
     return pa
@@ -592,10 +590,10 @@ def to_flow_array(
 def _flow_column(values: Any, name: str) -> _Column:
     ints, nulls, objects, python_ints = _integers(_as_1d(values, name), name)
     if objects is not None:
-        out, bad = _checked_objects(objects, np.uint64, resolve_flow, ValueError)
-        return _Column(out, bad, name, objects.__getitem__, _flow_error)
+        out, checked = _checked_objects(objects, np.uint64, resolve_flow, ValueError)
+        return _Column(out, checked, name, objects.__getitem__, _flow_error)
     assert ints is not None
-    bad = nulls
+    bad: np.ndarray | None = nulls
     if python_ints and ints.dtype.kind == "i":
         # Python ints have no width: a negative one is an error, not a bit pattern.
         bad = ints < 0 if nulls is None else (ints < 0) | nulls
@@ -661,20 +659,26 @@ def normalize_batch(
         try:
             return _Column(np.full(n, scalar(value), dtype=dtype), None, name, lambda row: value, make_error)
         except ValueError:  # a bad scalar makes every row bad
-            return _Column(np.full(n, fill, dtype=dtype), np.ones(n, dtype=bool), name, lambda row: value, make_error)
+            return _Column(
+                np.full(n, fill, dtype=dtype), np.ones(n, dtype=bool), name, lambda row: value, make_error
+            )
 
     columns = [
         column(
             "servers",
             lambda v: resolve_id(v, server_ids, server_lookup, "server"),
             lambda v, name: _id_column(v, server_ids, server_lookup, "server", name),
-            np.int32, -1, lambda v: UnknownIdError("server", v),
+            np.int32,
+            -1,
+            lambda v: UnknownIdError("server", v),
         ),
         column(
             "pools",
             lambda v: resolve_id(v, pool_ids, pool_lookup, "pool"),
             lambda v, name: _id_column(v, pool_ids, pool_lookup, "pool", name),
-            np.int32, -1, lambda v: UnknownIdError("pool", v),
+            np.int32,
+            -1,
+            lambda v: UnknownIdError("pool", v),
         ),
         column("families", resolve_family, _family_column, np.uint8, 0, InvalidFamilyError),
         column("flows", resolve_flow, _flow_column, np.uint64, 0, _flow_error),

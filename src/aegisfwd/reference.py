@@ -104,7 +104,9 @@ class ReferenceModel:
 
         # Holders of each IP as merged server ranges (a DC or location holder is its whole range);
         # applicable IPs of each (pool, family).
-        named_range = {name: t.holder_range(name) for name in (*self.server_ids, *self.dc_ids, *self.location_ids)}
+        named_range = {
+            name: t.holder_range(name) for name in (*self.server_ids, *self.dc_ids, *self.location_ids)
+        }
         merged: dict[tuple[str, ...], tuple[tuple[int, int], ...]] = {}  # many IPs share a holder list
         for _, ip in t.ordered_ips:
             if ip.holders not in merged:
@@ -177,7 +179,7 @@ def merge_ranges(ranges: Any) -> tuple[tuple[int, int], ...]:
     return tuple((a, b) for a, b in merged)
 
 
-_MODELS: "weakref.WeakKeyDictionary[Topology, ReferenceModel]" = weakref.WeakKeyDictionary()
+_MODELS: weakref.WeakKeyDictionary[Topology, ReferenceModel] = weakref.WeakKeyDictionary()
 _MODELS_LOCK = threading.Lock()
 
 
@@ -195,7 +197,7 @@ def model_of(topology: Topology) -> ReferenceModel:
 # ---------------------------------------------------------------------------------------------
 def decide_request(
     m: ReferenceModel,
-    states: Sequence[int],
+    states: Sequence[int] | np.ndarray,
     server: int,
     pool: int,
     family: int,
@@ -225,8 +227,16 @@ def decide_request(
         dc = m.server_dc[target]
         loc = m.server_location[target]
         return Decision(
-            tier, m.server_ids[target], m.dc_ids[dc], m.location_ids[loc], m.ip_ids[ip], distance,
-            target, dc, loc, ip,
+            tier,
+            m.server_ids[target],
+            m.dc_ids[dc],
+            m.location_ids[loc],
+            m.ip_ids[ip],
+            distance,
+            target,
+            dc,
+            loc,
+            ip,
         )
 
     if trace is not None:
@@ -353,7 +363,9 @@ class ReferenceEngine:
         array = np.asarray(codes)
         n = len(self._model.server_ids)
         if array.shape != (n,) or array.dtype.kind not in "iu":
-            raise ValueError(f"states must be {n} integer codes (one per server), got {array.dtype} {array.shape}")
+            raise ValueError(
+                f"states must be {n} integer codes (one per server), got {array.dtype} {array.shape}"
+            )
         if n and (array.min() < 0 or array.max() > 2):
             raise ValueError("state codes must be 0 (up), 1 (draining) or 2 (down)")
         new = bytearray(array.astype(np.uint8).tobytes())
@@ -373,7 +385,9 @@ class ReferenceEngine:
         return (s, s + 1)
 
     # ---- decisions --------------------------------------------------------------------------
-    def _resolve(self, server: object, pool: object, family: object, flow: object) -> tuple[int, int, int, int]:
+    def _resolve(
+        self, server: object, pool: object, family: object, flow: object
+    ) -> tuple[int, int, int, int]:
         m = self._model
         return (
             resolve_id(server, m.server_ids, m.server_lookup, "server"),
@@ -394,9 +408,15 @@ class ReferenceEngine:
         order. ``errors="mark"`` answers bad rows ``Tier.INVALID`` instead of raising."""
         m = self._model
         s_idx, p_idx, fam, flow, bad = normalize_batch(
-            servers, pools, families, flows,
-            server_ids=m.server_ids, server_lookup=m.server_lookup,
-            pool_ids=m.pool_ids, pool_lookup=m.pool_lookup, errors=errors,
+            servers,
+            pools,
+            families,
+            flows,
+            server_ids=m.server_ids,
+            server_lookup=m.server_lookup,
+            pool_ids=m.pool_ids,
+            pool_lookup=m.pool_lookup,
+            errors=errors,
         )
         n = len(s_idx)
         tier = np.full(n, Tier.INVALID, dtype=np.uint8)
@@ -411,7 +431,12 @@ class ReferenceEngine:
         for row in rows:
             d = decide_request(m, states, s_l[row], p_l[row], f_l[row], fl_l[row])
             tier[row] = d.tier
-            server[row], dc[row], location[row], ip[row] = d.server_index, d.dc_index, d.location_index, d.ip_index
+            server[row], dc[row], location[row], ip[row] = (
+                d.server_index,
+                d.dc_index,
+                d.location_index,
+                d.ip_index,
+            )
             distance[row] = d.distance
         return BatchResult(tier, server, dc, location, ip, distance, self.id_tables())
 
