@@ -140,7 +140,7 @@ def truth(workload: Workload, bench: Bench, expected: dict[str, np.ndarray], siz
 
 
 @pytest.fixture(scope="session")
-def floor_of(workload: Workload, sizes: Sizes, _session: _Session):  # noqa: ANN201
+def floor_of(workload: Workload, sizes: Sizes, _session: _Session):
     """``floor_of(threads)``: the copy floor on this workload's row count (measured once per thread count)."""
 
     def get(threads: int) -> Floor:
@@ -153,7 +153,7 @@ def floor_of(workload: Workload, sizes: Sizes, _session: _Session):  # noqa: ANN
 
 
 @pytest.fixture
-def check_then_time(benchmark: Any, expected: dict[str, np.ndarray], truth: dict[str, np.ndarray], sizes: Sizes):  # noqa: ANN201
+def check_then_time(benchmark: Any, expected: dict[str, np.ndarray], truth: dict[str, np.ndarray], sizes: Sizes):
     """``check_then_time(prepared, floor=None)``: see ``_check_then_time``."""
     return lambda p, floor=None: _check_then_time(benchmark, p, expected, truth, sizes, floor)
 

@@ -32,7 +32,7 @@ def _batch_group(w: Workload) -> str:
     return f"{w.name} | batch | {len(w):,} rows"
 
 
-def _prepared(build):  # noqa: ANN001, ANN202
+def _prepared(build):
     try:
         return build()
     except Unavailable as exc:
@@ -40,25 +40,25 @@ def _prepared(build):  # noqa: ANN001, ANN202
 
 
 # ---- batch group: every path on the same N requests ----------------------------------------------
-def test_engine_batch(benchmark, workload, bench: Bench, threads, check_then_time, floor_of) -> None:  # noqa: ANN001
+def test_engine_batch(benchmark, workload, bench: Bench, threads, check_then_time, floor_of) -> None:
     benchmark.group = _batch_group(workload)
     check_then_time(_prepared(lambda: bench.batch(workload, threads)), floor_of(threads))
 
 
 @pytest.mark.parametrize("computes", ["full", "tier+location"])
-def test_numpy_peer(benchmark, workload, bench: Bench, computes, check_then_time, floor_of) -> None:  # noqa: ANN001
+def test_numpy_peer(benchmark, workload, bench: Bench, computes, check_then_time, floor_of) -> None:
     pytest.importorskip("numpy")
     benchmark.group = _batch_group(workload)
     check_then_time(bench.numpy_peer(workload, computes), floor_of(1))
 
 
-def test_duckdb_peer(benchmark, workload, bench: Bench, threads, check_then_time, floor_of) -> None:  # noqa: ANN001
+def test_duckdb_peer(benchmark, workload, bench: Bench, threads, check_then_time, floor_of) -> None:
     pytest.importorskip("duckdb", reason="the DuckDB peer needs the bench extra: pip install 'aegisfwd[bench]'")
     benchmark.group = _batch_group(workload)
     check_then_time(bench.duckdb_peer(workload, threads), floor_of(threads))
 
 
-def test_floor_copy(benchmark, workload, threads, sizes) -> None:  # noqa: ANN001
+def test_floor_copy(benchmark, workload, threads, sizes) -> None:
     benchmark.group = _batch_group(workload)
     benchmark.extra_info.update(path="floor.copy", threads=threads, rows=len(workload))
     with CopyColumns(len(workload), threads) as copy:
@@ -77,7 +77,7 @@ SCALAR_PATHS = ["engine.decide[cython]", "engine.decide[pybind11]", "reference.d
 
 
 @pytest.mark.parametrize("path", SCALAR_PATHS)
-def test_per_row(benchmark, workload, bench: Bench, sizes, path, check_then_time, floor_of) -> None:  # noqa: ANN001
+def test_per_row(benchmark, workload, bench: Bench, sizes, path, check_then_time, floor_of) -> None:
     head = workload.head(sizes.scalar_n)
     benchmark.group = f"{workload.name} | per-row | {len(head):,} rows"
     if path == "peer.python":
@@ -101,14 +101,14 @@ def compiled_files(tmp_path_factory: pytest.TempPathFactory, workload: Workload)
     return topo_file, compiled_file
 
 
-def _check_engine_answers(engine, workload: Workload, expected, sizes) -> None:  # noqa: ANN001
+def _check_engine_answers(engine, workload: Workload, expected, sizes) -> None:
     head = workload.head(sizes.check_n)
     got = engine.decide_batch(*head.columns).columns()
     assert compare_columns(got, expected, "full", rows=sizes.check_n)
 
 
 @pytest.mark.parametrize("step", ["load_topology+compile", "compile", "load_compiled+Engine"])
-def test_compile_and_load(benchmark, workload, compiled_files, expected, sizes, step) -> None:  # noqa: ANN001
+def test_compile_and_load(benchmark, workload, compiled_files, expected, sizes, step) -> None:
     if workload.name == "ipv6-heavy":
         pytest.skip("same topology as 'world'")
     topo_file, compiled_file = compiled_files

@@ -106,7 +106,7 @@ class DuckDBPeer:
     name = "peer.duckdb"
     computes = "tier+location"
 
-    def __init__(self, topology, threads: int | None = None) -> None:  # noqa: ANN001
+    def __init__(self, topology, threads: int | None = None) -> None:
         import duckdb
         import pyarrow as pa
 

@@ -85,7 +85,7 @@ class NumpyPeer:
 
     name = "peer.numpy"
 
-    def __init__(self, topology, computes: str = "full", chunk: int = 1 << 15) -> None:  # noqa: ANN001
+    def __init__(self, topology, computes: str = "full", chunk: int = 1 << 15) -> None:
         if computes not in ("full", "tier+location"):
             raise ValueError(f"computes must be 'full' or 'tier+location', got {computes!r}")
         self.computes = computes
@@ -178,7 +178,7 @@ class NumpyPeer:
         self.order = order.astype(np.int32)
         self.n_ips = len(ip_keys)
 
-    def with_computes(self, computes: str) -> "NumpyPeer":
+    def with_computes(self, computes: str) -> NumpyPeer:
         """The same tables (shared, not copied) computing ``computes``."""
         if computes not in ("full", "tier+location"):
             raise ValueError(f"computes must be 'full' or 'tier+location', got {computes!r}")
@@ -187,14 +187,14 @@ class NumpyPeer:
         return other
 
     # ---- helpers over a chunk ------------------------------------------------------------------
-    def _count_up(self, rows, pos, lo, hi, n):  # noqa: ANN001, ANN202
+    def _count_up(self, rows, pos, lo, hi, n):
         """Up candidates per row: servers in the row's group ranges (flattened) within [lo, hi)."""
         a = np.maximum(self.group_range[pos, 0], lo[rows])
         b = np.minimum(self.group_range[pos, 1], hi[rows])
         c = np.where(b > a, self.up_before[np.maximum(a, b)] - self.up_before[a], 0)
         return np.bincount(rows, weights=c, minlength=n) > 0
 
-    def _choose_server(self, g, lo, hi, flow):  # noqa: ANN001, ANN202
+    def _choose_server(self, g, lo, hi, flow):
         """Rendezvous over the up servers of each row's group ranges within [lo, hi)."""
         rows, pos = _expand(self.group_range_start[g], np.diff(self.group_range_start)[g])
         a = np.maximum(self.group_range[pos, 0], lo[rows])
@@ -208,7 +208,7 @@ class NumpyPeer:
         key = self.server_key[server]
         return server[_segment_winner(srows, mix64(h[srows] ^ key), key)]
 
-    def _choose_ip(self, g, target, flow):  # noqa: ANN001, ANN202
+    def _choose_ip(self, g, target, flow):
         """Rendezvous over the group's IPs that ``target`` holds."""
         rows, pos = _expand(self.group_ip_start[g], np.diff(self.group_ip_start)[g])
         ip = self.group_ips[pos]
@@ -221,7 +221,7 @@ class NumpyPeer:
         key = self.ip_key[ip]
         return ip[_segment_winner(rows, mix64(h[rows] ^ key), key)]
 
-    def _decide_chunk(self, server, pool, family, flow, out, sl) -> None:  # noqa: ANN001
+    def _decide_chunk(self, server, pool, family, flow, out, sl) -> None:
         n = server.size
         server = server.astype(np.int64)
         g = 2 * pool.astype(np.int64) + (family == 6)

@@ -23,7 +23,7 @@ Answer = tuple[int, "str | None", "str | None", "str | None", "str | None", floa
 
 
 class _IP:
-    __slots__ = ("text", "key", "holders")
+    __slots__ = ("holders", "key", "text")
 
     def __init__(self, text: str, key: int, holders: frozenset[str]) -> None:
         self.text = text
@@ -37,7 +37,7 @@ class PurePythonPeer:
     name = "peer.python"
     computes = "full"
 
-    def __init__(self, topology) -> None:  # noqa: ANN001 - an aegisfwd.Topology
+    def __init__(self, topology) -> None:
         t = topology
         self.server_dc: dict[str, str] = {}
         self.server_location: dict[str, str] = {}

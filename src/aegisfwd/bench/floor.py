@@ -11,10 +11,11 @@ same thread count: 1.0 would be a decision as cheap as moving its inputs and out
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -79,7 +80,7 @@ class CopyColumns:
         self.src = [rng.integers(0, 100, size=self.rows).astype(t) for _, t in COLUMNS]
         self.dst = [np.empty_like(a) for a in self.src]
         bounds = np.linspace(0, self.rows, self.threads + 1).astype(np.int64).tolist()
-        self.slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.slices = [slice(a, b) for a, b in itertools.pairwise(bounds)]
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
 
     def _copy(self, sl: slice) -> None:
@@ -97,7 +98,7 @@ class CopyColumns:
             self.pool.shutdown()
             self.pool = None
 
-    def __enter__(self) -> "CopyColumns":
+    def __enter__(self) -> CopyColumns:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:

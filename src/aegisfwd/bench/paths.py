@@ -213,17 +213,14 @@ class Bench:
     def batch(self, w: Workload, threads: int) -> Prepared:
         engine = self.engine(w)
         cols = w.columns
+        kwargs = {"threads": threads}
         if not _accepts(engine.decide_batch, "threads"):
             if threads != 1:
                 raise Unavailable(f"{type(engine).__name__}.decide_batch has no threads argument")
-
-            def run() -> Any:
-                return engine.decide_batch(*cols)
-
-            return Prepared("engine.decide_batch", "full", 1, len(w), run, lambda r: r.columns())
+            kwargs = {}
 
         def run() -> Any:
-            return engine.decide_batch(*cols, threads=threads)
+            return engine.decide_batch(*cols, **kwargs)
 
         return Prepared("engine.decide_batch", "full", threads, len(w), run, lambda r: r.columns())
 

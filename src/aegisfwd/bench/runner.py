@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -56,16 +57,16 @@ class Settings:
     peers: bool = True
 
     @classmethod
-    def short(cls) -> "Settings":
+    def short(cls) -> Settings:
         return cls()
 
     @classmethod
-    def quick(cls) -> "Settings":
+    def quick(cls) -> Settings:
         cores = all_cores()
         return cls(workloads=("world",), n=2_000, scalar_rows=200, check_rows=2_000,
                    threads=tuple(sorted({1, cores})), repeat=1)
 
-    def normalized(self) -> "Settings":
+    def normalized(self) -> Settings:
         threads = tuple(sorted(set(self.threads) | {1}))  # 1 thread is the reference answer for the rest
         return replace(self, threads=threads, scalar_rows=min(self.scalar_rows, self.n),
                        check_rows=min(self.check_rows, self.n))
@@ -105,15 +106,15 @@ def _tier_mix(tier: np.ndarray) -> dict[str, float]:
     return {name: float(counts[t]) / max(1, len(tier)) for t, name in enumerate(TIER_NAMES) if counts[t]}
 
 
-def path_builders(bench: Bench, w: Workload, s: Settings) -> list[Callable[[], Prepared]]:
+def path_builders(bench: Bench, w: Workload, s: Settings) -> list[Callable[[], Prepared | list[Prepared]]]:
     """Every path of a run, the single-threaded engine batch first (its answer checks the rest)."""
-    out: list[Callable[[], Prepared]] = [lambda t=t: bench.batch(w, t) for t in s.threads]
-    out.append(lambda: bench.scalar(w, s.scalar_rows))  # type: ignore[arg-type,return-value]
+    out: list[Callable[[], Prepared | list[Prepared]]] = [partial(bench.batch, w, t) for t in s.threads]
+    out.append(partial(bench.scalar, w, s.scalar_rows))
     if s.peers:
-        out.append(lambda: bench.python_peer(w, s.scalar_rows))
-        out.append(lambda: bench.numpy_peer(w, "full"))
-        out.append(lambda: bench.numpy_peer(w, "tier+location"))
-        out += [lambda t=t: bench.duckdb_peer(w, t) for t in s.threads]
+        out.append(partial(bench.python_peer, w, s.scalar_rows))
+        out.append(partial(bench.numpy_peer, w, "full"))
+        out.append(partial(bench.numpy_peer, w, "tier+location"))
+        out += [partial(bench.duckdb_peer, w, t) for t in s.threads]
     return out
 
 

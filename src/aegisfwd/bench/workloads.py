@@ -47,7 +47,7 @@ class Workload:
         r = self.requests
         return (r.server, r.pool, r.family, r.flow)
 
-    def head(self, m: int) -> "Workload":
+    def head(self, m: int) -> Workload:
         """The same workload restricted to its first ``m`` requests."""
         r = self.requests
         m = min(int(m), len(r))
