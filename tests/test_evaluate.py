@@ -344,3 +344,36 @@ def test_malformed_csv_rows_are_rejected(topo, tmp_path):
     assert ev.summary.rejects == {"missing-zone": 1, "malformed-csv": 1}
     reasons = pq.read_table(rej).column("reason").to_pylist()
     assert sorted(reasons) == ["malformed-csv", "missing-zone"]
+
+
+def test_ndjson_parser_paths_and_exact_values(topo, tmp_path):
+    """Blocks with one type per field go through Arrow typed; a block where a field changes type is
+    read with that field as text (numbers quoted first); a broken line sends its block line by line.
+    Nanosecond timestamps stay exact on every path, and batches join blocks of different types."""
+    from aegisfwd.evaluation import _read
+
+    base = {"EdgeColoCode": "LHR", "ZoneName": "local.example", "OriginIP": "203.0.113.1", "ClientIP": "198.51.100.1"}
+    ts = 1_700_000_000_123_456_789
+    typed = "".join(json.dumps({**base, "RayID": f"a{i}", "ClientSrcPort": i, "EdgeStartTimestamp": ts + i}) + "\n"
+                    for i in range(50))
+    mixed = "".join(json.dumps({**base, "RayID": f"b{i}", "ClientSrcPort": str(i) if i % 2 else i,
+                                "EdgeStartTimestamp": str(ts + i) if i % 3 else ts + i}) + "\n" for i in range(50))
+    broken = json.dumps({**base, "RayID": "c0", "ClientSrcPort": 1, "EdgeStartTimestamp": ts}) + "\n{\"RayID\": \n"
+    path = tmp_path / "paths.ndjson"
+    path.write_text(typed + mixed + broken)
+    names = ["RayID", "ClientSrcPort", "EdgeStartTimestamp"]
+    parser = _read.NdjsonBlockParser(names)
+    for block in (typed, mixed, broken):
+        parser.parse(block.encode(), 0)
+    assert parser.stats == {"typed": 1, "quoted": 1, "lines": 1}
+    src = _read.open_source(path, names, 1000, ndjson_block_bytes=len(typed))
+    chunks = list(src.chunks)
+    batch = pa.concat_tables([pa.table(c.batch) for c in chunks if c.batch is not None])
+    assert batch.num_rows == 101 and sum(len(c.malformed) for c in chunks) == 1
+    from aegisfwd.evaluation._arrow import to_epoch_ns
+
+    got, ok = to_epoch_ns(batch.column("EdgeStartTimestamp").combine_chunks(), batch.num_rows)
+    assert ok.all()
+    assert got.tolist() == [ts + i for i in range(50)] * 2 + [ts]
+    ev = af.evaluate(path, topo, progress=False)
+    assert ev.summary.rows_decided == 101 and ev.summary.rejects == {"malformed-json": 1}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,13 +221,39 @@ def _csv_chunks(path: Path, names: Sequence[str], batch_rows: int, errors: list[
 
 
 def _ndjson_chunks(
-    path: Path, names: Sequence[str], batch_rows: int, errors: list[str], block_bytes: int
+    path: Path, parser: "NdjsonBlockParser", batch_rows: int, errors: list[str], block_bytes: int
 ) -> Iterator[Chunk]:
+    """Read blocks of whole lines, parse each, and gather the parsed rows into batches of
+    ``batch_rows`` (a block holds a few tens of thousands of rows; the engine and the writers work
+    best on larger batches). Every row carries its record number (malformed lines count too)."""
     stream, raw = _open_counted(path)
-    parser = NdjsonBlockParser(names)
-    row = 0
+    row = 0  # record number of the next line
     done = 0
     carry = b""
+    pending: list[pa.Table] = []
+    pending_numbers: list[np.ndarray] = []
+    pending_bad: list[tuple[int, str]] = []
+    pending_rows = 0
+
+    def flush(final: bool) -> Iterator[Chunk]:
+        nonlocal pending, pending_numbers, pending_bad, pending_rows, done
+        progress = float(raw.count - done)
+        done = raw.count
+        if pending_rows == 0:
+            if pending_bad or progress:
+                yield Chunk(None, str(path), row, pending_bad, "malformed-json", progress=progress)
+            pending_bad = []
+            return
+        table = _concat_mixed(pending)
+        numbers = np.concatenate(pending_numbers)
+        bad = pending_bad
+        pending, pending_numbers, pending_bad, pending_rows = [], [], [], 0
+        for k, batch in enumerate(table.to_batches(max_chunksize=batch_rows)):
+            start = k * batch_rows
+            nums = numbers[start : start + batch.num_rows]
+            yield Chunk(batch, str(path), int(nums[0]), bad if k == 0 else [], "malformed-json",
+                        progress=progress if k == 0 else 0.0, row_numbers=nums)
+
     try:
         eof = False
         while not eof:
@@ -248,56 +275,146 @@ def _ndjson_chunks(
             if not block.strip():
                 continue
             table, bad, numbers = parser.parse(block, row)
-            progress = raw.count - done
-            done = raw.count
             n = table.num_rows if table is not None else 0
-            if n == 0:
-                yield Chunk(None, str(path), row, bad, "malformed-json", progress=progress)
-                row += len(bad)
-                continue
-            # A block's malformed lines ride with its first chunk; they carry their own record numbers,
-            # and so do the good rows of a block that had any (numbers then skip the broken lines).
-            pos = 0
-            for k, batch in enumerate(table.to_batches(max_chunksize=batch_rows)):
-                nums = numbers[pos : pos + batch.num_rows] if numbers is not None else None
-                yield Chunk(batch, str(path), row + pos, bad if k == 0 else [], "malformed-json",
-                            progress=progress if k == 0 else 0.0, row_numbers=nums)
-                pos += batch.num_rows
+            if n:
+                pending.append(table)
+                pending_numbers.append(numbers if numbers is not None else np.arange(row, row + n, dtype=np.int64))
+                pending_rows += n
+            pending_bad.extend(bad)
             row += n + len(bad)
+            if pending_rows >= batch_rows:
+                yield from flush(False)
+        yield from flush(True)
     finally:
         stream.close()
+
+
+def _concat_mixed(tables: list[pa.Table]) -> pa.Table:
+    """Concatenate parsed blocks whose columns may differ in type (an integer field read as text in
+    one block): a column with several types becomes text, exactly (integers keep every digit)."""
+    if len(tables) == 1:
+        return tables[0].combine_chunks()
+    names = tables[0].column_names
+    cols = {}
+    for n in names:
+        parts = [t.column(n) for t in tables]
+        kinds = {p.type for p in parts if not pa.types.is_null(p.type)}
+        if len(kinds) > 1:
+            parts = [p.cast(pa.large_string()) if not pa.types.is_large_string(p.type) else p for p in parts]
+        elif len(kinds) == 1:
+            (k,) = kinds
+            parts = [p.cast(k) if p.type != k else p for p in parts]
+        cols[n] = pa.chunked_array([c for p in parts for c in p.chunks], type=parts[0].type if parts else pa.null())
+    return pa.table(cols).combine_chunks()
 
 
 class NdjsonBlockParser:
     """Parse blocks of complete NDJSON lines, surviving every Logpush quirk.
 
-    Fast path: ``pyarrow.json`` with an explicit schema for the needed fields only (other fields,
-    nested or not, are ignored). Arrow stops on a field that changes type between rows and on a
-    broken line, so a block it refuses is parsed line by line with ``json.loads``: values of one
-    field with mixed types become text (the evaluator parses text), broken lines come back as
-    malformed. The explicit schema then follows the types that block had most of.
+    1. Fast path: ``pyarrow.json`` with an explicit schema for the needed fields only (other fields,
+       nested or not, are ignored), typed as learned from the first lines seen.
+    2. Arrow stops on a field whose type changes between rows (an integer timestamp here, an RFC 3339
+       string there; numbers sent as strings). The field named in Arrow's error is then read as text:
+       its bare numbers are quoted in the block's bytes first (one literal-prefixed regex per such
+       field, ``"Field":123`` -> ``"Field":"123"``), and the evaluator parses the text. Later blocks try
+       the typed schema first again, so one odd segment of a log does not slow the rest.
+    3. A block Arrow still refuses (a broken line, a nested object where a value was expected) is
+       parsed line by line with ``json.loads``: mixed values become text, broken lines come back as
+       malformed records.
     """
+
+    _NUMBER = rb"(-?[0-9][0-9.eE+-]*|true|false)"
 
     def __init__(self, names: Sequence[str]) -> None:
         self.names = list(names)
-        self.schema: pa.Schema | None = None
+        self.types: dict[str, pa.DataType] | None = None
+        self.textual: set[str] = set()  # fields that needed reading as text at least once
+        self._patterns: dict[str, Any] = {}
+        self.stats = {"typed": 0, "quoted": 0, "lines": 0}
+
+    def _learn(self, block: bytes) -> None:
+        types: dict[str, pa.DataType] = {}
+        for line in block.split(b"\n", 2000)[:2000]:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(rec, dict):
+                continue
+            for n in self.names:
+                v = rec.get(n)
+                if n in types or v is None:
+                    continue
+                if isinstance(v, bool):
+                    types[n] = pa.string()
+                    self.textual.add(n)
+                elif isinstance(v, int):
+                    types[n] = pa.int64()
+                elif isinstance(v, float):
+                    types[n] = pa.float64()
+                else:
+                    types[n] = pa.string()
+        self.types = types
+
+    def _read(self, data: bytes, schema: pa.Schema) -> pa.Table:
+        import pyarrow.json as pj
+
+        return pj.read_json(
+            io.BytesIO(data),
+            read_options=pj.ReadOptions(block_size=1 << 20, use_threads=True),
+            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+        )
+
+    def _schema(self, text: set[str]) -> pa.Schema:
+        assert self.types is not None
+        return pa.schema([(n, pa.string() if n in text else self.types.get(n, pa.string())) for n in self.names])
+
+    def _quote(self, block: bytes, fields: set[str]) -> bytes:
+        for f in sorted(fields):
+            got = self._patterns.get(f)
+            if got is None:
+                key = re.escape(b'"' + f.encode() + b'":')
+                got = self._patterns[f] = (re.compile(key + rb"\s*" + self._NUMBER), b'"' + f.encode() + b'":"\\1"')
+            pat, repl = got
+            block = pat.sub(repl, block)
+        return block
 
     def parse(self, block: bytes, first_row: int) -> tuple[pa.Table | None, list[tuple[int, str]], np.ndarray | None]:
         """``(rows, malformed lines as (record number, text), record numbers of the rows or None
         when they are simply consecutive from first_row)``."""
-        import pyarrow.json as pj
-
-        if self.schema is not None:
+        if self.types is None:
+            self._learn(block)
+        try:
+            table = self._read(block, self._schema(set()))
+            self.stats["typed"] += 1
+            return table, [], None
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            text = set(self.textual) | self._culprits(str(exc))
+        for _ in range(len(self.names) + 1):
+            if not text:
+                break
             try:
-                table = pj.read_json(
-                    io.BytesIO(block),
-                    read_options=pj.ReadOptions(block_size=max(len(block), 1 << 20), use_threads=True),
-                    parse_options=pj.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="ignore"),
-                )
+                table = self._read(self._quote(block, text), self._schema(text))
+                self.textual |= text
+                self.stats["quoted"] += 1
                 return table, [], None
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                pass
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                more = self._culprits(str(exc)) - text
+                if not more:
+                    break
+                text |= more
+        self.stats["lines"] += 1
         return self._slow(block, first_row)
+
+    def _culprits(self, message: str) -> set[str]:
+        """Needed fields an Arrow error blames: named ones, or every integer field for a failed
+        int64 conversion (which names none)."""
+        named = {c for c in re.findall(r"Column\(/([^)/]+)\)", message) if c in self.names}
+        if not named and "to int64" in message and self.types is not None:
+            named = {n for n, t in self.types.items() if pa.types.is_integer(t)}
+        if not named and "to double" in message and self.types is not None:
+            named = {n for n, t in self.types.items() if pa.types.is_floating(t)}
+        return named
 
     def _slow(self, block: bytes, first_row: int) -> tuple[pa.Table | None, list[tuple[int, str]], np.ndarray | None]:
         names = self.names
@@ -322,40 +439,26 @@ class NdjsonBlockParser:
                 cols[n].append(rec.get(n))
         if good == 0:
             return None, bad, None
-        arrays = {}
-        fields = []
-        for n in names:
-            arr, typ = _column_from_values(cols[n])
-            arrays[n] = arr
-            if typ is not None:
-                fields.append(pa.field(n, typ))
-        self.schema = pa.schema(fields) if fields else None
+        arrays = {n: _column_from_values(cols[n]) for n in names}
         return pa.table(arrays), bad, (np.asarray(numbers, dtype=np.int64) if bad else None)
 
 
-def _column_from_values(values: list[Any]) -> tuple[pa.Array, pa.DataType | None]:
-    """One field's values from ``json.loads``: int64 if all ints, text if all strings or mixed.
-
-    Returns the array and the Arrow type to expect in later blocks (``None`` when all null).
-    """
+def _column_from_values(values: list[Any]) -> pa.Array:
+    """One field's values from ``json.loads``: int64 if all ints, float64 if all floats, else text
+    (exact: integers keep every digit, nested values become compact JSON)."""
     kinds = {type(v) for v in values if v is not None}
     if not kinds:
-        return pa.nulls(len(values), pa.large_string()), None
+        return pa.nulls(len(values), pa.large_string())
     if kinds == {int}:
         try:
-            return pa.array(values, pa.int64()), pa.int64()
+            return pa.array(values, pa.int64())
         except (OverflowError, pa.ArrowInvalid):
             pass
-    if kinds <= {float, int}:
-        if kinds == {float}:
-            return pa.array(values, pa.float64()), pa.float64()
+    if kinds == {float}:
+        return pa.array(values, pa.float64())
     if kinds == {str}:
-        return pa.array(values, pa.large_string()), pa.string()
-    out = [None if v is None else _text(v) for v in values]
-    # Mixed kinds: keep exact text; later blocks go back to Arrow's reader typed as the majority kind.
-    majority = max(kinds, key=lambda t: sum(1 for v in values if type(v) is t))
-    hint = {int: pa.int64(), float: pa.float64(), str: pa.string()}.get(majority)
-    return pa.array(out, pa.large_string()), hint
+        return pa.array(values, pa.large_string())
+    return pa.array([None if v is None else _text(v) for v in values], pa.large_string())
 
 
 def _text(v: Any) -> str:
@@ -382,6 +485,8 @@ def open_source(
         errors: list[str] = []
         total = float(sum(p.stat().st_size for p in paths))
 
+        parser = NdjsonBlockParser(names)  # shared: what it learns about the log carries across files
+
         def gen() -> Iterator[Chunk]:
             for p in paths:
                 fmt = detect_format(p)
@@ -393,7 +498,7 @@ def open_source(
                 elif fmt == "csv":
                     yield from _csv_chunks(p, names, batch_rows, errors)
                 else:
-                    yield from _ndjson_chunks(p, names, batch_rows, errors, block_bytes)
+                    yield from _ndjson_chunks(p, parser, batch_rows, errors, block_bytes)
 
         desc = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files"
         return Source(gen(), total, "bytes", desc, errors)

@@ -19,7 +19,10 @@ from ._prepare import KEY_FIELDS, column_names, parse_common, resolve, resolve_c
 from ._read import Chunk, Source, open_source
 from ._summary import Accumulator, Summary
 
-DEFAULT_BATCH_ROWS = 1 << 20
+# Rows per batch: large enough that per-batch costs (one engine call, one Parquet row group, one
+# weight matrix per colo for the ingress choice) vanish, small enough to keep memory in the tens
+# of MiB for the needed columns.
+DEFAULT_BATCH_ROWS = 1 << 18
 # Without ``output=``, decisions are kept in memory up to this many rows (about 60 bytes a row
 # before Arrow's dictionary sharing); beyond it they are dropped with a warning and only the
 # summary remains: pass ``output=`` for larger logs.
