@@ -126,3 +126,26 @@ def test_compile_and_load(benchmark, workload, compiled_files, expected, sizes, 
         result = benchmark(run)
     engine = result if step == "load_compiled+Engine" else af.Engine(result)
     _check_engine_answers(engine, workload, expected, sizes)
+
+
+# ---- evaluate end to end ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def eval_workload(workload_name: str, sizes) -> Workload:
+    from aegisfwd.bench.workloads import make
+
+    return make(workload_name, sizes.eval_n)
+
+
+def test_evaluate(benchmark, eval_workload, bench: Bench, threads, sizes, tmp_path_factory) -> None:
+    """``af.evaluate`` from a Parquet log to a Parquet decisions file; checked row by row (``Bench.evaluate``)."""
+    pytest.importorskip("pyarrow", reason="evaluate needs the analysis extra")
+    w = eval_workload
+    benchmark.group = f"{w.name} | evaluate | {len(w):,} log rows"
+    p = _prepared(lambda: bench.evaluate(w, tmp_path_factory.getbasetemp(), threads, sizes.check_n))
+    benchmark.extra_info.update(path=p.path, computes=p.computes, threads=threads, rows=p.rows)
+    if benchmark.enabled:
+        assert p.check(p.run()), "evaluate's decisions disagree with the engine or the reference"
+        benchmark.pedantic(p.run, rounds=sizes.rounds, iterations=1)
+        benchmark.extra_info["decisions_per_s"] = p.rows / benchmark.stats.stats.min
+    else:
+        assert p.check(benchmark(p.run)), "evaluate's decisions disagree with the engine or the reference"

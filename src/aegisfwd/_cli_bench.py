@@ -33,7 +33,9 @@ def _print_tables(reports: list[WorkloadReport]) -> None:
     for rep in reports:
         mix = ", ".join(f"{name} {share:.0%}" for name, share in rep.tiers.items())
         floors = ", ".join(
-            f"{t} thread{'s' if t > 1 else ''}: {_si(f.decisions_per_s)}/s ({f.gb_per_s:.1f} GB/s)"
+            f"{t} thread{'s' if t > 1 else ''}: {_si(f.decisions_per_s)}/s ({f.gb_per_s:.1f} GB/s"
+            + (f", copying on {f.threads}" if f.threads != t else "")
+            + ")"
             for t, f in rep.floors.items()
         )
         table = Table(
@@ -94,7 +96,8 @@ def _print_tables(reports: list[WorkloadReport]) -> None:
 )
 @click.option("--repeat", type=click.IntRange(min=1), help="Timed calls per path; the best counts (default 3).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the world and the requests.")
-@click.option("--no-peers", is_flag=True, help="Measure the engine paths only.")
+@click.option("--no-peers", is_flag=True, help="Leave out the peers (pure Python, NumPy, DuckDB).")
+@click.option("--no-evaluate", is_flag=True, help="Leave out af.evaluate end to end from a Parquet log.")
 def bench(
     quick: bool,
     as_json: bool,
@@ -105,15 +108,17 @@ def bench(
     repeat: int | None,
     seed: int,
     no_peers: bool,
+    no_evaluate: bool,
 ) -> None:
     """Benchmark every decision path against the peers and a memory-copy floor, checking every answer.
 
     Paths: the compiled engine's batch call on each thread count, its scalar calls (Cython and
-    pybind11), ReferenceEngine, and the peers (pure Python, NumPy, DuckDB SQL). Each is checked
-    against ReferenceEngine before it is timed. The full suite is `pytest benchmarks/`.
+    pybind11), ReferenceEngine, the peers (pure Python, NumPy, DuckDB SQL) and af.evaluate end to
+    end from a Parquet log. Each is checked against ReferenceEngine before it is timed. The full
+    suite is `pytest benchmarks/`.
     """
     s = Settings.quick() if quick else Settings.short()
-    changes: dict[str, object] = {"seed": seed, "peers": not no_peers}
+    changes: dict[str, object] = {"seed": seed, "peers": not no_peers, "evaluate": not no_evaluate}
     if workloads:
         changes["workloads"] = tuple(dict.fromkeys(workloads))
     if n is not None:

@@ -5,8 +5,9 @@ writes its answer (tier uint8, server/dc/location/ip int32, distance float64: 25
 a plain NumPy copy of exactly those ten columns for the same number of rows, ``src -> dst`` column
 by column (each copy reads and writes its column, so 84 bytes of memory traffic per row). With
 ``threads > 1`` the rows are split into contiguous slices copied concurrently (NumPy releases the GIL
-while it copies). Every path is then reported as ``decisions_per_s / floor_decisions_per_s`` at the
-same thread count: 1.0 would be a decision as cheap as moving its inputs and outputs once.
+while it copies). Every path is then reported as ``decisions_per_s / floor_decisions_per_s`` where the
+floor for ``t`` threads is the fastest copy on at most ``t`` threads (``runner.best_floors``): 1.0 would
+be a decision as cheap as moving its inputs and outputs once.
 """
 
 from __future__ import annotations

@@ -140,6 +140,51 @@ def _decisions_to_columns(answers: Sequence[Any]) -> Columns:
     return out
 
 
+def pc_contains(column: Any, needle: str) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    return np.asarray(pc.match_substring(column, needle).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def log_table(w: Workload) -> Any:
+    """The workload as a Logpush-style ``http_requests`` table (pyarrow) for ``af.evaluate``.
+
+    ``EdgeColoCode`` is the location of the request's ingress server (the evaluator picks a server
+    there), ``ZoneName`` the pool's first zone, ``OriginIP`` an address of the request's family,
+    ``RayID`` the flow key in hex; timestamps one microsecond apart, response times up to 500 ms.
+    """
+    import pyarrow as pa
+
+    t = w.topology
+    r = w.requests
+    n = len(w)
+    first_zone: dict[str, str] = {}
+    for zone, pool in t.zones.items():
+        first_zone.setdefault(pool, zone)
+    missing = [p for p in t.pool_ids if p not in first_zone]
+    if missing:
+        raise Unavailable(f"evaluate: pool {missing[0]!r} has no zone, so a log cannot name it")
+    zones = pa.array([first_zone[p] for p in t.pool_ids], pa.string())
+    location_of = np.repeat(
+        np.arange(len(t.locations), dtype=np.int32),
+        [b - a for a, b in t.location_server_ranges],
+    )
+    origins = pa.array([f"198.51.100.{k + 1}" for k in range(250)] + [f"2001:db8:ffff::{k + 1:x}" for k in range(250)])
+    origin = (r.flow % np.uint64(250)).astype(np.int32) + np.where(r.family == 6, 250, 0).astype(np.int32)
+    nibbles = (r.flow[:, None] >> (np.arange(60, -4, -4, dtype=np.uint64))[None, :]) & np.uint64(15)
+    ray = np.frombuffer(b"0123456789abcdef", np.uint8)[nibbles.astype(np.intp)]
+    return pa.table(
+        {
+            "RayID": pa.array(ray.reshape(-1).view("S16"), pa.binary(16)).cast(pa.string()),
+            "EdgeColoCode": pa.DictionaryArray.from_arrays(location_of[r.server], pa.array(t.location_ids)),
+            "ZoneName": pa.DictionaryArray.from_arrays(r.pool.astype(np.int32), zones),
+            "OriginIP": pa.DictionaryArray.from_arrays(origin, origins),
+            "EdgeStartTimestamp": pa.array(1_767_225_600_000_000_000 + 1000 * np.arange(n, dtype=np.int64)),
+            "OriginResponseDurationMs": pa.array(((r.flow >> np.uint64(32)) % np.uint64(500)).astype(np.int64)),
+        }
+    )
+
+
 class Unavailable(Exception):
     """A path that cannot run in this installation (the message says why)."""
 
@@ -155,7 +200,12 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
 
 @dataclass
 class Prepared:
-    """One path, ready to time on ``rows`` rows of ``workload``."""
+    """One path, ready to time on ``rows`` rows of ``workload``.
+
+    ``columns`` turns what ``run`` returns into result columns, compared with the reference and the
+    engine on the workload's requests. A path whose inputs are not the workload's columns (``evaluate``
+    reads a log and derives them) brings its own ``check`` instead: result -> agrees.
+    """
 
     path: str
     computes: str
@@ -163,6 +213,7 @@ class Prepared:
     rows: int
     run: Callable[[], Any]
     columns: Callable[[Any], Columns] = field(default=lambda r: r)
+    check: Callable[[Any], bool] | None = None
 
 
 class Bench:
@@ -246,6 +297,68 @@ class Bench:
                 return p
         offered = ", ".join(scalar_backends(self.engine(w)))
         raise Unavailable(f"{name}: {type(self.engine(w)).__name__} offers the scalar backends: {offered}")
+
+    def evaluate(self, w: Workload, folder: Path, threads: int, check_rows: int) -> Prepared:
+        """``af.evaluate`` end to end: a Parquet request log (``log_table``) in, a Parquet decisions file out.
+
+        The engine is built beforehand (as a service would hold it); the timed call reads the log,
+        parses it, picks ingress servers, decides and writes the decisions. The check reads the output
+        back and compares every row with the engine's batch answer on the inputs the evaluator derived
+        (ingress server from the output, pool from ZoneName, family from OriginIP, flow key from RayID
+        as docs/evaluate.md defines it), and the first ``check_rows`` rows with ``ReferenceEngine``.
+        """
+        try:
+            import pyarrow.parquet as pq
+
+            import aegisfwd as af
+            from aegisfwd.evaluation._arrow import flow_keys
+        except ImportError as exc:
+            raise Unavailable(f"evaluate: {exc} (pip install 'aegisfwd[analysis]')") from None
+        engine = self.engine(w)
+        log = folder / f"{w.name}-{len(w)}-log.parquet"
+        out = folder / f"{w.name}-{len(w)}-{threads}t-decisions.parquet"
+        if not log.exists():
+            pq.write_table(log_table(w), log)
+
+        def run() -> Any:
+            return af.evaluate(str(log), engine, output=str(out), threads=threads, progress=False)
+
+        def check(ev: Any) -> bool:
+            import pyarrow as pa
+
+            got = ev.decisions
+            n = got.num_rows
+            if ev.summary.rows_in != len(w) or n != len(w):
+                return False
+            ray = got.column("RayID").combine_chunks()
+            if not ray.equals(pq.read_table(log, columns=["RayID"]).column("RayID").combine_chunks()):
+                return False  # not in input order
+            server_of = {sid: k for k, sid in enumerate(engine.servers)}
+            pool_of = {pid: k for k, pid in enumerate(engine.pools)}
+            zone_pool = {z: pool_of[p] for z, p in w.topology.zones.items()}
+            server = np.array([server_of[s] for s in got.column("ingress_server").to_pylist()], np.int32)
+            pool = np.array([zone_pool[z] for z in got.column("ZoneName").to_pylist()], np.int32)
+            family = np.where(pc_contains(got.column("OriginIP"), ":"), 6, 4).astype(np.uint8)
+            flow, ok = flow_keys(None, None, ray, n)
+            if not ok.all():
+                return False
+            want = engine.decide_batch(server, pool, family, flow).to_arrow()
+            head = min(n, check_rows)
+            ref = self.reference(w).decide_batch(server[:head], pool[:head], family[:head], flow[:head]).to_arrow()
+            pairs = (("tier", "tier"), ("egress_server", "server"), ("egress_dc", "dc"),
+                     ("egress_location", "location"), ("egress_ip", "ip"))
+            for mine, theirs in pairs:
+                a = got.column(mine).cast(pa.string()).combine_chunks()
+                if not a.equals(want.column(theirs).cast(pa.string()).combine_chunks()):
+                    return False
+                if not a.slice(0, head).equals(ref.column(theirs).cast(pa.string()).combine_chunks()):
+                    return False
+            d = got.column("distance").to_numpy()
+            return np.array_equal(d, want.column("distance").to_numpy(), equal_nan=True) and np.array_equal(
+                d[:head], ref.column("distance").to_numpy(), equal_nan=True
+            )
+
+        return Prepared("evaluate", "full", threads, len(w), run, check=check)
 
     def python_peer(self, w: Workload, rows: int) -> Prepared:
         peer = self.peer(w, "python")

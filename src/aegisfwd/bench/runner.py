@@ -17,9 +17,11 @@ measured side by side are compared):
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +57,7 @@ class Settings:
     repeat: int = 3
     seed: int = 0
     peers: bool = True
+    evaluate: bool = True
 
     @classmethod
     def short(cls) -> Settings:
@@ -101,12 +104,24 @@ class WorkloadReport:
     skipped: list[str] = field(default_factory=list)
 
 
+def best_floors(measured: dict[int, Floor]) -> dict[int, Floor]:
+    """The floor at ``t`` threads is the fastest copy measured on at most ``t`` threads: a path given
+    ``t`` threads could always copy on fewer (on small inputs a thread pool costs more than it gives)."""
+    out = {}
+    for t in sorted(measured):
+        candidates = [f for k, f in measured.items() if k <= t]
+        out[t] = min(candidates, key=lambda f: f.seconds)
+    return out
+
+
 def _tier_mix(tier: np.ndarray) -> dict[str, float]:
     counts = np.bincount(tier, minlength=256)
     return {name: float(counts[t]) / max(1, len(tier)) for t, name in enumerate(TIER_NAMES) if counts[t]}
 
 
-def path_builders(bench: Bench, w: Workload, s: Settings) -> list[Callable[[], Prepared | list[Prepared]]]:
+def path_builders(
+    bench: Bench, w: Workload, s: Settings, folder: Path
+) -> list[Callable[[], Prepared | list[Prepared]]]:
     """Every path of a run, the single-threaded engine batch first (its answer checks the rest)."""
     out: list[Callable[[], Prepared | list[Prepared]]] = [partial(bench.batch, w, t) for t in s.threads]
     out.append(partial(bench.scalar, w, s.scalar_rows))
@@ -115,20 +130,28 @@ def path_builders(bench: Bench, w: Workload, s: Settings) -> list[Callable[[], P
         out.append(partial(bench.numpy_peer, w, "full"))
         out.append(partial(bench.numpy_peer, w, "tier+location"))
         out += [partial(bench.duckdb_peer, w, t) for t in s.threads]
+    if s.evaluate:
+        out += [partial(bench.evaluate, w, folder, t, s.check_rows) for t in s.threads]
     return out
 
 
-def run_workload(bench: Bench, w: Workload, s: Settings, progress: Callable[[str], None] | None = None) -> WorkloadReport:
+def run_workload(bench: Bench, w: Workload, s: Settings, progress: Callable[[str], None] | None = None,
+                 folder: Path | None = None) -> WorkloadReport:
+    """Measure every path on ``w``; files (the evaluate path's log and output) go to ``folder``
+    (default: a temporary directory removed afterwards)."""
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="aegisfwd-bench-") as tmp:
+            return run_workload(bench, w, s, progress, Path(tmp))
     say = progress or (lambda _msg: None)
     say(f"{w.name}: floor")
-    floors = {t: measure_floor(len(w), t) for t in s.threads}
+    floors = best_floors({t: measure_floor(len(w), t) for t in s.threads})
     say(f"{w.name}: reference answers for {s.check_rows} rows")
     expected = bench.reference_columns(w, s.check_rows)
     truth: dict[str, np.ndarray] | None = None
     records = []
     skipped = []
     prepared: list[Prepared] = []
-    for build in path_builders(bench, w, s):
+    for build in path_builders(bench, w, s, folder):
         try:
             got = build()
         except Unavailable as exc:
@@ -137,13 +160,18 @@ def run_workload(bench: Bench, w: Workload, s: Settings, progress: Callable[[str
         prepared += got if isinstance(got, list) else [got]
     for p in prepared:
         say(f"{w.name}: {p.path} (threads={p.threads}, rows={p.rows})")
-        cols = p.columns(p.run())
-        if truth is None:
-            truth = cols  # engine.decide_batch on 1 thread, every row
-        agrees = compare_columns(cols, expected, p.computes, rows=min(p.rows, s.check_rows)) and compare_columns(
-            cols, truth, p.computes, rows=p.rows
-        )
-        del cols
+        result = p.run()
+        if p.check is not None:
+            agrees = p.check(result)
+        else:
+            cols = p.columns(result)
+            if truth is None:
+                truth = cols  # engine.decide_batch on 1 thread, every row
+            agrees = compare_columns(cols, expected, p.computes, rows=min(p.rows, s.check_rows)) and compare_columns(
+                cols, truth, p.computes, rows=p.rows
+            )
+            del cols
+        del result
         seconds = best_time(p.run, s.repeat)
         rate = p.rows / seconds
         records.append(
