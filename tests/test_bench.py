@@ -130,6 +130,7 @@ def _tiny_workload(n: int = 300):
                 {"id": "c", "ips": [{"address": "192.0.2.3", "holders": ["SYD01"]},
                                     {"address": "192.0.2.4", "holders": ["lhr01-s1"]}]},
             ],
+            "zones": {"a.example": "a", "b.example": "b", "c.example": "c"},
         }
     )
     return Workload("tiny", topo, requests(topo, n, 0), 0)
@@ -160,7 +161,7 @@ def test_runner_reports_disagreement() -> None:
     assert records[("peer.numpy", 1)].agrees is False
     assert records[("peer.numpy[tier+location]", 1)].agrees is False
     assert all(r.agrees for key, r in records.items() if not key[0].startswith("peer.numpy"))
-    assert {("engine.decide_batch", 2), ("peer.duckdb", 2), ("peer.python", 1)} <= set(records)
+    assert {("engine.decide_batch", 2), ("peer.duckdb", 2), ("peer.python", 1), ("evaluate", 2)} <= set(records)
     assert set(report.floors) == {1, 2} and not report.skipped
     assert report.floors[2].seconds <= report.floors[1].seconds  # the best copy on at most 2 threads
     assert sum(report.tiers.values()) == pytest.approx(1.0)
