@@ -369,9 +369,22 @@ def hash_strings(arr: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarray]:
     vec_lengths = np.where(lengths > _MAX_VECTOR_BYTES, 0, lengths)
     width = int(vec_lengths.max()) if len(vec_lengths) else 0
     words = (width + 7) // 8
+    if words and long_rows.shape[0] == 0 and _is_ascii(s):
+        # Fast path: pad every value with NULs to one width (Arrow kernel; characters = bytes for
+        # ASCII), so the data buffer is a rows x words matrix of little-endian uint64.
+        padded = pc.utf8_rpad(pc.if_else(pc.is_null(s), "", s), words * 8, "\0")
+        pb = padded.buffers()
+        po = np.frombuffer(pb[1], dtype=np.int64, count=len(padded) + 1 + padded.offset)[padded.offset :]
+        mat = np.frombuffer(pb[2], dtype="<u8", count=(int(po[-1]) - int(po[0])) // 8, offset=int(po[0]))
+        mat = mat.reshape(len(padded), words)
+        for w in range(words):
+            x = h ^ mat[:, w]
+            mix64_np(x, out=x)
+            live = vec_lengths > w * 8
+            h = np.where(live, x, h) if not live.all() else x
+        return h, nonempty
     if words:
         cols = np.arange(words * 8, dtype=np.int64)
-        # Rows x bytes, zero past each value's end; gathered a word-column block at a time.
         for w in range(words):
             c = cols[w * 8 : w * 8 + 8]
             live = np.flatnonzero(vec_lengths > w * 8)
@@ -389,6 +402,16 @@ def hash_strings(arr: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarray]:
         for r, v in zip(long_rows.tolist(), py):
             h[r] = np.uint64(string_hash_py(v.encode("utf-8")))
     return h, nonempty
+
+
+def _is_ascii(s: pa.Array) -> bool:
+    """All values ASCII (then a value's characters are its bytes)."""
+    bufs = s.buffers()
+    if bufs[2] is None:
+        return True
+    offs = np.frombuffer(bufs[1], dtype=np.int64, count=len(s) + 1 + s.offset)[s.offset :]
+    data = np.frombuffer(bufs[2], dtype=np.uint8, count=int(offs[-1]) - int(offs[0]), offset=int(offs[0]))
+    return not bool((data >= 0x80).any())
 
 
 def string_hash_py(b: bytes) -> int:

@@ -138,7 +138,13 @@ class TableWriter:
     ``.ndjson``) or CSV (anything else). The schema is fixed by the first table; later tables are
     conformed to it (missing columns become nulls)."""
 
-    def __init__(self, path: str | Path, schema: pa.Schema | None = None) -> None:
+    def __init__(self, path: str | Path, schema: pa.Schema | None = None, *, background: bool = True) -> None:
+        # Writing (encoding, compression) runs on one background thread, overlapping the next
+        # batch's evaluation; at most one table waits, so memory stays bounded.
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegisfwd-writer") if background else None
+        self._pending: Any = None
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         suffix = self.path.suffix.lower()
@@ -167,6 +173,14 @@ class TableWriter:
             self._file = open(self.path, "w", encoding="utf-8")
 
     def write(self, table: pa.Table) -> None:
+        if self._pool is None:
+            self._write(table)
+            return
+        if self._pending is not None:
+            self._pending.result()  # re-raises a failed write here
+        self._pending = self._pool.submit(self._write, table)
+
+    def _write(self, table: pa.Table) -> None:
         if self.schema is None:
             self._open(table.schema)
         assert self.schema is not None
@@ -191,6 +205,14 @@ class TableWriter:
 
     def close(self, empty_schema: pa.Schema | None = None) -> None:
         """Finish the file; one that got no table is written empty with ``empty_schema``."""
+        if self._pool is not None:
+            try:
+                if self._pending is not None:
+                    self._pending.result()
+            finally:
+                self._pending = None
+                self._pool.shutdown(wait=True)
+                self._pool = None
         if self.schema is None:
             self._open(empty_schema if empty_schema is not None else pa.schema([]))
         if self._writer is not None:

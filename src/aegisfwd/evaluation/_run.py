@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,46 @@ class Evaluation:
                 f"{self.elapsed_s:.2f} s)")
 
 
+def _prefetch(chunks: Iterator[Chunk], depth: int = 2) -> Iterator[Chunk]:
+    """Read the next chunks on a background thread while this one is evaluated (Arrow's readers
+    and gzip release the GIL). At most ``depth`` chunks wait; errors re-raise here."""
+    import queue
+    import threading
+
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def run() -> None:
+        try:
+            for c in chunks:
+                while not stop.is_set():
+                    try:
+                        q.put(c, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    t = threading.Thread(target=run, name="aegisfwd-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
 # ---------------------------------------------------------------------------------------------
 # Progress
 # ---------------------------------------------------------------------------------------------
@@ -191,7 +231,7 @@ class Runner:
 
     def evaluate_common(self, common: Any, chunk: Chunk, states: np.ndarray | None = None) -> tuple[Any, Any, np.ndarray]:
         m = self.model
-        res = resolve(common, m, m.states() if states is None else states)
+        res = resolve(common, m, m.states() if states is None else states, self.threads)
         ok = np.flatnonzero(res.reason == 0)
         bad = np.flatnonzero(res.reason != 0)
         if bad.shape[0]:
@@ -287,7 +327,7 @@ def evaluate(
                     threads=threads, concurrency_resolution_ms=concurrency_resolution_ms)
     bar = _Progress(progress, src)
     try:
-        for chunk in src.chunks:
+        for chunk in _prefetch(src.chunks):
             rows = runner.process(chunk)
             bar.advance(chunk.progress, rows)
     finally:

@@ -150,6 +150,47 @@ def make_log(path: str | Path, rows: int = 1_000_000, seed: int = 0, *, topology
     return path
 
 
+def make_table(rows: int = 1_000_000, seed: int = 0, *, topology: Any = None, server_column: bool = False) -> pa.Table:
+    """The demo's requests as a typed Arrow table (no quirks): what a Parquet Logpush job holds.
+    With ``server_column`` it also has ``EdgeServer``, the sampled ingress server's id (for
+    ``columns={"ingress_server": "EdgeServer"}``). Used by ``benchmarks/test_evaluate_bench.py``."""
+    datasets = importlib.import_module("aegisfwd.datasets")
+    topo = topology if topology is not None else datasets.world(seed)
+    req = datasets.requests(topo, rows, seed)
+    rng = np.random.default_rng(seed + 1)
+    n = len(req)
+    first_of_loc = np.array([a for a, _ in topo.location_server_ranges])
+    loc_of_server = np.searchsorted(first_of_loc, np.arange(len(topo.server_ids)), side="right") - 1
+    zones_of_pool: list[list[str]] = [[] for _ in topo.pools]
+    pidx = topo.pool_index
+    for z, p in topo.zones.items():
+        zones_of_pool[pidx[p]].append(z)
+    p = req.pool.astype(np.int64)
+    v4 = pc.binary_join_element_wise(
+        "100", _u8str(64 + (p >> 16) % 64), _u8str((p >> 8) % 256), _u8str(p % 256), "."
+    )
+    v6 = pc.binary_join_element_wise(
+        "2001:db8:ffff:", pc.cast(pa.array(p // 10000), pa.string()), "::", pc.cast(pa.array(p % 10000 + 1), pa.string()), ""
+    )
+    c = rng.integers(1 << 24, 223 << 24, n, dtype=np.int64)
+    client = pc.binary_join_element_wise(
+        _u8str((c >> 24) % 256), _u8str((c >> 16) % 256), _u8str((c >> 8) % 256), _u8str(c % 256), "."
+    )
+    table = pa.table({
+        "RayID": pc.utf8_lpad(pc.cast(pa.array(rng.integers(0, 1 << 62, n)), pa.string()), 19, "0"),
+        "EdgeColoCode": pa.array(topo.location_ids).take(pa.array(loc_of_server[req.server])),
+        "ZoneName": pa.array([zs[0] if zs else None for zs in zones_of_pool]).take(pa.array(req.pool)),
+        "OriginIP": pc.if_else(pa.array(req.family == 4), v4, v6),
+        "ClientIP": client,
+        "ClientSrcPort": pa.array(rng.integers(1024, 65536, n).astype(np.int32)),
+        "EdgeStartTimestamp": pa.array(START_NS + np.sort(rng.integers(0, WINDOW_S * 10**9, n))),
+        "OriginResponseDurationMs": pa.array(np.minimum(rng.lognormal(np.log(80), 1.0, n), 30_000).astype(np.int32)),
+    })
+    if server_column:
+        table = table.append_column("EdgeServer", pa.array(topo.server_ids).take(pa.array(req.server)))
+    return table
+
+
 def run_demo(
     out_dir: str | Path,
     rows: int = 1_000_000,
