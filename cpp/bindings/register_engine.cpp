@@ -183,6 +183,8 @@ void register_engine(py::module_& m) {
                                    d["small_layouts"] = s.small_layouts;
                                    d["big_layouts"] = s.big_layouts;
                                    d["nonuniform_groups"] = s.nonuniform_groups;
+                                   d["checked_entries"] = s.checked_entries;
+                                   d["isa"] = std::string(self.engine->isa());
                                    return d;
                                })
         .def(

@@ -125,9 +125,11 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
     const std::size_t LS = t_.list_servers.size;
     lists_.resize(static_cast<std::size_t>(C));
     up_key_.resize(LS);
-    up_srv_.resize(LS);
+    up_.resize(LS);
     for (std::int32_t c = 0; c < C; ++c) {
-        lists_[c] = ListRec{t_.list_server_start[c], 0};
+        const std::int32_t m = t_.list_location[c];
+        lists_[c] = ListRec{t_.list_server_start[c], 0, t_.location_server_start[m],
+                            t_.location_server_start[m + 1] - t_.location_server_start[m]};
         rebuild_list(c);
     }
     server_list_start_.assign(static_cast<std::size_t>(S) + 1, 0);
@@ -141,40 +143,55 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
                 server_lists_[fill[t_.list_servers[k]]++] = c;
     }
 
-    // ---- layouts: small ones get an entry array, big ones a per-location answer table -------
+    // ---- layouts: small ones get a head + entries, big ones a per-location answer table -------
     std::vector<std::int32_t> layout_small(static_cast<std::size_t>(Y), -1), layout_big(static_cast<std::size_t>(Y), -1);
-    std::vector<std::int32_t> big_layout_ids;
+    list_small_start_.assign(static_cast<std::size_t>(C) + 1, 0);
+    list_big_start_.assign(static_cast<std::size_t>(C) + 1, 0);
     for (std::int32_t y = 0; y < Y; ++y) {
         const std::int32_t a = t_.layout_start[y], k = t_.layout_start[y + 1] - a;
         if (k == 0) continue;
-        if (k <= kSmallLayoutMax) {
+        if (k <= detail::kSmallLayoutMax) {
+            std::uint32_t alive = 0;
+            for (std::int32_t q = 0; q < k; ++q)
+                if (lists_[t_.layout_list[a + q]].count > 0) alive |= 1u << q;
+            entries_.push_back(LayoutEntry{static_cast<std::int32_t>(alive), k});  // head
             layout_small[y] = static_cast<std::int32_t>(entries_.size());
-            for (std::int32_t q = a; q < a + k; ++q) entries_.push_back(LayoutEntry{t_.layout_location[q], t_.layout_list[q]});
+            for (std::int32_t q = a; q < a + k; ++q) {
+                entries_.push_back(LayoutEntry{t_.layout_location[q], t_.layout_list[q]});
+                ++list_small_start_[static_cast<std::size_t>(t_.layout_list[q]) + 1];
+            }
             ++stats_.small_layouts;
         } else {
-            layout_big[y] = static_cast<std::int32_t>(big_layout_ids.size());
-            big_layout_ids.push_back(y);
+            layout_big[y] = static_cast<std::int32_t>(big_layout_.size());
+            big_layout_.push_back(y);
+            for (std::int32_t q = a; q < a + k; ++q) ++list_big_start_[static_cast<std::size_t>(t_.layout_list[q]) + 1];
         }
     }
-    const auto NB = static_cast<std::int32_t>(big_layout_ids.size());
+    for (std::int32_t c = 0; c < C; ++c) {
+        list_small_start_[c + 1] += list_small_start_[c];
+        list_big_start_[c + 1] += list_big_start_[c];
+    }
+    list_small_.resize(2 * static_cast<std::size_t>(list_small_start_[C]));
+    list_bigs_.resize(static_cast<std::size_t>(list_big_start_[C]));
+    const auto NB = static_cast<std::int32_t>(big_layout_.size());
     stats_.big_layouts = NB;
     big_map_.assign(static_cast<std::size_t>(NB) * Ls, kNone32);
-    list_big_start_.assign(static_cast<std::size_t>(C) + 1, 0);
-    for (std::int32_t b = 0; b < NB; ++b) {
-        const std::int32_t y = big_layout_ids[b];
-        for (std::int32_t q = t_.layout_start[y]; q < t_.layout_start[y + 1]; ++q) {
-            big_map_[static_cast<std::size_t>(b) * Ls + t_.layout_location[q]] = t_.layout_list[q];
-            ++list_big_start_[static_cast<std::size_t>(t_.layout_list[q]) + 1];
-        }
-    }
-    for (std::int32_t c = 0; c < C; ++c) list_big_start_[c + 1] += list_big_start_[c];
-    list_bigs_.resize(static_cast<std::size_t>(list_big_start_[C]));
     {
-        std::vector<std::int32_t> fill(list_big_start_.begin(), list_big_start_.end() - 1);
-        for (std::int32_t b = 0; b < NB; ++b) {
-            const std::int32_t y = big_layout_ids[b];
-            for (std::int32_t q = t_.layout_start[y]; q < t_.layout_start[y + 1]; ++q)
-                list_bigs_[fill[t_.layout_list[q]]++] = b;
+        std::vector<std::int32_t> fill_small(list_small_start_.begin(), list_small_start_.end() - 1);
+        std::vector<std::int32_t> fill_big(list_big_start_.begin(), list_big_start_.end() - 1);
+        for (std::int32_t y = 0; y < Y; ++y) {
+            const std::int32_t a = t_.layout_start[y], k = t_.layout_start[y + 1] - a;
+            for (std::int32_t q = 0; q < k; ++q) {
+                const std::int32_t c = t_.layout_list[a + q];
+                if (layout_small[y] >= 0) {
+                    const std::int32_t at = fill_small[c]++;
+                    list_small_[2 * static_cast<std::size_t>(at)] = layout_small[y] - 1;  // the head
+                    list_small_[2 * static_cast<std::size_t>(at) + 1] = q;
+                } else if (layout_big[y] >= 0) {
+                    list_bigs_[fill_big[c]++] = layout_big[y];
+                    big_map_[static_cast<std::size_t>(layout_big[y]) * Ls + t_.layout_location[a + q]] = q;
+                }
+            }
         }
     }
     big_ans_.resize(static_cast<std::size_t>(NB) * Ls);
@@ -183,17 +200,8 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
 
     // ---- groups: layout and source-IP choice ------------------------------------------------
     grp_.resize(static_cast<std::size_t>(G));
-    gip_.reserve(t_.group_ips.size);
-    gip_key_.reserve(t_.group_ips.size);
-    auto same_holders = [this](std::int32_t i, std::int32_t j) {
-        const std::int32_t a0 = t_.ip_holder_start[i], a1 = t_.ip_holder_start[i + 1];
-        const std::int32_t b0 = t_.ip_holder_start[j], b1 = t_.ip_holder_start[j + 1];
-        if (a1 - a0 != b1 - b0) return false;
-        return std::equal(t_.ip_holder_ranges.data + 2 * a0, t_.ip_holder_ranges.data + 2 * a1,
-                          t_.ip_holder_ranges.data + 2 * b0);
-    };
     for (std::int32_t g = 0; g < G; ++g) {
-        GroupRec rec{0, detail::kLayoutNone, static_cast<std::int32_t>(gip_.size()), 0};
+        GroupRec rec{0, detail::kLayoutNone, 0, 0};
         const std::int32_t y = t_.group_layout[g];
         if (y >= 0 && layout_small[y] >= 0) {
             rec.layout_a = layout_small[y];
@@ -202,24 +210,9 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
             rec.layout_a = layout_big[y];
             rec.layout_k = detail::kLayoutBig;
         }
-        // Only deployed IPs (with holders) can ever be chosen.
-        bool uniform = true;
-        std::int32_t first = -1, n = 0;
-        for (std::int32_t q = t_.group_ip_start[g]; q < t_.group_ip_start[g + 1]; ++q) {
-            const std::int32_t i = t_.group_ips[q];
-            if (t_.ip_holder_start[i + 1] == t_.ip_holder_start[i]) continue;
-            if (first < 0)
-                first = i;
-            else if (uniform && !same_holders(first, i))
-                uniform = false;
-            gip_.push_back(i);
-            gip_key_.push_back(t_.ip_key[i]);
-            ++n;
-        }
-        rec.ip_n = uniform ? n : -n;
-        if (!uniform) ++stats_.nonuniform_groups;
         grp_[g] = rec;
     }
+    build_group_ips();
 
     mark_.assign(static_cast<std::size_t>(C), 0);
     touched_.reserve(64);
@@ -233,20 +226,21 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
     ctx_.lists = lists_.data();
     ctx_.big_ans = big_ans_.data();
     ctx_.up_key = up_key_.data();
-    ctx_.up_srv = up_srv_.data();
+    ctx_.up = up_.data();
     ctx_.nearest_rank = t_.nearest_rank.data;
     ctx_.distance = t_.location_distance.data;
     ctx_.gip = gip_.data();
     ctx_.gip_key = gip_key_.data();
+    ctx_.gsub = gsub_.data();
     ctx_.ip_holder_start = t_.ip_holder_start.data;
     ctx_.ip_holder_ranges = t_.ip_holder_ranges.data;
 
-    stats_.derived_bytes = srv_.size() * sizeof(ServerRec) + grp_.size() * sizeof(GroupRec) +
-                           entries_.size() * sizeof(LayoutEntry) + gip_.size() * 4 + gip_key_.size() * 8 +
-                           (server_list_start_.size() + server_lists_.size() + big_map_.size() +
-                            list_big_start_.size() + list_bigs_.size() + up_srv_.size()) * 4 +
-                           state_.size() + lists_.size() * sizeof(ListRec) + up_key_.size() * 8 +
-                           big_ans_.size() * 8 + mark_.size();
+    auto bytes = [](const auto& v) { return v.size() * sizeof(v[0]); };
+    stats_.derived_bytes = bytes(srv_) + bytes(grp_) + bytes(entries_) + bytes(gip_) + bytes(gip_key_) +
+                           bytes(gsub_) + bytes(server_list_start_) + bytes(server_lists_) + bytes(big_layout_) +
+                           bytes(big_map_) + bytes(list_big_start_) + bytes(list_bigs_) +
+                           bytes(list_small_start_) + bytes(list_small_) + bytes(state_) + bytes(lists_) +
+                           bytes(up_key_) + bytes(up_) + bytes(big_ans_) + bytes(mark_);
     stats_.build_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -259,7 +253,8 @@ void Engine::rebuild_list(std::int32_t c) {
     for (std::int32_t k = b; k < e; ++k) {
         const std::int32_t s = t_.list_servers[k];
         if (state_[s] != kStateUp) continue;
-        store_relaxed(&up_srv_[w], s);
+        store_relaxed(&up_[w].server, s);
+        store_relaxed(&up_[w].dc, t_.server_dc[s]);
         store_relaxed(&up_key_[w], t_.server_key[s]);
         ++w;
     }
@@ -268,45 +263,136 @@ void Engine::rebuild_list(std::int32_t c) {
 
 // Answer of big layout b for ingress location l: the local list if it has an up server, else the
 // nearest reachable location (nearest_order: by distance, then location index) whose list has one.
-std::uint64_t Engine::compute_big(std::int32_t b, std::int32_t l) const {
+detail::BigAnswer Engine::compute_big(std::int32_t b, std::int32_t l) const {
     const auto Ls = static_cast<std::size_t>(counts_.locations);
     const std::int32_t* map = big_map_.data() + static_cast<std::size_t>(b) * Ls;
-    std::int32_t c = map[l];
-    if (c >= 0 && lists_[c].count > 0) return detail::pack_answer(l, c);
+    const std::int32_t* layout_list = t_.layout_list.data + t_.layout_start[big_layout_[b]];
+    std::int32_t q = map[l];
+    if (q >= 0 && lists_[layout_list[q]].count > 0) return detail::BigAnswer{l, layout_list[q], q, 0};
     const std::int32_t* order = t_.nearest_order.data + static_cast<std::size_t>(l) * Ls;
     for (std::size_t k = 0; k < Ls; ++k) {
         const std::int32_t m = order[k];
         if (m < 0) break;
-        c = map[m];
-        if (c >= 0 && lists_[c].count > 0) return detail::pack_answer(m, c);
+        q = map[m];
+        if (q >= 0 && lists_[layout_list[q]].count > 0) return detail::BigAnswer{m, layout_list[q], q, 0};
     }
-    return detail::pack_answer(-1, -1);
+    return detail::BigAnswer{l, -1, 0, 0};  // every field a valid index (see BigAnswer)
+}
+
+void Engine::store_big(std::int32_t b, std::int32_t l, const detail::BigAnswer& a) {
+    detail::BigAnswer* p = &big_ans_[static_cast<std::size_t>(b) * static_cast<std::size_t>(counts_.locations) + l];
+    store_relaxed(&p->location, a.location);
+    store_relaxed(&p->list, a.list);
+    store_relaxed(&p->entry, a.entry);
 }
 
 void Engine::list_alive_changed(std::int32_t c, bool alive) {
+    // Small layouts: flip the entry's bit in the layout head.
+    for (std::int32_t k = list_small_start_[c]; k < list_small_start_[c + 1]; ++k) {
+        const std::int32_t head = list_small_[2 * static_cast<std::size_t>(k)];
+        const std::int32_t q = list_small_[2 * static_cast<std::size_t>(k) + 1];
+        auto mask = static_cast<std::uint32_t>(entries_[head].location);
+        mask = alive ? (mask | (1u << q)) : (mask & ~(1u << q));
+        store_relaxed(&entries_[head].location, static_cast<std::int32_t>(mask));
+    }
+    // Big layouts: update the answers that this list wins or loses.
     const std::int32_t L = counts_.locations;
     const auto Ls = static_cast<std::size_t>(L);
     const std::int32_t mc = t_.list_location[c];
-    const std::uint64_t mine = detail::pack_answer(mc, c);
-    for (std::int32_t q = list_big_start_[c]; q < list_big_start_[c + 1]; ++q) {
-        const std::int32_t b = list_bigs_[q];
-        std::uint64_t* ans = big_ans_.data() + static_cast<std::size_t>(b) * Ls;
+    for (std::int32_t k = list_big_start_[c]; k < list_big_start_[c + 1]; ++k) {
+        const std::int32_t b = list_bigs_[k];
+        const detail::BigAnswer* ans = big_ans_.data() + static_cast<std::size_t>(b) * Ls;
+        const std::int32_t qc = big_map_[static_cast<std::size_t>(b) * Ls + mc];
         for (std::int32_t l = 0; l < L; ++l) {
-            const std::uint64_t cur = ans[l];
+            const detail::BigAnswer cur = ans[l];
             if (alive) {
                 if (l == mc) {
-                    store_relaxed(&ans[l], mine);
+                    store_big(b, l, detail::BigAnswer{mc, c, qc, 0});
                     continue;
                 }
-                const auto cur_c = static_cast<std::int32_t>(static_cast<std::uint32_t>(cur));
-                const auto cur_m = static_cast<std::int32_t>(cur >> 32);
-                if (cur_c >= 0 && cur_m == l) continue;  // a live local list stays
+                if (cur.list >= 0 && cur.location == l) continue;  // a live local list stays
                 const std::int32_t* rank = t_.nearest_rank.data + static_cast<std::size_t>(l) * Ls;
                 const std::int32_t r = rank[mc];
                 if (r == std::numeric_limits<std::int32_t>::max()) continue;  // unreachable from l
-                if (cur_c < 0 || r < rank[cur_m]) store_relaxed(&ans[l], mine);
-            } else if (cur == mine) {
-                store_relaxed(&ans[l], compute_big(b, l));
+                if (cur.list < 0 || r < rank[cur.location]) store_big(b, l, detail::BigAnswer{mc, c, qc, 0});
+            } else if (cur.list == c) {
+                store_big(b, l, compute_big(b, l));
+            }
+        }
+    }
+}
+
+// Source-IP sets. A group whose deployed IPs all have the same holders chooses among all of them
+// whatever the server (ip_n > 0). Otherwise, per entry of its layout, the IPs held in that
+// location: when each of them is held by every server of the entry's list or by none, every
+// candidate there holds exactly that subset (IpSet n > 0); else the kernel checks the winner's
+// holdings (n < 0) -- the only case that reads ip_holder_ranges at decision time.
+void Engine::build_group_ips() {
+    const std::int32_t G = counts_.groups;
+    std::vector<std::int32_t> deployed, in_loc, held_by_all;
+    auto overlap = [this](std::int32_t i, std::int32_t first, std::int32_t end) {
+        // servers of [first, end) holding IP i (its ranges are sorted and disjoint)
+        const std::int32_t* r = t_.ip_holder_ranges.data;
+        std::int32_t lo = t_.ip_holder_start[i], hi = t_.ip_holder_start[i + 1];
+        while (lo < hi) {  // first range ending after `first`
+            const std::int32_t mid = lo + (hi - lo) / 2;
+            if (r[2 * mid + 1] <= first) lo = mid + 1; else hi = mid;
+        }
+        std::int64_t n = 0;
+        for (std::int32_t k = lo; k < t_.ip_holder_start[i + 1] && r[2 * k] < end; ++k)
+            n += std::min(end, r[2 * k + 1]) - std::max(first, r[2 * k]);
+        return n;
+    };
+    auto same_holders = [this](std::int32_t i, std::int32_t j) {
+        const std::int32_t a0 = t_.ip_holder_start[i], a1 = t_.ip_holder_start[i + 1];
+        const std::int32_t b0 = t_.ip_holder_start[j], b1 = t_.ip_holder_start[j + 1];
+        return a1 - a0 == b1 - b0 && std::equal(t_.ip_holder_ranges.data + 2 * a0, t_.ip_holder_ranges.data + 2 * a1,
+                                                t_.ip_holder_ranges.data + 2 * b0);
+    };
+    auto append = [this](const std::vector<std::int32_t>& ips) {
+        const auto begin = static_cast<std::int32_t>(gip_.size());
+        for (const std::int32_t i : ips) {
+            gip_.push_back(i);
+            gip_key_.push_back(t_.ip_key[i]);
+        }
+        return begin;
+    };
+    for (std::int32_t g = 0; g < G; ++g) {
+        GroupRec& rec = grp_[g];
+        deployed.clear();
+        bool uniform = true;
+        for (std::int32_t q = t_.group_ip_start[g]; q < t_.group_ip_start[g + 1]; ++q) {
+            const std::int32_t i = t_.group_ips[q];
+            if (t_.ip_holder_start[i + 1] == t_.ip_holder_start[i]) continue;  // reserved: never chosen
+            if (!deployed.empty() && uniform && !same_holders(deployed.front(), i)) uniform = false;
+            deployed.push_back(i);
+        }
+        const std::int32_t y = t_.group_layout[g];
+        if (uniform || y < 0) {
+            rec.ip_begin = append(deployed);
+            rec.ip_n = static_cast<std::int32_t>(deployed.size());
+            continue;
+        }
+        ++stats_.nonuniform_groups;
+        rec.ip_begin = static_cast<std::int32_t>(gsub_.size());
+        rec.ip_n = -1;
+        for (std::int32_t k = t_.layout_start[y]; k < t_.layout_start[y + 1]; ++k) {
+            const std::int32_t m = t_.layout_location[k], c = t_.layout_list[k];
+            const std::int32_t first = t_.location_server_start[m], end = t_.location_server_start[m + 1];
+            const std::int64_t size = t_.list_server_start[c + 1] - t_.list_server_start[c];
+            in_loc.clear();
+            held_by_all.clear();
+            for (const std::int32_t i : deployed) {
+                const std::int64_t n = overlap(i, first, end);
+                if (n == 0) continue;
+                in_loc.push_back(i);
+                if (n == size) held_by_all.push_back(i);
+            }
+            if (held_by_all.size() == in_loc.size()) {
+                gsub_.push_back(detail::IpSet{append(held_by_all), static_cast<std::int32_t>(held_by_all.size())});
+            } else {
+                gsub_.push_back(detail::IpSet{append(in_loc), -static_cast<std::int32_t>(in_loc.size())});
+                ++stats_.checked_entries;
             }
         }
     }

@@ -50,28 +50,29 @@ AK_INLINE std::uint64_t kmix(std::uint64_t x) {
     return x;
 }
 
-AK_INLINE bool outranks(std::uint64_t w, std::uint64_t k, std::uint64_t bw, std::uint64_t bk) {
-    return w > bw || (w == bw && k > bk);
-}
+// Rendezvous without a key tie-break: mix64 is a bijection, so weight(h, k1) == weight(h, k2) only
+// when k1 == k2, and keys of distinct servers (or IPs of a pool) are distinct. For equal keys the
+// first position wins, as in _hashing.rendezvous.
 
-// Scalar rendezvous from position `from`, continuing a running best (bw, bk, best).
-AK_INLINE std::int32_t argmax_tail(const std::uint64_t* keys, std::int32_t from, std::int32_t n, std::uint64_t h,
-                                   std::uint64_t bw, std::uint64_t bk, std::int32_t best) {
-    for (std::int32_t i = from; i < n; ++i) {
-        const std::uint64_t k = keys[i];
-        const std::uint64_t w = kmix(h ^ k);
-        if (outranks(w, k, bw, bk)) {
+AK_INLINE std::int32_t argmax_scalar(const std::uint64_t* keys, std::int32_t n, std::uint64_t h) {
+    std::uint64_t bw = kmix(h ^ keys[0]);
+    std::int32_t best = 0;
+    for (std::int32_t i = 1; i < n; ++i) {
+        const std::uint64_t w = kmix(h ^ keys[i]);
+        if (w > bw) {
             bw = w;
-            bk = k;
             best = i;
         }
     }
     return best;
 }
 
-AK_INLINE std::int32_t argmax_scalar(const std::uint64_t* keys, std::int32_t n, std::uint64_t h) {
-    const std::uint64_t k0 = keys[0];
-    return argmax_tail(keys, 1, n, h, kmix(h ^ k0), k0, 0);
+// Lane reduction: the largest weight, the smallest position on equal weights.
+AK_INLINE std::int32_t reduce_lanes(const std::uint64_t* W, const std::uint64_t* X, int lanes) {
+    int lane = 0;
+    for (int j = 1; j < lanes; ++j)
+        if (W[j] > W[lane] || (W[j] == W[lane] && X[j] < X[lane])) lane = j;
+    return static_cast<std::int32_t>(X[lane]);
 }
 
 #if AEGISFWD_KERNEL_ISA == 2
@@ -87,45 +88,61 @@ AK_INLINE __m512i vmix(__m512i x) {
     return x;
 }
 
+// Two independent accumulators of 8 lanes each; a lane keeps its first maximum (strict >).
 AK_INLINE std::int32_t argmax_keys(const std::uint64_t* keys, std::int32_t n, std::uint64_t h) {
-    if (n < 4) return argmax_scalar(keys, n, h);
+    if (n < 8) return argmax_scalar(keys, n, h);
     const __m512i vh = _mm512_set1_epi64(static_cast<long long>(h));
-    // Every lane starts on element 0 (re-visiting it is harmless: it does not outrank itself).
-    const std::uint64_t k0 = keys[0];
-    __m512i bk = _mm512_set1_epi64(static_cast<long long>(k0));
-    __m512i bw = _mm512_set1_epi64(static_cast<long long>(kmix(h ^ k0)));
-    __m512i bi = _mm512_setzero_si512();
-    __m512i idx = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
     const __m512i eight = _mm512_set1_epi64(8);
-    std::int32_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m512i k = _mm512_loadu_si512(static_cast<const void*>(keys + i));
-        const __m512i w = vmix(_mm512_xor_si512(k, vh));
-        const __mmask8 m = _mm512_cmpgt_epu64_mask(w, bw) |
-                           (_mm512_cmpeq_epu64_mask(w, bw) & _mm512_cmpgt_epu64_mask(k, bk));
-        bw = _mm512_mask_mov_epi64(bw, m, w);
-        bk = _mm512_mask_mov_epi64(bk, m, k);
-        bi = _mm512_mask_mov_epi64(bi, m, idx);
-        idx = _mm512_add_epi64(idx, eight);
+    const __m512i sixteen = _mm512_set1_epi64(16);
+    __m512i bi0 = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    __m512i bw0 = vmix(_mm512_xor_si512(_mm512_loadu_si512(static_cast<const void*>(keys)), vh));
+    __m512i bw1 = bw0, bi1 = bi0;  // a second copy of positions 0-7 until 8-15 exist: harmless
+    std::int32_t i = 8;
+    if (n >= 16) {
+        bi1 = _mm512_add_epi64(bi0, eight);
+        bw1 = vmix(_mm512_xor_si512(_mm512_loadu_si512(static_cast<const void*>(keys + 8)), vh));
+        i = 16;
     }
-    if (i < n) {
-        const __mmask8 tail = static_cast<__mmask8>((1u << (n - i)) - 1u);
-        const __m512i k = _mm512_maskz_loadu_epi64(tail, static_cast<const void*>(keys + i));
-        const __m512i w = vmix(_mm512_xor_si512(k, vh));
-        const __mmask8 m = tail & (_mm512_cmpgt_epu64_mask(w, bw) |
-                                   (_mm512_cmpeq_epu64_mask(w, bw) & _mm512_cmpgt_epu64_mask(k, bk)));
-        bw = _mm512_mask_mov_epi64(bw, m, w);
-        bk = _mm512_mask_mov_epi64(bk, m, k);
-        bi = _mm512_mask_mov_epi64(bi, m, idx);
+    __m512i idx0 = _mm512_add_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(i));
+    __m512i idx1 = _mm512_add_epi64(idx0, eight);
+    for (; i + 16 <= n; i += 16) {
+        const __m512i w0 = vmix(_mm512_xor_si512(_mm512_loadu_si512(static_cast<const void*>(keys + i)), vh));
+        const __m512i w1 = vmix(_mm512_xor_si512(_mm512_loadu_si512(static_cast<const void*>(keys + i + 8)), vh));
+        const __mmask8 m0 = _mm512_cmpgt_epu64_mask(w0, bw0);
+        const __mmask8 m1 = _mm512_cmpgt_epu64_mask(w1, bw1);
+        bw0 = _mm512_mask_mov_epi64(bw0, m0, w0);
+        bi0 = _mm512_mask_mov_epi64(bi0, m0, idx0);
+        bw1 = _mm512_mask_mov_epi64(bw1, m1, w1);
+        bi1 = _mm512_mask_mov_epi64(bi1, m1, idx1);
+        idx0 = _mm512_add_epi64(idx0, sixteen);
+        idx1 = _mm512_add_epi64(idx1, sixteen);
     }
-    alignas(64) std::uint64_t W[8], K[8], X[8];
-    _mm512_store_si512(static_cast<void*>(W), bw);
-    _mm512_store_si512(static_cast<void*>(K), bk);
-    _mm512_store_si512(static_cast<void*>(X), bi);
-    int lane = 0;
-    for (int j = 1; j < 8; ++j)
-        if (outranks(W[j], K[j], W[lane], K[lane])) lane = j;
-    return static_cast<std::int32_t>(X[lane]);
+    if (i < n) {  // 1-15 keys left: up to two (masked) vectors
+        const std::int32_t r0 = n - i < 8 ? n - i : 8;
+        const __mmask8 t0 = static_cast<__mmask8>((1u << r0) - 1u);
+        const __m512i w0 = vmix(_mm512_xor_si512(_mm512_maskz_loadu_epi64(t0, static_cast<const void*>(keys + i)), vh));
+        const __mmask8 m0 = t0 & _mm512_cmpgt_epu64_mask(w0, bw0);
+        bw0 = _mm512_mask_mov_epi64(bw0, m0, w0);
+        bi0 = _mm512_mask_mov_epi64(bi0, m0, idx0);
+        if (n - i > 8) {
+            const __mmask8 t1 = static_cast<__mmask8>((1u << (n - i - 8)) - 1u);
+            const __m512i w1 =
+                vmix(_mm512_xor_si512(_mm512_maskz_loadu_epi64(t1, static_cast<const void*>(keys + i + 8)), vh));
+            const __mmask8 m1 = t1 & _mm512_cmpgt_epu64_mask(w1, bw1);
+            bw1 = _mm512_mask_mov_epi64(bw1, m1, w1);
+            bi1 = _mm512_mask_mov_epi64(bi1, m1, idx1);
+        }
+    }
+    // Merge the accumulators lane by lane (larger weight; smaller position on a tie), then reduce
+    // the lanes without branches: the largest weight, and among the lanes holding it the smallest
+    // position (one lane, unless keys repeat).
+    const __mmask8 take1 = _mm512_cmpgt_epu64_mask(bw1, bw0) |
+                           (_mm512_cmpeq_epu64_mask(bw1, bw0) & _mm512_cmplt_epu64_mask(bi1, bi0));
+    bw0 = _mm512_mask_mov_epi64(bw0, take1, bw1);
+    bi0 = _mm512_mask_mov_epi64(bi0, take1, bi1);
+    const std::uint64_t top = _mm512_reduce_max_epu64(bw0);
+    const __mmask8 at_top = _mm512_cmpeq_epu64_mask(bw0, _mm512_set1_epi64(static_cast<long long>(top)));
+    return static_cast<std::int32_t>(_mm512_mask_reduce_min_epu64(at_top, bi0));
 }
 
 #elif AEGISFWD_KERNEL_ISA == 1
@@ -154,38 +171,34 @@ AK_INLINE std::int32_t argmax_keys(const std::uint64_t* keys, std::int32_t n, st
     if (n < 8) return argmax_scalar(keys, n, h);
     const __m256i vh = _mm256_set1_epi64x(static_cast<long long>(h));
     const __m256i sign = _mm256_set1_epi64x(static_cast<long long>(0x8000000000000000ULL));
-    const std::uint64_t k0 = keys[0];
-    // Keep biased (sign-flipped) copies so that signed compares order them as unsigned.
-    __m256i bk = _mm256_set1_epi64x(static_cast<long long>(k0 ^ 0x8000000000000000ULL));
-    __m256i bw = _mm256_set1_epi64x(static_cast<long long>(kmix(h ^ k0) ^ 0x8000000000000000ULL));
-    __m256i bi = _mm256_setzero_si256();
-    __m256i idx = _mm256_setr_epi64x(0, 1, 2, 3);
     const __m256i four = _mm256_set1_epi64x(4);
-    std::int32_t i = 0;
+    // Weights are kept biased (sign bit flipped) so that signed compares order them as unsigned.
+    __m256i bi = _mm256_setr_epi64x(0, 1, 2, 3);
+    __m256i bw = _mm256_xor_si256(
+        vmix(_mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(keys)), vh)), sign);
+    __m256i idx = _mm256_setr_epi64x(4, 5, 6, 7);
+    std::int32_t i = 4;
     for (; i + 4 <= n; i += 4) {
-        const __m256i kr = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(keys + i));
-        const __m256i w = _mm256_xor_si256(vmix(_mm256_xor_si256(kr, vh)), sign);
-        const __m256i k = _mm256_xor_si256(kr, sign);
-        const __m256i m = _mm256_or_si256(
-            _mm256_cmpgt_epi64(w, bw), _mm256_and_si256(_mm256_cmpeq_epi64(w, bw), _mm256_cmpgt_epi64(k, bk)));
+        const __m256i w = _mm256_xor_si256(
+            vmix(_mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(keys + i)), vh)), sign);
+        const __m256i m = _mm256_cmpgt_epi64(w, bw);
         bw = _mm256_blendv_epi8(bw, w, m);
-        bk = _mm256_blendv_epi8(bk, k, m);
         bi = _mm256_blendv_epi8(bi, idx, m);
         idx = _mm256_add_epi64(idx, four);
     }
-    alignas(32) std::uint64_t W[4], K[4], X[4];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(W), bw);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(K), bk);
+    alignas(32) std::uint64_t W[4], X[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(W), _mm256_xor_si256(bw, sign));
     _mm256_store_si256(reinterpret_cast<__m256i*>(X), bi);
-    for (int j = 0; j < 4; ++j) {  // undo the bias before comparing as unsigned
-        W[j] ^= 0x8000000000000000ULL;
-        K[j] ^= 0x8000000000000000ULL;
+    std::int32_t best = reduce_lanes(W, X, 4);
+    std::uint64_t best_w = kmix(h ^ keys[best]);
+    for (; i < n; ++i) {  // the (< 4) remaining keys
+        const std::uint64_t w = kmix(h ^ keys[i]);
+        if (w > best_w) {
+            best_w = w;
+            best = i;
+        }
     }
-    int lane = 0;
-    for (int j = 1; j < 4; ++j)
-        if (outranks(W[j], K[j], W[lane], K[lane])) lane = j;
-    // Finish the (< 4) remaining keys in scalar code.
-    return argmax_tail(keys, i, n, h, W[lane], K[lane], static_cast<std::int32_t>(X[lane]));
+    return best;
 }
 
 #else
@@ -194,19 +207,6 @@ AK_INLINE std::int32_t argmax_keys(const std::uint64_t* keys, std::int32_t n, st
     return argmax_scalar(keys, n, h);
 }
 #endif
-
-// First position p in [lo, hi) with v[p] >= x (v ascending; if a torn read left it unsorted the
-// result is still inside [lo, hi]).
-AK_INLINE std::int32_t lower_bound_i32(const std::int32_t* v, std::int32_t lo, std::int32_t hi, std::int32_t x) {
-    while (lo < hi) {
-        const std::int32_t mid = lo + ((hi - lo) >> 1);
-        if (AK_LOAD_RELAXED(v + mid) < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
 
 // Does server t hold IP i? (holder ranges sorted and disjoint)
 AK_INLINE bool holds(const KernelCtx& K, std::int32_t i, std::int32_t t) {
@@ -224,23 +224,21 @@ AK_INLINE bool holds(const KernelCtx& K, std::int32_t i, std::int32_t t) {
     return false;
 }
 
-// The source IP for egress server t of group record g; -1 only for inconsistent tables.
-AK_INLINE std::int32_t pick_ip(const KernelCtx& K, const GroupRec& g, std::int32_t t, std::uint64_t flow) {
-    if (g.ip_n == 1) return K.gip[g.ip_begin];
+// Rendezvous over the IPs of `set` that server t holds (or all of them when the set says every
+// server of the list holds them). -1 only for inconsistent tables.
+AK_INLINE std::int32_t pick_ip(const KernelCtx& K, IpSet set, std::int32_t t, std::uint64_t flow) {
+    if (set.n == 1) return K.gip[set.begin];
     const std::uint64_t h = kmix(flow ^ kIpSalt);
-    if (g.ip_n > 0) return K.gip[g.ip_begin + argmax_keys(K.gip_key + g.ip_begin, g.ip_n, h)];
+    if (set.n > 0) return K.gip[set.begin + argmax_keys(K.gip_key + set.begin, set.n, h)];
     std::int32_t best = -1;
-    std::uint64_t bw = 0, bk = 0;
-    const std::int32_t n = -g.ip_n;
-    for (std::int32_t q = 0; q < n; ++q) {
-        const std::int32_t i = K.gip[g.ip_begin + q];
+    std::uint64_t bw = 0;
+    for (std::int32_t q = set.begin; q < set.begin - set.n; ++q) {
+        const std::int32_t i = K.gip[q];
         if (!holds(K, i, t)) continue;
-        const std::uint64_t k = K.gip_key[g.ip_begin + q];
-        const std::uint64_t w = kmix(h ^ k);
-        if (best < 0 || outranks(w, k, bw, bk)) {
+        const std::uint64_t w = kmix(h ^ K.gip_key[q]);
+        if (best < 0 || w > bw) {
             best = i;
             bw = w;
-            bk = k;
         }
     }
     return best;
@@ -256,16 +254,36 @@ AK_INLINE void write_row(const BatchColumns& out, std::size_t r, std::uint8_t ti
     out.distance[r] = distance;
 }
 
-// Stages of a row inside one chunk.
-enum : std::uint8_t { kDone = 0, kBig = 1, kSmall = 2, kLocal = 3, kRemote = 4 };
+// Row paths inside one chunk.
+enum : std::uint8_t { kLocal, kSameDc, kSameLocation, kRemote };
 
+// First position p in [lo, hi) with up[p].server >= x (up-lists are sorted by server; if a torn
+// read left one unsorted the result is still inside [lo, hi]).
+AK_INLINE std::int32_t lower_bound_server(const UpEntry* up, std::int32_t lo, std::int32_t hi, std::int32_t x) {
+    while (lo < hi) {
+        const std::int32_t mid = lo + ((hi - lo) >> 1);
+        if (AK_LOAD_RELAXED(&up[mid].server) < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+// Decides rows [0, n) (n <= kChunk) in stages. Each stage touches one level of tables for every
+// row still undecided and prefetches the next level, so that the cache misses of independent rows
+// overlap; rows are kept in per-path index lists (small/big layout, local/remote) so that a stage
+// loop does not branch on the path of each row.
 std::int64_t decide_rows_impl(const KernelCtx& K, const std::int32_t* in_s, const std::int32_t* in_p,
                               const std::uint8_t* in_f, const std::uint64_t* in_flow, std::size_t n,
                               const BatchColumns& out, std::size_t off) {
     const double nan = __builtin_nan("");
-    const std::int32_t L = K.L;
-    std::uint8_t stage[kChunk];
-    std::int32_t row_s[kChunk], row_g[kChunk], row_loc[kChunk], row_m[kChunk], row_c[kChunk];
+    const std::size_t L = static_cast<std::size_t>(K.L);
+    std::uint8_t valid[kChunk], small[kChunk], big[kChunk], local[kChunk], remote[kChunk], path[kChunk];
+    std::size_t n_valid = 0, n_small = 0, n_big = 0, n_local = 0, n_remote = 0;
+    std::int32_t row_s[kChunk], row_g[kChunk], row_loc[kChunk], row_m[kChunk], row_c[kChunk], row_q[kChunk];
+    std::int32_t row_b[kChunk], row_cnt[kChunk], row_pos[kChunk], row_guess[kChunk], row_ipb[kChunk],
+        row_ipn[kChunk];
     std::int64_t invalid = 0;
 
     // 1. Validate; fetch the group and ingress server records.
@@ -276,152 +294,215 @@ std::int64_t decide_rows_impl(const KernelCtx& K, const std::int32_t* in_s, cons
                         static_cast<std::uint32_t>(p) < static_cast<std::uint32_t>(K.P) && (f == 4 || f == 6);
         if (AK_UNLIKELY(!ok)) {
             write_row(out, off + r, kTierInvalid, -1, -1, -1, -1, nan);
-            stage[r] = kDone;
             ++invalid;
             continue;
         }
         const std::int32_t g = 2 * p + (f == 6);
         row_s[r] = s;
         row_g[r] = g;
-        stage[r] = kSmall;
+        valid[n_valid++] = static_cast<std::uint8_t>(r);
         AK_PREFETCH(K.grp + g);
         AK_PREFETCH(K.srv + s);
     }
-    // 2. Group layout and ingress location: fetch the layout's entries or its precomputed answer.
-    for (std::size_t r = 0; r < n; ++r) {
-        if (stage[r] == kDone) continue;
+    // 2. Group layout and ingress location: fetch the layout's entries or its answer.
+    for (std::size_t i = 0; i < n_valid; ++i) {
+        const std::size_t r = valid[i];
         const GroupRec& g = K.grp[row_g[r]];
         const std::int32_t loc = K.srv[row_s[r]].location;
         row_loc[r] = loc;
         if (g.layout_k == kLayoutNone) {
             write_row(out, off + r, kTierUnavailable, -1, -1, -1, -1, nan);
-            stage[r] = kDone;
         } else if (g.layout_k == kLayoutBig) {
-            stage[r] = kBig;
-            AK_PREFETCH(K.big_ans + static_cast<std::size_t>(g.layout_a) * static_cast<std::size_t>(L) + loc);
+            big[n_big++] = static_cast<std::uint8_t>(r);
+            AK_PREFETCH(K.big_ans + static_cast<std::size_t>(g.layout_a) * L + static_cast<std::size_t>(loc));
         } else {
-            AK_PREFETCH(K.entries + g.layout_a);
-            AK_PREFETCH(K.entries + g.layout_a + g.layout_k - 1);
+            small[n_small++] = static_cast<std::uint8_t>(r);
+            const LayoutEntry* e = K.entries + g.layout_a - 1;  // head + k entries
+            AK_PREFETCH(e);
+            AK_PREFETCH(e + g.layout_k);
         }
     }
-    // 3. Fetch the lists (and distance ranks) the answer depends on.
-    for (std::size_t r = 0; r < n; ++r) {
-        if (stage[r] == kDone) continue;
+    // 3. Small layouts: fetch the distance ranks of the live entries.
+    for (std::size_t i = 0; i < n_small; ++i) {
+        const std::size_t r = small[i];
         const GroupRec& g = K.grp[row_g[r]];
-        if (stage[r] == kBig) {
-            const std::uint64_t a = AK_LOAD_RELAXED(
-                K.big_ans + static_cast<std::size_t>(g.layout_a) * static_cast<std::size_t>(L) + row_loc[r]);
-            const std::int32_t c = static_cast<std::int32_t>(static_cast<std::uint32_t>(a));
-            row_c[r] = c;
-            row_m[r] = static_cast<std::int32_t>(a >> 32);
-            if (c >= 0) AK_PREFETCH(K.lists + c);
-        } else {
-            const LayoutEntry* e = K.entries + g.layout_a;
-            const std::int32_t* rank_row = K.nearest_rank + static_cast<std::size_t>(row_loc[r]) * static_cast<std::size_t>(L);
-            for (std::int32_t q = 0; q < g.layout_k; ++q) {
-                AK_PREFETCH(K.lists + e[q].list);
-                AK_PREFETCH(rank_row + e[q].location);
-            }
-        }
+        const LayoutEntry* e = K.entries + g.layout_a;
+        const auto alive = static_cast<std::uint32_t>(AK_LOAD_RELAXED(&e[-1].location));
+        const std::int32_t* rank_row = K.nearest_rank + static_cast<std::size_t>(row_loc[r]) * L;
+        for (std::int32_t q = 0; q < g.layout_k; ++q)
+            if (alive >> q & 1u) AK_PREFETCH(rank_row + e[q].location);
     }
-    // 4. Resolve (location, list) to use; fetch its up-list.
-    for (std::size_t r = 0; r < n; ++r) {
-        if (stage[r] == kDone) continue;
-        const std::int32_t loc = row_loc[r];
-        std::int32_t c, m;
-        if (stage[r] == kBig) {
-            c = row_c[r];
-            m = row_m[r];
-            if (c < 0) m = -1;
-        } else {
-            const GroupRec& g = K.grp[row_g[r]];
-            const LayoutEntry* e = K.entries + g.layout_a;
-            const std::int32_t* rank_row = K.nearest_rank + static_cast<std::size_t>(loc) * static_cast<std::size_t>(L);
-            c = -1;
-            m = -1;
-            std::int32_t best_rank = 0x7FFFFFFF;
-            for (std::int32_t q = 0; q < g.layout_k; ++q) {
-                const std::int32_t lq = e[q].location, cq = e[q].list;
-                if (AK_LOAD_RELAXED(&K.lists[cq].count) <= 0) continue;
-                if (lq == loc) {  // a live list in the ingress location: a local tier
-                    c = cq;
-                    m = lq;
-                    break;
-                }
-                const std::int32_t rk = rank_row[lq];  // INT32_MAX when unreachable
-                if (rk < best_rank) {
-                    best_rank = rk;
-                    c = cq;
-                    m = lq;
-                }
-            }
-        }
+    // 4. Choose the (location, list) to use; fetch the list, its IP set and the distance.
+    auto route = [&](std::size_t r, const GroupRec& g) {
+        const bool is_local = row_m[r] == row_loc[r];
+        if (is_local)
+            local[n_local++] = static_cast<std::uint8_t>(r);
+        else
+            remote[n_remote++] = static_cast<std::uint8_t>(r);
+        AK_PREFETCH(K.lists + row_c[r]);
+        if (g.ip_n < 0) AK_PREFETCH(K.gsub + g.ip_begin + row_q[r]);
+        if (!is_local)
+            AK_PREFETCH(K.distance + static_cast<std::size_t>(row_loc[r]) * L + static_cast<std::size_t>(row_m[r]));
+    };
+    for (std::size_t i = 0; i < n_big; ++i) {
+        const std::size_t r = big[i];
+        const GroupRec& g = K.grp[row_g[r]];
+        const BigAnswer* a = K.big_ans + static_cast<std::size_t>(g.layout_a) * L + static_cast<std::size_t>(row_loc[r]);
+        const std::int32_t c = AK_LOAD_RELAXED(&a->list);
         if (c < 0) {
             write_row(out, off + r, kTierUnavailable, -1, -1, -1, -1, nan);
-            stage[r] = kDone;
             continue;
         }
         row_c[r] = c;
-        row_m[r] = m;
-        const std::int32_t b = K.lists[c].begin;
-        AK_PREFETCH(K.up_key + b);
-        AK_PREFETCH(K.up_key + b + 8);
-        if (m == loc) {
-            stage[r] = kLocal;
-            AK_PREFETCH(K.up_srv + b);
-        } else {
-            stage[r] = kRemote;
-            AK_PREFETCH(K.up_key + b + 16);
-            AK_PREFETCH(K.up_key + b + 24);
-            AK_PREFETCH(K.distance + static_cast<std::size_t>(loc) * static_cast<std::size_t>(L) + m);
-        }
+        row_m[r] = AK_LOAD_RELAXED(&a->location);
+        row_q[r] = AK_LOAD_RELAXED(&a->entry);
+        route(r, g);
     }
-    // 5. Rendezvous over the candidates of the applicable rule; then the source IP.
-    for (std::size_t r = 0; r < n; ++r) {
-        const std::uint8_t st = stage[r];
-        if (st == kDone) continue;
-        const std::int32_t c = row_c[r];
-        const std::int32_t b = K.lists[c].begin;
-        const std::int32_t cnt = AK_LOAD_RELAXED(&K.lists[c].count);
-        const std::uint64_t flow = in_flow[r];
-        const std::uint64_t h = kmix(flow ^ kServerSalt);
-        const std::int32_t s = row_s[r];
-        const std::int32_t loc = row_loc[r];
+    for (std::size_t i = 0; i < n_small; ++i) {
+        const std::size_t r = small[i];
         const GroupRec& g = K.grp[row_g[r]];
-        if (AK_UNLIKELY(cnt <= 0)) {  // only under a concurrent change: the chunk is re-run
+        const std::int32_t loc = row_loc[r];
+        const LayoutEntry* e = K.entries + g.layout_a;
+        const auto alive = static_cast<std::uint32_t>(AK_LOAD_RELAXED(&e[-1].location));
+        const std::int32_t* rank_row = K.nearest_rank + static_cast<std::size_t>(loc) * L;
+        // A live list in the ingress location (a local tier), else the live one at the smallest
+        // rank (distance, then location index); unreachable locations rank INT32_MAX: never chosen.
+        std::int32_t best_q = -1, best_rank = 0x7FFFFFFF;
+        for (std::int32_t q = 0; q < g.layout_k; ++q) {
+            if (!(alive >> q & 1u)) continue;
+            const std::int32_t lq = e[q].location;
+            if (lq == loc) {
+                best_q = q;
+                break;
+            }
+            const std::int32_t rk = rank_row[lq];
+            if (rk < best_rank) {
+                best_rank = rk;
+                best_q = q;
+            }
+        }
+        if (best_q < 0) {  // no live list in a reachable location
             write_row(out, off + r, kTierUnavailable, -1, -1, -1, -1, nan);
             continue;
         }
-        std::uint8_t tier;
-        std::int32_t t, dc;
-        double dist = 0.0;
-        if (st == kLocal) {
-            const ServerRec& sr = K.srv[s];
-            const std::int32_t* us = K.up_srv + b;
-            const std::int32_t lo = lower_bound_i32(us, 0, cnt, sr.dc_first);
-            const std::int32_t hi = lower_bound_i32(us, lo, cnt, sr.dc_end);
-            if (lo < hi) {
-                const std::int32_t ps = lower_bound_i32(us, lo, hi, s);
-                if (ps < hi && AK_LOAD_RELAXED(us + ps) == s) {
-                    tier = kTierLocal;
-                    t = s;
-                } else {
-                    tier = kTierSameDc;
-                    t = AK_LOAD_RELAXED(us + lo + argmax_keys(K.up_key + b + lo, hi - lo, h));
-                }
-                dc = sr.dc;
-            } else {
-                tier = kTierSameLocation;
-                t = AK_LOAD_RELAXED(us + argmax_keys(K.up_key + b, cnt, h));
-                dc = K.srv[t].dc;
-            }
-        } else {
-            tier = kTierRemote;
-            t = AK_LOAD_RELAXED(K.up_srv + b + argmax_keys(K.up_key + b, cnt, h));
-            dc = K.srv[t].dc;
-            dist = K.distance[static_cast<std::size_t>(loc) * static_cast<std::size_t>(L) + row_m[r]];
-        }
-        write_row(out, off + r, tier, t, dc, row_m[r], pick_ip(K, g, t, flow), dist);
+        row_q[r] = best_q;
+        row_m[r] = e[best_q].location;
+        row_c[r] = e[best_q].list;
+        route(r, g);
     }
+    // 5. Fetch the up-list of the chosen list: for a remote row the keys (its first lines), for a
+    //    local row the ingress server's interpolated position (exact when the list holds every
+    //    server of the location and all are up).
+    for (std::size_t i = 0; i < n_remote; ++i) {
+        const std::size_t r = remote[i];
+        const ListRec& lr = K.lists[row_c[r]];
+        const std::int32_t b = lr.begin;
+        const std::int32_t cnt = AK_LOAD_RELAXED(&lr.count);
+        row_b[r] = b;
+        row_cnt[r] = cnt;
+        const std::int32_t lines = cnt < 64 ? cnt : 64;
+        for (std::int32_t k = 0; k < lines; k += 8) AK_PREFETCH(K.up_key + b + k);
+    }
+    for (std::size_t i = 0; i < n_local; ++i) {
+        const std::size_t r = local[i];
+        const ListRec& lr = K.lists[row_c[r]];
+        const std::int32_t b = lr.begin;
+        const std::int32_t cnt = AK_LOAD_RELAXED(&lr.count);
+        row_b[r] = b;
+        row_cnt[r] = cnt;
+        std::int64_t guess = 0;
+        if (lr.loc_span > 0) guess = static_cast<std::int64_t>(row_s[r] - lr.loc_first) * cnt / lr.loc_span;
+        guess = guess >= cnt ? cnt - 1 : guess;
+        guess = guess < 0 ? 0 : guess;
+        row_guess[r] = static_cast<std::int32_t>(guess);
+        AK_PREFETCH(K.up + b + guess);
+    }
+    // 6. Rendezvous over the candidates of the rule that applies; fetch the winner's entry and the
+    //    IPs it chooses from. A count of 0 can only be read during a concurrent state change (the
+    //    chunk is then re-run): answer UNAVAILABLE without touching the list.
+    auto ip_set = [&](std::size_t r) {
+        const GroupRec& g = K.grp[row_g[r]];
+        const IpSet set = g.ip_n >= 0 ? IpSet{g.ip_begin, g.ip_n} : K.gsub[g.ip_begin + row_q[r]];
+        row_ipb[r] = set.begin;
+        row_ipn[r] = set.n;
+        AK_PREFETCH(K.gip + set.begin);
+        if (set.n != 1) AK_PREFETCH(K.gip_key + set.begin);
+    };
+    for (std::size_t i = 0; i < n_remote; ++i) {
+        const std::size_t r = remote[i];
+        const std::int32_t cnt = row_cnt[r];
+        if (AK_UNLIKELY(cnt <= 0)) {
+            write_row(out, off + r, kTierUnavailable, -1, -1, -1, -1, nan);
+            path[r] = 0xFF;
+            continue;
+        }
+        const std::uint64_t h = kmix(in_flow[r] ^ kServerSalt);
+        const std::int32_t pos = argmax_keys(K.up_key + row_b[r], cnt, h);
+        row_pos[r] = pos;
+        path[r] = kRemote;
+        AK_PREFETCH(K.up + row_b[r] + pos);
+        ip_set(r);
+    }
+    for (std::size_t i = 0; i < n_local; ++i) {
+        const std::size_t r = local[i];
+        const std::int32_t cnt = row_cnt[r];
+        if (AK_UNLIKELY(cnt <= 0)) {
+            write_row(out, off + r, kTierUnavailable, -1, -1, -1, -1, nan);
+            path[r] = 0xFF;
+            continue;
+        }
+        const std::int32_t b = row_b[r];
+        const std::int32_t s = row_s[r];
+        const UpEntry* up = K.up + b;
+        // LOCAL: is the ingress server itself an up candidate? (the up-list is sorted by server)
+        const std::int32_t guess = row_guess[r];
+        const std::int32_t at = AK_LOAD_RELAXED(&up[guess].server);
+        const std::int32_t p = at == s ? guess
+                             : at < s  ? lower_bound_server(up, guess + 1, cnt, s)
+                                       : lower_bound_server(up, 0, guess, s);
+        std::int32_t pos;
+        if (p < cnt && AK_LOAD_RELAXED(&up[p].server) == s) {
+            pos = p;
+            path[r] = kLocal;
+        } else {
+            // The up servers of the ingress DC surround p: positions [lo, end).
+            const std::uint64_t h = kmix(in_flow[r] ^ kServerSalt);
+            const ServerRec& sr = K.srv[s];
+            const std::int32_t lo = lower_bound_server(up, 0, p, sr.dc_first);
+            const std::int32_t end = lower_bound_server(up, p, cnt, sr.dc_end);
+            if (lo < end) {
+                pos = lo + argmax_keys(K.up_key + b + lo, end - lo, h);
+                path[r] = kSameDc;
+            } else {
+                pos = argmax_keys(K.up_key + b, cnt, h);
+                path[r] = kSameLocation;
+            }
+            AK_PREFETCH(K.up + b + pos);
+        }
+        row_pos[r] = pos;
+        ip_set(r);
+    }
+    // 7. The winner, its DC and the source IP.
+    auto finish = [&](std::size_t r) {
+        const std::uint8_t pr = path[r];
+        if (pr == 0xFF) return;
+        const UpEntry* up = K.up + row_b[r] + row_pos[r];
+        const std::int32_t t = AK_LOAD_RELAXED(&up->server);
+        const std::int32_t dc = AK_LOAD_RELAXED(&up->dc);
+        const std::int32_t ip = pick_ip(K, IpSet{row_ipb[r], row_ipn[r]}, t, in_flow[r]);
+        double dist = 0.0;
+        std::uint8_t tier = kTierLocal;
+        if (pr == kRemote) {
+            tier = kTierRemote;
+            dist = K.distance[static_cast<std::size_t>(row_loc[r]) * L + static_cast<std::size_t>(row_m[r])];
+        } else if (pr == kSameDc) {
+            tier = kTierSameDc;
+        } else if (pr == kSameLocation) {
+            tier = kTierSameLocation;
+        }
+        write_row(out, off + r, tier, t, dc, row_m[r], ip, dist);
+    };
+    for (std::size_t i = 0; i < n_remote; ++i) finish(remote[i]);
+    for (std::size_t i = 0; i < n_local; ++i) finish(local[i]);
     return invalid;
 }

@@ -23,7 +23,8 @@ struct EngineStats {
     std::size_t derived_bytes = 0;  // memory of the derived indexes and mutable state
     std::int32_t small_layouts = 0;
     std::int32_t big_layouts = 0;
-    std::int32_t nonuniform_groups = 0;  // groups whose IP choice checks the egress server's IPs
+    std::int32_t nonuniform_groups = 0;  // groups whose IPs have different holders
+    std::int32_t checked_entries = 0;    // (group, location) pairs whose IP choice checks the server
 };
 
 // Kernels this build can run on this CPU, best last: {"generic", "avx2", "avx512"} or a prefix.
@@ -77,8 +78,10 @@ private:
     template <class NewState>
     void apply_locked(std::int32_t first, std::int32_t end, NewState new_state);
     void rebuild_list(std::int32_t c);
-    std::uint64_t compute_big(std::int32_t b, std::int32_t l) const;
+    detail::BigAnswer compute_big(std::int32_t b, std::int32_t l) const;
+    void store_big(std::int32_t b, std::int32_t l, const detail::BigAnswer& a);
     void list_alive_changed(std::int32_t c, bool alive);
+    void build_group_ips();
     void begin_write() noexcept;
     void end_write() noexcept;
 
@@ -93,19 +96,22 @@ private:
     // Static derived indexes.
     std::vector<detail::ServerRec> srv_;
     std::vector<detail::GroupRec> grp_;
-    std::vector<detail::LayoutEntry> entries_;
+    std::vector<detail::LayoutEntry> entries_;  // small layouts: head + entries (head mutable)
     std::vector<std::int32_t> gip_;
     std::vector<std::uint64_t> gip_key_;
+    std::vector<detail::IpSet> gsub_;
     std::vector<std::int32_t> server_list_start_, server_lists_;  // server -> lists containing it
-    std::vector<std::int32_t> big_map_;                            // (big layout) x L -> list or -1
-    std::vector<std::int32_t> list_big_start_, list_bigs_;         // list -> big layouts containing it
+    std::vector<std::int32_t> big_layout_;                         // big row -> layout
+    std::vector<std::int32_t> big_map_;                            // big row x L -> entry or -1
+    std::vector<std::int32_t> list_big_start_, list_bigs_;         // list -> big rows using it
+    std::vector<std::int32_t> list_small_start_, list_small_;      // list -> (head, entry) pairs
 
     // Mutable state (written under mu_ inside the seqlock; read lock-free).
     std::vector<std::uint8_t> state_;
     std::vector<detail::ListRec> lists_;
     std::vector<std::uint64_t> up_key_;
-    std::vector<std::int32_t> up_srv_;
-    std::vector<std::uint64_t> big_ans_;
+    std::vector<detail::UpEntry> up_;
+    std::vector<detail::BigAnswer> big_ans_;
 
     // Writer scratch.
     std::vector<std::uint8_t> mark_;

@@ -51,13 +51,16 @@ struct ServerRec {        // 16 bytes per server
     std::int32_t dc_end;
 };
 
-// How a (pool, family) group finds its candidates.
-//   layout_k >= 0: small layout, entries [layout_a, layout_a + layout_k) of `entries`
-//   layout_k == -1: big layout, answers in row layout_a of `big_ans`
-//   layout_k == -2: no server holds an applicable IP: always UNAVAILABLE
-// ip_n > 0: every holder of any (deployed) applicable IP holds all of them: the source IP is the
-//           rendezvous over gip[ip_begin, ip_begin + ip_n), whatever the egress server;
-// ip_n < 0: holders differ: rendezvous over the -ip_n IPs at ip_begin that the server holds.
+// How a (pool, family) group finds its candidates and its source IP.
+//   layout_k in [1, kSmallLayoutMax]: small layout: entries[layout_a, layout_a + layout_k), and
+//       entries[layout_a - 1] is its head: .location holds the bitmask of entries whose list has an
+//       up server (mutable), .list holds layout_k.
+//   layout_k == kLayoutBig: big layout: its answers are row layout_a of `big_ans`.
+//   layout_k == kLayoutNone: no server holds an applicable IP: always UNAVAILABLE.
+// ip_n > 0: every holder of an applicable IP holds all of them: the source IP is the rendezvous
+//           over gip[ip_begin, ip_begin + ip_n), whatever the egress server.
+// ip_n < 0: per layout entry q (in location order), gsub[ip_begin + q] says which IPs the servers
+//           of that entry's list hold (see IpSet).
 struct GroupRec {
     std::int32_t layout_a;
     std::int32_t layout_k;
@@ -65,6 +68,7 @@ struct GroupRec {
     std::int32_t ip_n;
 };
 
+inline constexpr std::int32_t kSmallLayoutMax = 16;
 inline constexpr std::int32_t kLayoutBig = -1;
 inline constexpr std::int32_t kLayoutNone = -2;
 
@@ -73,33 +77,54 @@ struct LayoutEntry {
     std::int32_t list;
 };
 
-// A candidate list: its up servers are up_srv/up_key[begin, begin + count). `count` changes at
-// run time (seqlock-protected, read with relaxed atomic loads).
+// n > 0: every server of the list holds exactly gip[begin, begin + n) of the group's IPs.
+// n < 0: servers differ: the rendezvous runs over those of gip[begin, begin - n) the egress
+//        server holds (checked against ip_holder_ranges).
+struct IpSet {
+    std::int32_t begin;
+    std::int32_t n;
+};
+
+// Answer of a big layout for one ingress location (mutable). list < 0: no reachable location has
+// an up server (UNAVAILABLE); location == ingress location: a local tier. `entry` is the position
+// of `location` in the layout (for gsub). Every field holds a valid index at all times (entry 0 and
+// the ingress location when list < 0), so a torn read never steers a load out of bounds.
+struct BigAnswer {
+    std::int32_t location;
+    std::int32_t list;
+    std::int32_t entry;
+    std::int32_t pad;
+};
+
+// A candidate list: its up servers are up_key/up[begin, begin + count), ascending by server.
+// `count` changes at run time (read with relaxed atomic loads).
+// loc_first/loc_span: the server range of the list's location (to guess a server's position).
 struct ListRec {
     std::int32_t begin;
     std::int32_t count;
+    std::int32_t loc_first;
+    std::int32_t loc_span;
 };
 
-// Packed answer of a big layout for one ingress location: low 32 bits the list (-1: none alive
-// anywhere reachable), high 32 bits its location (== ingress location: a local tier).
-inline constexpr std::uint64_t pack_answer(std::int32_t location, std::int32_t list) noexcept {
-    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(location)) << 32) |
-           static_cast<std::uint32_t>(list);
-}
+struct UpEntry {
+    std::int32_t server;
+    std::int32_t dc;
+};
 
 struct KernelCtx {
     std::int32_t L, S, P;
-    const ServerRec* srv;           // S
-    const GroupRec* grp;            // 2P
-    const LayoutEntry* entries;     // small layouts' entries
-    const ListRec* lists;           // C (count mutable)
-    const std::uint64_t* big_ans;   // (big layouts) x L, mutable
-    const std::uint64_t* up_key;    // mutable
-    const std::int32_t* up_srv;     // mutable
+    const ServerRec* srv;              // S
+    const GroupRec* grp;               // 2P
+    const LayoutEntry* entries;        // small layouts: head + entries (head mutable)
+    const ListRec* lists;              // C (count mutable)
+    const BigAnswer* big_ans;          // (big layouts) x L, mutable
+    const std::uint64_t* up_key;       // mutable
+    const UpEntry* up;                 // mutable
     const std::int32_t* nearest_rank;  // L x L
     const double* distance;            // L x L
-    const std::int32_t* gip;           // per-group IP indices (see GroupRec)
+    const std::int32_t* gip;           // IP indices (see GroupRec, IpSet)
     const std::uint64_t* gip_key;      // their keys
+    const IpSet* gsub;
     const std::int32_t* ip_holder_start;
     const std::int32_t* ip_holder_ranges;
 };
@@ -123,7 +148,8 @@ bool kernel_avx2_compiled() noexcept;
 bool kernel_avx512_compiled() noexcept;
 
 // Rendezvous argmax over keys[0, n) (n >= 1) for a flow hash: the position of the largest
-// (mix64(h ^ key), key). Exposed per ISA for tests.
+// (mix64(h ^ key), key). mix64 is a bijection, so distinct keys never have equal weights; for
+// equal keys the first position wins (as in _hashing.rendezvous). Exposed per ISA for tests.
 using ArgmaxFn = std::int32_t (*)(const std::uint64_t* keys, std::int32_t n, std::uint64_t h);
 std::int32_t argmax_generic(const std::uint64_t*, std::int32_t, std::uint64_t);
 std::int32_t argmax_avx2(const std::uint64_t*, std::int32_t, std::uint64_t);
