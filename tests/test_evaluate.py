@@ -377,3 +377,23 @@ def test_ndjson_parser_paths_and_exact_values(topo, tmp_path):
     assert got.tolist() == [ts + i for i in range(50)] * 2 + [ts]
     ev = af.evaluate(path, topo, progress=False)
     assert ev.summary.rows_decided == 101 and ev.summary.rejects == {"malformed-json": 1}
+
+
+def test_batch_iterators_for_spark(topo, basic_table):
+    """evaluate_batches: one row per input row (rejects marked); summarize_batches: a pickled Summary
+    per partition that merges to the whole log's summary (the Spark mapInArrow recipe)."""
+    import pickle
+
+    from aegisfwd.evaluation import EVALUATE_BATCHES_SCHEMA, Summary, evaluate_batches, summarize_batches
+
+    out = pa.Table.from_batches(list(evaluate_batches(basic_table.to_batches(max_chunksize=4), topo)))
+    assert out.schema == EVALUATE_BATCHES_SCHEMA
+    assert out.num_rows == 10
+    rows = {r["RayID"]: r for r in out.to_pylist()}
+    assert {k: rows[k]["tier"] for k in BASIC_EXPECTED} == BASIC_EXPECTED
+    assert rows["b10"]["reject_reason"] == "missing-zone" and rows["b10"]["tier"] is None
+    assert rows["b02"]["egress_location"] == "AMS" and rows["b02"]["reject_reason"] is None
+    parts = [basic_table.slice(0, 4), basic_table.slice(4)]
+    sums = [pickle.loads(b.column("summary")[0].as_py()) for p in parts for b in summarize_batches(p.to_batches(), topo)]
+    whole = af.evaluate(basic_table, topo, progress=False).summary
+    assert Summary.merge_all(sums).counts_equal(whole)

@@ -13,7 +13,17 @@ from __future__ import annotations
 
 from ._compare import CompareSummary
 from ._prepare import DEFAULT_COLUMNS, FIELDS, KEY_FIELDS
-from ._run import DEFAULT_BATCH_ROWS, DEFAULT_KEEP_ROWS, Comparison, Evaluation, compare, evaluate
+from ._run import (
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_KEEP_ROWS,
+    EVALUATE_BATCHES_SCHEMA,
+    Comparison,
+    Evaluation,
+    compare,
+    evaluate,
+    evaluate_batches,
+    summarize_batches,
+)
 from ._summary import CONNECTION_LIMIT, REASONS, Concurrency, Summary
 
 __all__ = [
@@ -21,6 +31,7 @@ __all__ = [
     "DEFAULT_BATCH_ROWS",
     "DEFAULT_COLUMNS",
     "DEFAULT_KEEP_ROWS",
+    "EVALUATE_BATCHES_SCHEMA",
     "FIELDS",
     "KEY_FIELDS",
     "REASONS",
@@ -31,4 +42,6 @@ __all__ = [
     "Summary",
     "compare",
     "evaluate",
+    "evaluate_batches",
+    "summarize_batches",
 ]

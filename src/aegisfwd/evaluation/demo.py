@@ -80,7 +80,7 @@ def make_log(path: str | Path, rows: int = 1_000_000, seed: int = 0, *, topology
     )
     # groups of at most four decimal digits are valid hex groups
     v6 = pc.binary_join_element_wise(
-        "2001:db8:ffff:", pc.cast(pa.array(p // 10000), pa.string()), "::", pc.cast(pa.array(p % 10000 + 1), pa.string()), ""
+        "2001:db8:ffff:", pc.cast(pa.array(p // 10000), pa.string()), "::", pc.cast(pa.array(p % 9999 + 1), pa.string()), ""
     )
     origin = pc.if_else(pa.array(req.family == 4), v4, v6)
     # Clients.
@@ -170,7 +170,7 @@ def make_table(rows: int = 1_000_000, seed: int = 0, *, topology: Any = None, se
         "100", _u8str(64 + (p >> 16) % 64), _u8str((p >> 8) % 256), _u8str(p % 256), "."
     )
     v6 = pc.binary_join_element_wise(
-        "2001:db8:ffff:", pc.cast(pa.array(p // 10000), pa.string()), "::", pc.cast(pa.array(p % 10000 + 1), pa.string()), ""
+        "2001:db8:ffff:", pc.cast(pa.array(p // 10000), pa.string()), "::", pc.cast(pa.array(p % 9999 + 1), pa.string()), ""
     )
     c = rng.integers(1 << 24, 223 << 24, n, dtype=np.int64)
     client = pc.binary_join_element_wise(
