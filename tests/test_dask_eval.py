@@ -36,9 +36,11 @@ def _log(n: int, seed: int = 0) -> pa.Table:
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as c:
-        with distributed.Client(c) as client:
-            yield client
+    with (
+        distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as c,
+        distributed.Client(c) as client,
+    ):
+        yield client
 
 
 def test_dask_equals_local(cluster, tmp_path):
@@ -70,7 +72,7 @@ def test_dask_equals_local(cluster, tmp_path):
     assert out.num_rows == local.summary.rows_decided
     a = out.select(["RayID", "tier", "egress_server", "egress_ip"]).to_pylist()
     b = local.decisions.select(["RayID", "tier", "egress_server", "egress_ip"]).to_pylist()
-    key = lambda r: r["RayID"]  # noqa: E731
+    key = lambda r: r["RayID"]
     assert sorted(a, key=key) == sorted(b, key=key)
     assert pq.read_table(tmp_path / "rej").num_rows == local.summary.rows_rejected
 

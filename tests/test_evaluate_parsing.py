@@ -229,7 +229,7 @@ def test_durations_prefer_ms_then_ns():
 
 
 def test_numbers_from_any_type():
-    ints, is_int, floats, valid = ar.to_number(pa.array(["12", " 13 ", "1e3", "x", None, "", "-4"]))
+    ints, _, _, valid = ar.to_number(pa.array(["12", " 13 ", "1e3", "x", None, "", "-4"]))
     assert valid.tolist() == [True, True, True, False, False, False, True]
     assert ints[[0, 1, 2, 6]].tolist() == [12, 13, 1000, -4]
     assert to_list(ar.to_port(pa.array(["80", "443", "70000", "-1", None, "x"]), 6)) == (
@@ -256,7 +256,7 @@ def _big_ndjson_gz(path, rows: int) -> None:
         for i in range(rows):
             f.write(json.dumps({
                 "RayID": f"{i:016x}", "EdgeColoCode": colos[i % 4], "ZoneName": zones[(i // 4) % 4],
-                "OriginIP": "203.0.113.%d" % (i % 200), "ClientIP": "198.51.%d.%d" % (i % 250, i % 199),
+                "OriginIP": f"203.0.113.{i % 200}", "ClientIP": f"198.51.{i % 250}.{i % 199}",
                 "ClientSrcPort": 1024 + i % 60000, "EdgeStartTimestamp": 1_700_000_000_000_000_000 + i * 1_000_000,
                 "OriginResponseDurationMs": i % 50,
                 "RequestHeaders": {"x-pad": "y" * 40},
@@ -289,3 +289,13 @@ def test_memory_is_bounded_by_the_batch_not_the_log(tmp_path):
     raw_big = 60_000 * 330  # bytes of uncompressed NDJSON in the big log
     assert peaks["big"] < raw_big / 2, peaks
     assert peaks["big"] < 1.6 * peaks["small"] + (2 << 20), peaks
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="0123456789abcdef.:-", max_size=60)), min_size=1, max_size=40))
+def test_hash_strings_ascii_fast_path_matches_python(values):
+    """ASCII columns take the NUL-padded matrix path; it must equal the byte-wise definition."""
+    h, ok = ar.hash_strings(pa.array(values, pa.string()), len(values))
+    for v, hv, okv in zip(values, h.tolist(), ok.tolist()):
+        assert okv == bool(v)
+        if v:
+            assert hv == ar.string_hash_py(v.encode("ascii"))

@@ -56,7 +56,7 @@ def _check_logs(logs: tuple[str, ...]) -> list[str]:
               help="Write rejected rows with their reason (.parquet, .csv or .ndjson by suffix).")
 @click.option("--map", "maps", multiple=True, metavar="COL=FIELD", help=_MAP_HELP)
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Run on this Dask scheduler (one task per log file).")
-@click.option("--batch-rows", type=click.IntRange(min=1), default=1 << 20, show_default=True, help="Rows per batch.")
+@click.option("--batch-rows", type=click.IntRange(min=1), default=1 << 18, show_default=True, help="Rows per batch.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Engine threads per batch.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
@@ -97,7 +97,7 @@ def evaluate(logs: tuple[str, ...], topology: Path, output: Path | None, report_
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write DIR/summary.json and DIR/report.html.")
 @click.option("--map", "maps", multiple=True, metavar="COL=FIELD", help=_MAP_HELP)
-@click.option("--batch-rows", type=click.IntRange(min=1), default=1 << 20, show_default=True, help="Rows per batch.")
+@click.option("--batch-rows", type=click.IntRange(min=1), default=1 << 18, show_default=True, help="Rows per batch.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Engine threads per batch.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")

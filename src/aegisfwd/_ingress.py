@@ -123,11 +123,11 @@ def choose_ingress(
 
 
 def choose_ingress_py(
-    first: "list[int] | np.ndarray",
-    end: "list[int] | np.ndarray",
-    flows: "list[int] | np.ndarray",
-    server_keys: "list[int] | np.ndarray",
-    states: "list[int] | np.ndarray",
+    first: list[int] | np.ndarray,
+    end: list[int] | np.ndarray,
+    flows: list[int] | np.ndarray,
+    server_keys: list[int] | np.ndarray,
+    states: list[int] | np.ndarray,
 ) -> list[int]:
     """Plain-Python definition of ``choose_ingress`` (one row at a time), for tests."""
     out = []

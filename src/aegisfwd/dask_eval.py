@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .evaluation._run import DEFAULT_BATCH_ROWS, Evaluation, Runner, model_for
 from .evaluation._prepare import column_names, resolve_columns
 from .evaluation._read import Chunk, expand_paths, is_path_like, open_source
+from .evaluation._run import DEFAULT_BATCH_ROWS, Evaluation, Runner, model_for
 from .evaluation._summary import Summary
 
 __all__ = ["evaluate_dask"]

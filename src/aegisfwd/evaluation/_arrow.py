@@ -387,16 +387,16 @@ def hash_strings(arr: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarray]:
         cols = np.arange(words * 8, dtype=np.int64)
         for w in range(words):
             c = cols[w * 8 : w * 8 + 8]
-            live = np.flatnonzero(vec_lengths > w * 8)
-            if live.shape[0] == 0:
+            rows = np.flatnonzero(vec_lengths > w * 8)
+            if rows.shape[0] == 0:
                 break
-            pos = starts[live, None] + c[None, :]
-            inside = c[None, :] < vec_lengths[live, None]
+            pos = starts[rows, None] + c[None, :]
+            inside = c[None, :] < vec_lengths[rows, None]
             block = np.where(inside, data[np.minimum(pos, max(len(data) - 1, 0))] if len(data) else 0, 0).astype(np.uint8)
             word = np.ascontiguousarray(block).view("<u8").reshape(-1)
-            x = h[live] ^ word
+            x = h[rows] ^ word
             mix64_np(x, out=x)
-            h[live] = x
+            h[rows] = x
     if long_rows.shape[0]:
         py = s.take(pa.array(long_rows)).to_pylist()
         for r, v in zip(long_rows.tolist(), py):

@@ -38,7 +38,7 @@ class CompareSummary:
     moved_by_pool: dict[str, int] = field(default_factory=dict)
     distance_unit: str = "km"
 
-    def merge(self, o: "CompareSummary") -> "CompareSummary":
+    def merge(self, o: CompareSummary) -> CompareSummary:
         return CompareSummary(
             rows_in=self.rows_in + o.rows_in,
             rows_both=self.rows_both + o.rows_both,

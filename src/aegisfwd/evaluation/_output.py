@@ -9,7 +9,6 @@ import numpy as np
 import pyarrow as pa
 
 from . import _arrow as ar
-from ._prepare import KEY_FIELDS
 from ._summary import REASONS, TIERS
 
 TIER_DICTIONARY = pa.array(list(TIERS) + ["INVALID"], pa.string())
@@ -170,7 +169,7 @@ class TableWriter:
             )
             self._writer = pcsv.CSVWriter(str(self.path), self._plain)
         else:
-            self._file = open(self.path, "w", encoding="utf-8")
+            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
 
     def write(self, table: pa.Table) -> None:
         if self._pool is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -154,7 +155,7 @@ def _choose_ingress_threaded(first: np.ndarray, end: np.ndarray, flows: np.ndarr
     with ThreadPoolExecutor(max_workers=k) as pool:
         parts = list(pool.map(
             lambda ab: choose_ingress(first[ab[0]:ab[1]], end[ab[0]:ab[1]], flows[ab[0]:ab[1]], keys, states),
-            zip(cuts[:-1], cuts[1:]),
+            itertools.pairwise(cuts),
         ))
     return np.concatenate(parts)
 

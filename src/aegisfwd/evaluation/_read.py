@@ -165,7 +165,7 @@ class _Counted(io.RawIOBase):
 
 def _open_counted(path: Path) -> tuple[Any, _Counted]:
     comp, _ = _compression(path)
-    raw = _Counted(open(path, "rb", buffering=0))
+    raw = _Counted(open(path, "rb", buffering=0))  # noqa: SIM115 - closed with the stream
     buffered = io.BufferedReader(raw, buffer_size=1 << 20)
     if comp is None:
         return buffered, raw
@@ -221,7 +221,7 @@ def _csv_chunks(path: Path, names: Sequence[str], batch_rows: int, errors: list[
 
 
 def _ndjson_chunks(
-    path: Path, parser: "NdjsonBlockParser", batch_rows: int, errors: list[str], block_bytes: int
+    path: Path, parser: NdjsonBlockParser, batch_rows: int, errors: list[str], block_bytes: int
 ) -> Iterator[Chunk]:
     """Read blocks of whole lines, parse each, and gather the parsed rows into batches of
     ``batch_rows`` (a block holds a few tens of thousands of rows; the engine and the writers work
@@ -429,7 +429,7 @@ class NdjsonBlockParser:
             try:
                 rec = loads(line)
                 if not isinstance(rec, dict):
-                    raise ValueError("not an object")
+                    raise ValueError("not an object")  # noqa: TRY004 - handled as a malformed line below
             except ValueError:
                 bad.append((first_row + good + len(bad), line.decode("utf-8", "replace")))
                 continue
@@ -504,21 +504,21 @@ def open_source(
         return Source(gen(), total, "bytes", desc, errors)
 
     # In-memory and streamed Arrow data.
-    total: float | None = None
+    rows_total: float | None = None
     if isinstance(source, pa.RecordBatch):
         reader: Any = pa.RecordBatchReader.from_batches(source.schema, [source])
-        total = float(source.num_rows)
+        rows_total = float(source.num_rows)
     elif isinstance(source, pa.Table):
         reader = source.to_reader(max_chunksize=batch_rows)
-        total = float(source.num_rows)
+        rows_total = float(source.num_rows)
     elif isinstance(source, pa.RecordBatchReader):
         reader = source
     elif hasattr(source, "__arrow_c_stream__"):
         if hasattr(source, "__len__") and not hasattr(source, "execute"):
             try:
-                total = float(len(source))
+                rows_total = float(len(source))
             except TypeError:
-                total = None
+                rows_total = None
         reader = pa.RecordBatchReader.from_stream(source)
     elif hasattr(source, "__arrow_c_array__"):
         reader = pa.RecordBatchReader.from_batches(*_one_batch(pa.record_batch(source)))
@@ -546,7 +546,7 @@ def open_source(
                 yield Chunk(part, "<arrow>", row, progress=float(part.num_rows))
                 row += part.num_rows
 
-    return Source(gen_stream(), total, "rows", type(source).__name__)
+    return Source(gen_stream(), rows_total, "rows", type(source).__name__)
 
 
 def _one_batch(batch: pa.RecordBatch) -> tuple[pa.Schema, list[pa.RecordBatch]]:

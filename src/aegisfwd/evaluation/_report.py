@@ -91,7 +91,7 @@ def _load_plot(top: list[tuple[str, int]], counts: dict[str, int], what: str) ->
     v = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
     if v.shape[0]:
         ax2.hist(v, bins=min(50, max(5, int(math.sqrt(v.shape[0])))), color="#7f7f7f")
-    ax2.set_title(f"Rows per {what[:-1] if what.endswith('s') else what} (distribution)")
+    ax2.set_title(f"Rows per {what.removesuffix('s')} (distribution)")
     ax2.set_xlabel("rows")
     ax2.set_ylabel(what)
     return _png(fig)
@@ -107,7 +107,7 @@ def _flow_map(summary: Summary, top: int) -> str | None:
     lats = [c[0] for c in coords.values()]
     lons = [c[1] for c in coords.values()]
     ax.scatter(lons, lats, s=6, color="#999999", zorder=1, label="locations")
-    egress = {}
+    egress: dict[str, int] = {}
     for loc, c in summary.flows.items():
         egress[loc[1]] = egress.get(loc[1], 0) + c
     if egress:

@@ -14,7 +14,15 @@ import pyarrow as pa
 
 from ._compare import CompareAccumulator, CompareSummary
 from ._model import Model
-from ._output import DECISION_COLUMNS, REJECT_SCHEMA, IdArrays, TableWriter, decisions_table, malformed_table, rejects_table
+from ._output import (
+    DECISION_COLUMNS,
+    REJECT_SCHEMA,
+    IdArrays,
+    TableWriter,
+    decisions_table,
+    malformed_table,
+    rejects_table,
+)
 from ._prepare import KEY_FIELDS, column_names, parse_common, resolve, resolve_columns
 from ._read import Chunk, Source, open_source
 from ._summary import Accumulator, Summary
@@ -125,7 +133,7 @@ def _prefetch(chunks: Iterator[Chunk], depth: int = 2) -> Iterator[Chunk]:
                 if stop.is_set():
                     return
             q.put(done)
-        except BaseException as exc:  # handed to the consumer
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
             q.put(exc)
 
     t = threading.Thread(target=run, name="aegisfwd-reader", daemon=True)

@@ -143,7 +143,7 @@ class Concurrency:
         # Keep compacting rarely: the compacted size is the floor for the next trigger.
         self.compact_every = max(8_000_000, 2 * int(k.shape[0]))
 
-    def merge(self, other: "Concurrency") -> None:
+    def merge(self, other: Concurrency) -> None:
         if other.resolution_ms != self.resolution_ms:
             raise ValueError(
                 f"cannot merge concurrency at {other.resolution_ms} ms into one at {self.resolution_ms} ms"
@@ -236,7 +236,7 @@ class Summary:
     input_errors: list[str] = field(default_factory=list)
 
     # ---- merging ----------------------------------------------------------------------------
-    def merge(self, other: "Summary") -> "Summary":
+    def merge(self, other: Summary) -> Summary:
         """A new summary of both (counts add; concurrency events merge)."""
         conc = Concurrency(self.concurrency.resolution_ms)
         conc.merge(self.concurrency)
@@ -268,7 +268,7 @@ class Summary:
         )
 
     @staticmethod
-    def merge_all(summaries: Iterable["Summary"]) -> "Summary":
+    def merge_all(summaries: Iterable[Summary]) -> Summary:
         items = list(summaries)
         if not items:
             return Summary()
@@ -277,7 +277,7 @@ class Summary:
             items = [items[i].merge(items[i + 1]) if i + 1 < len(items) else items[i] for i in range(0, len(items), 2)]
         return items[0]
 
-    def counts_equal(self, other: "Summary") -> bool:
+    def counts_equal(self, other: Summary) -> bool:
         """Every count map and total equal (distances compared to 1e-6 relative); for tests."""
         same = (
             self.rows_in == other.rows_in
