@@ -9,12 +9,14 @@ so it must agree with ``ReferenceEngine`` on every column.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from aegisfwd._hashing import ip_flow_hash, ip_key, server_flow_hash, server_key, weight
+from aegisfwd.topology import canonical_ip_text
 
 LOCAL, SAME_DC, SAME_LOCATION, REMOTE, UNAVAILABLE = 0, 1, 2, 3, 4
 
@@ -23,12 +25,22 @@ Answer = tuple[int, "str | None", "str | None", "str | None", "str | None", floa
 
 
 class _IP:
-    __slots__ = ("holders", "key", "text")
+    __slots__ = ("_text", "holders", "index", "key", "network")
 
-    def __init__(self, text: str, key: int, holders: frozenset[str]) -> None:
-        self.text = text
-        self.key = key
+    def __init__(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network, index: int,
+                 holders: frozenset[str]) -> None:
+        self.network = network
+        self.index = index
+        self.key = ip_key(network)
         self.holders = holders
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        """Canonical text form, made on first use (``ipaddress`` formatting is slow)."""
+        if self._text is None:
+            self._text = canonical_ip_text(self.network)
+        return self._text
 
 
 class PurePythonPeer:
@@ -59,13 +71,11 @@ class PurePythonPeer:
         self.holder_locations: dict[tuple[str, int], frozenset[str]] = {}
         self.pools: set[str] = set()
         by_holders: dict[tuple[str, ...], tuple[frozenset[str], frozenset[str]]] = {}
-        self._ip_text: list[str] = []
+        index = 0
         for pool in t.pools:
             self.pools.add(pool.id)
             for ip in pool.ips:
-                g = (pool.id, ip.family)
-                text = ip.address
-                self._ip_text.append(text)
+                g = (pool.id, ip.network.version)
                 names, where = by_holders.get(ip.holders) or by_holders.setdefault(
                     ip.holders,
                     (
@@ -75,7 +85,8 @@ class PurePythonPeer:
                         ),
                     ),
                 )
-                self.ips.setdefault(g, []).append(_IP(text, ip_key(ip.network), names))
+                self.ips.setdefault(g, []).append(_IP(ip.network, index, names))
+                index += 1
                 self.holder_locations[g] = self.holder_locations.get(g, frozenset()) | where
         # distance[a][b], rounded as SPEC says; unreachable pairs are left out.
         ids = t.location_ids
@@ -86,12 +97,7 @@ class PurePythonPeer:
         # Index tables for the batch interface.
         self._server_ids: Sequence[str] = t.server_ids
         self._pool_ids: Sequence[str] = t.pool_ids
-        self._index = {
-            "server": t.server_index,
-            "dc": t.dc_index,
-            "location": t.location_index,
-            "ip": {text: i for i, text in enumerate(self._ip_text)},
-        }
+        self._server_index, self._dc_index, self._location_index = t.server_index, t.dc_index, t.location_index
 
     # ---- one decision ---------------------------------------------------------------------
     def _holds(self, server: str, ip: _IP) -> bool:
@@ -102,6 +108,13 @@ class PurePythonPeer:
         return server in self.up and any(self._holds(server, ip) for ip in ips)
 
     def decide(self, server: str, pool: str, family: int, flow: int) -> Answer:
+        """(tier, egress server, DC, location, IP text, distance) for one request given by ids."""
+        tier, target, ip, distance = self._decide(server, pool, family, flow)
+        if target is None or ip is None:
+            return (tier, None, None, None, None, distance)
+        return (tier, target, self.server_dc[target], self.server_location[target], ip.text, distance)
+
+    def _decide(self, server: str, pool: str, family: int, flow: int) -> tuple[int, str | None, _IP | None, float]:
         if server not in self.server_dc:
             raise ValueError(f"unknown server: {server!r}")
         if pool not in self.pools:
@@ -140,7 +153,7 @@ class PurePythonPeer:
                         distance = reachable[m]
                         break
             if not candidates:
-                return (UNAVAILABLE, None, None, None, None, math.nan)
+                return (UNAVAILABLE, None, None, math.nan)
 
         h = server_flow_hash(flow)
         target = max(candidates, key=lambda s: (weight(h, self.key[s]), self.key[s]))
@@ -149,7 +162,7 @@ class PurePythonPeer:
             (x for x in ips if self._holds(target, x)),
             key=lambda x: (weight(hi, x.key), x.key),
         )
-        return (tier, target, self.server_dc[target], self.server_location[target], ip.text, distance)
+        return (tier, target, ip, distance)
 
     # ---- a batch of index columns -----------------------------------------------------------
     def decide_batch(
@@ -158,17 +171,20 @@ class PurePythonPeer:
         """Decide every row of index columns; returns the engine's columns (indices, -1 = none)."""
         n = len(server)
         out_tier = np.empty(n, np.uint8)
-        out = {k: np.full(n, -1, np.int32) for k in ("server", "dc", "location", "ip")}
+        out_server, out_dc, out_location, out_ip = (np.full(n, -1, np.int32) for _ in range(4))
         out_distance = np.empty(n, np.float64)
         sid, pid = self._server_ids, self._pool_ids
-        index = self._index
+        server_index, dc_index, location_index = self._server_index, self._dc_index, self._location_index
         for row, (s, p, f, fl) in enumerate(
             zip(server.tolist(), pool.tolist(), family.tolist(), flow.tolist())
         ):
-            tier, *ids, d = self.decide(sid[s], pid[p], f, fl)
+            tier, target, ip, d = self._decide(sid[s], pid[p], f, fl)
             out_tier[row] = tier
             out_distance[row] = d
-            if tier != UNAVAILABLE:
-                for (name, col), value in zip(out.items(), ids):
-                    col[row] = index[name][value]
-        return {"tier": out_tier, **out, "distance": out_distance}
+            if target is not None and ip is not None:
+                out_server[row] = server_index[target]
+                out_dc[row] = dc_index[self.server_dc[target]]
+                out_location[row] = location_index[self.server_location[target]]
+                out_ip[row] = ip.index
+        return {"tier": out_tier, "server": out_server, "dc": out_dc, "location": out_location, "ip": out_ip,
+                "distance": out_distance}

@@ -85,7 +85,7 @@ def _print_tables(reports: list[WorkloadReport]) -> None:
 @click.option(
     "--scalar-rows",
     type=click.IntRange(min=1),
-    help="Rows for the per-row paths: engine.decide, reference.decide, peer.python (default 2,000).",
+    help="Rows for the per-row paths: engine.decide, reference.decide, peer.python (default 1,000).",
 )
 @click.option(
     "-t",

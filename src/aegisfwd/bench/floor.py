@@ -51,13 +51,19 @@ class Floor:
         return 2 * BYTES_PER_DECISION * self.rows / self.seconds / 1e9
 
 
-def best_time(fn: Callable[[], object], repeat: int = 3, min_seconds: float = 0.0) -> float:
-    """Smallest wall time of ``repeat`` calls of ``fn`` (at least one call, and more, up to 100 calls,
-    until ``min_seconds`` have been spent: tiny inputs are noisy)."""
+def best_time(
+    fn: Callable[[], object], repeat: int = 3, min_seconds: float = 0.0, max_seconds: float = float("inf")
+) -> float:
+    """Smallest wall time of ``repeat`` calls of ``fn``.
+
+    At least one call; more (up to 100) until ``min_seconds`` have been spent, since tiny inputs are
+    noisy; fewer than ``repeat`` once ``max_seconds`` have been spent, since slow paths (pure Python)
+    vary little from call to call and would dominate the run.
+    """
     best = float("inf")
     spent = 0.0
     calls = 0
-    while calls < max(1, repeat) or (spent < min_seconds and calls < 100):
+    while calls == 0 or (calls < repeat and spent < max_seconds) or (spent < min_seconds and calls < 100):
         t0 = time.perf_counter()
         fn()
         dt = time.perf_counter() - t0

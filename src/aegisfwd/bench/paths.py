@@ -146,6 +146,17 @@ def pc_contains(column: Any, needle: str) -> np.ndarray:
     return np.asarray(pc.match_substring(column, needle).to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def _lookup(column: Any, index: dict[str, int]) -> np.ndarray:
+    """int32 ``index[value]`` for every value of a (possibly dictionary-encoded) Arrow string column."""
+    import pyarrow as pa
+
+    encoded = column.combine_chunks()
+    if not pa.types.is_dictionary(encoded.type):
+        encoded = encoded.dictionary_encode()
+    table = np.array([index[v] for v in encoded.dictionary.to_pylist()], np.int32)
+    return table[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
 def log_table(w: Workload) -> Any:
     """The workload as a Logpush-style ``http_requests`` table (pyarrow) for ``af.evaluate``.
 
@@ -336,8 +347,8 @@ class Bench:
             server_of = {sid: k for k, sid in enumerate(engine.servers)}
             pool_of = {pid: k for k, pid in enumerate(engine.pools)}
             zone_pool = {z: pool_of[p] for z, p in w.topology.zones.items()}
-            server = np.array([server_of[s] for s in got.column("ingress_server").to_pylist()], np.int32)
-            pool = np.array([zone_pool[z] for z in got.column("ZoneName").to_pylist()], np.int32)
+            server = _lookup(got.column("ingress_server"), server_of)
+            pool = _lookup(got.column("ZoneName"), zone_pool)
             family = np.where(pc_contains(got.column("OriginIP"), ":"), 6, 4).astype(np.uint8)
             flow, ok = flow_keys(None, None, ray, n)
             if not ok.all():

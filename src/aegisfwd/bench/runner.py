@@ -51,11 +51,13 @@ def default_threads() -> tuple[int, ...]:
 class Settings:
     workloads: tuple[str, ...] = WORKLOADS
     n: int = 100_000
-    scalar_rows: int = 2_000
-    check_rows: int = 5_000
+    scalar_rows: int = 1_000
+    check_rows: int = 2_000
     threads: tuple[int, ...] = field(default_factory=default_threads)
     repeat: int = 3
     seed: int = 0
+    min_seconds: float = 0.05  # per path: repeat fast paths until timed this long (up to 100 calls)
+    max_seconds: float = 1.0  # per path: stop repeating once a path has been timed this long
     peers: bool = True
     evaluate: bool = True
 
@@ -172,7 +174,7 @@ def run_workload(bench: Bench, w: Workload, s: Settings, progress: Callable[[str
             )
             del cols
         del result
-        seconds = best_time(p.run, s.repeat)
+        seconds = best_time(p.run, s.repeat, s.min_seconds, s.max_seconds)
         rate = p.rows / seconds
         records.append(
             Record(p.path, w.name, p.threads, p.computes, rate, bool(agrees), rate / floors[p.threads].decisions_per_s, p.rows)
