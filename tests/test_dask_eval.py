@@ -99,3 +99,18 @@ def test_summaries_of_parts_merge_exactly():
     merged = af.evaluation.Summary.merge_all(parts)
     assert merged.counts_equal(whole)
     assert merged.to_dict()["concurrency"] == whole.to_dict()["concurrency"]
+
+
+def test_cli_scheduler(cluster, tmp_path):
+    from click.testing import CliRunner
+
+    from aegisfwd.cli import main
+
+    out = tmp_path / "decisions"
+    r = CliRunner().invoke(main, [
+        "evaluate", str(LOGS / "quirks.ndjson"), str(LOGS / "basic.csv"), "-t", str(LOGS / "topology.yaml"),
+        "--scheduler", cluster.scheduler.address, "-o", str(out),
+    ])
+    assert r.exit_code == 0, r.output
+    assert "Tier mix" in r.output
+    assert pq.read_table(out).num_rows == 11 + 9
