@@ -413,11 +413,28 @@ def decide(file: Path, server: str, pool: str, family: str, flow: int, explain: 
     help="How many sample requests to decide.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the world and the requests.")
-def demo(n_requests: int, seed: int) -> None:
-    """Build the built-in world (real Cloudflare locations), compile it, decide sample requests.
+@click.option(
+    "--log-rows",
+    type=click.IntRange(min=0),
+    default=1_000_000,
+    show_default=True,
+    help="Rows of the Logpush-style log to generate and evaluate end to end (0 skips that step).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("aegisfwd-demo"),
+    show_default=True,
+    help="Where the log, decisions.parquet and report/ (report.html, summary.json) are written.",
+)
+def demo(n_requests: int, seed: int, log_rows: int, out_dir: Path) -> None:
+    """The main job on a built-in default: the world topology, decisions, and a log evaluation.
 
-    Prints the tier mix and two explained decisions (one forwarded inside the ingress location, one
-    to another location), with timings of every step.
+    Builds the built-in world (real Cloudflare locations), compiles it, decides sample requests and
+    prints the tier mix and two explained decisions (one forwarded inside the ingress location, one to
+    another location). Then generates a Logpush-style NDJSON.gz log for the same world, evaluates it
+    end to end, prints the summary tables and writes report.html (needs the ``analysis`` extra).
     """
     import numpy as np
     from rich.markup import escape
@@ -518,6 +535,25 @@ def demo(n_requests: int, seed: int) -> None:
         command = f"decide --server {server} --pool {pool} --family {fam} --flow {flow:#x} --explain"
         console.print(f"\n[bold]{title}[/] [dim]({escape(command)})[/]", soft_wrap=True)
         console.print(Text(text), soft_wrap=True)  # explain lines are long: never re-wrap them
+
+    if log_rows:
+        _demo_log_evaluation(console, out_dir, log_rows, seed)
+
+
+def _demo_log_evaluation(console: Any, out_dir: Path, rows: int, seed: int) -> None:
+    """Second half of the demo: generate a Logpush-style log, evaluate it, write the report."""
+    try:
+        from .evaluation.demo import run_demo
+    except ImportError as exc:  # pyarrow & co. come with the analysis extra
+        console.print(
+            f"[yellow]skipping the log evaluation: {exc}. "
+            'Install it with: pip install "aegisfwd[analysis]"[/]',
+            soft_wrap=True,
+        )
+        return
+    console.rule(f"[bold]Evaluating a {rows:,}-row Logpush log[/]")
+    run_demo(out_dir, rows=rows, seed=seed, console=console, progress=console.is_terminal)
+    console.print(f"[bold]report[/]: {out_dir / 'report' / 'report.html'}", soft_wrap=True)
 
 
 __all__ = ["LAZY_COMMANDS", "LazyGroup", "main"]
