@@ -18,6 +18,7 @@ Sizes: see ``conftest.py``. With ``--benchmark-disable`` every test runs once, s
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -120,8 +121,9 @@ def test_compile_and_load(benchmark, workload, compiled_files, expected, sizes, 
         "load_compiled+Engine": lambda: af.Engine(af.load_compiled(compiled_file)),
     }[step]
     if benchmark.enabled:
+        t0 = time.perf_counter()
         result = run()
-        benchmark.pedantic(run, rounds=sizes.rounds, iterations=1)
+        benchmark.pedantic(run, rounds=sizes.rounds if time.perf_counter() - t0 < sizes.slow_s else 1, iterations=1)
     else:
         result = benchmark(run)
     engine = result if step == "load_compiled+Engine" else af.Engine(result)
@@ -144,8 +146,10 @@ def test_evaluate(benchmark, eval_workload, bench: Bench, threads, sizes, tmp_pa
     p = _prepared(lambda: bench.evaluate(w, tmp_path_factory.getbasetemp(), threads, sizes.check_n))
     benchmark.extra_info.update(path=p.path, computes=p.computes, threads=threads, rows=p.rows)
     if benchmark.enabled:
+        t0 = time.perf_counter()
         assert p.check(p.run()), "evaluate's decisions disagree with the engine or the reference"
-        benchmark.pedantic(p.run, rounds=sizes.rounds, iterations=1)
+        rounds = sizes.rounds if time.perf_counter() - t0 < sizes.slow_s else 1
+        benchmark.pedantic(p.run, rounds=rounds, iterations=1)
         benchmark.extra_info["decisions_per_s"] = p.rows / benchmark.stats.stats.min
     else:
         assert p.check(benchmark(p.run)), "evaluate's decisions disagree with the engine or the reference"
