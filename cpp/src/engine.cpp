@@ -8,11 +8,16 @@
 #include <stdexcept>
 #include <thread>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+#include <cstdlib>
+#include <new>
+
 namespace aegisfwd {
 namespace {
 
 using detail::GroupRec;
-using detail::LayoutEntry;
 using detail::ListRec;
 using detail::ServerRec;
 
@@ -56,6 +61,31 @@ bool cpu_has_avx512() {
 }
 
 }  // namespace
+
+namespace detail {
+
+constexpr std::size_t kHugePage = std::size_t{1} << 21;
+constexpr std::size_t kHugeMin = std::size_t{1} << 20;  // smaller tables: plain new
+
+void* huge_allocate(std::size_t bytes) {
+    if (bytes < kHugeMin) return ::operator new(bytes == 0 ? 1 : bytes);
+    const std::size_t size = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    void* p = std::aligned_alloc(kHugePage, size);
+    if (p == nullptr) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    madvise(p, size, MADV_HUGEPAGE);  // advisory: failure only costs speed
+#endif
+    return p;
+}
+
+void huge_deallocate(void* p, std::size_t bytes) noexcept {
+    if (bytes < kHugeMin)
+        ::operator delete(p);
+    else
+        std::free(p);
+}
+
+}  // namespace detail
 
 std::vector<std::string> available_isas() {
     std::vector<std::string> out{"generic"};
@@ -154,12 +184,12 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
             std::uint32_t alive = 0;
             for (std::int32_t q = 0; q < k; ++q)
                 if (lists_[t_.layout_list[a + q]].count > 0) alive |= 1u << q;
-            entries_.push_back(LayoutEntry{static_cast<std::int32_t>(alive), k});  // head
-            layout_small[y] = static_cast<std::int32_t>(entries_.size());
-            for (std::int32_t q = a; q < a + k; ++q) {
-                entries_.push_back(LayoutEntry{t_.layout_location[q], t_.layout_list[q]});
-                ++list_small_start_[static_cast<std::size_t>(t_.layout_list[q]) + 1];
-            }
+            layout_small[y] = static_cast<std::int32_t>(lay_.size());
+            lay_.push_back(static_cast<std::int32_t>(alive));
+            lay_.push_back(k);
+            lay_.insert(lay_.end(), t_.layout_location.data + a, t_.layout_location.data + a + k);
+            lay_.insert(lay_.end(), t_.layout_list.data + a, t_.layout_list.data + a + k);
+            for (std::int32_t q = a; q < a + k; ++q) ++list_small_start_[static_cast<std::size_t>(t_.layout_list[q]) + 1];
             ++stats_.small_layouts;
         } else {
             layout_big[y] = static_cast<std::int32_t>(big_layout_.size());
@@ -185,7 +215,7 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
                 const std::int32_t c = t_.layout_list[a + q];
                 if (layout_small[y] >= 0) {
                     const std::int32_t at = fill_small[c]++;
-                    list_small_[2 * static_cast<std::size_t>(at)] = layout_small[y] - 1;  // the head
+                    list_small_[2 * static_cast<std::size_t>(at)] = layout_small[y];  // the blob
                     list_small_[2 * static_cast<std::size_t>(at) + 1] = q;
                 } else if (layout_big[y] >= 0) {
                     list_bigs_[fill_big[c]++] = layout_big[y];
@@ -222,13 +252,16 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
     ctx_.P = counts_.pools;
     ctx_.srv = srv_.data();
     ctx_.grp = grp_.data();
-    ctx_.entries = entries_.data();
+    ctx_.lay = lay_.data();
     ctx_.lists = lists_.data();
     ctx_.big_ans = big_ans_.data();
     ctx_.up_key = up_key_.data();
     ctx_.up = up_.data();
-    ctx_.nearest_rank = t_.nearest_rank.data;
-    ctx_.distance = t_.location_distance.data;
+    // The two L x L tables read per request are copied next to the derived ones (huge pages).
+    rank_.assign(t_.nearest_rank.data, t_.nearest_rank.data + t_.nearest_rank.size);
+    distance_.assign(t_.location_distance.data, t_.location_distance.data + t_.location_distance.size);
+    ctx_.nearest_rank = rank_.data();
+    ctx_.distance = distance_.data();
     ctx_.gip = gip_.data();
     ctx_.gip_key = gip_key_.data();
     ctx_.gsub = gsub_.data();
@@ -236,7 +269,7 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
     ctx_.ip_holder_ranges = t_.ip_holder_ranges.data;
 
     auto bytes = [](const auto& v) { return v.size() * sizeof(v[0]); };
-    stats_.derived_bytes = bytes(srv_) + bytes(grp_) + bytes(entries_) + bytes(gip_) + bytes(gip_key_) +
+    stats_.derived_bytes = bytes(rank_) + bytes(distance_) + bytes(srv_) + bytes(grp_) + bytes(lay_) + bytes(gip_) + bytes(gip_key_) +
                            bytes(gsub_) + bytes(server_list_start_) + bytes(server_lists_) + bytes(big_layout_) +
                            bytes(big_map_) + bytes(list_big_start_) + bytes(list_bigs_) +
                            bytes(list_small_start_) + bytes(list_small_) + bytes(state_) + bytes(lists_) +
@@ -287,13 +320,13 @@ void Engine::store_big(std::int32_t b, std::int32_t l, const detail::BigAnswer& 
 }
 
 void Engine::list_alive_changed(std::int32_t c, bool alive) {
-    // Small layouts: flip the entry's bit in the layout head.
+    // Small layouts: flip the entry's bit in the layout's alive word.
     for (std::int32_t k = list_small_start_[c]; k < list_small_start_[c + 1]; ++k) {
-        const std::int32_t head = list_small_[2 * static_cast<std::size_t>(k)];
+        const std::int32_t blob = list_small_[2 * static_cast<std::size_t>(k)];
         const std::int32_t q = list_small_[2 * static_cast<std::size_t>(k) + 1];
-        auto mask = static_cast<std::uint32_t>(entries_[head].location);
+        auto mask = static_cast<std::uint32_t>(lay_[blob]);
         mask = alive ? (mask | (1u << q)) : (mask & ~(1u << q));
-        store_relaxed(&entries_[head].location, static_cast<std::int32_t>(mask));
+        store_relaxed(&lay_[blob], static_cast<std::int32_t>(mask));
     }
     // Big layouts: update the answers that this list wins or loses.
     const std::int32_t L = counts_.locations;

@@ -254,6 +254,50 @@ AK_INLINE void write_row(const BatchColumns& out, std::size_t r, std::uint8_t ti
     out.distance[r] = distance;
 }
 
+// The entry of a small layout blob to use from ingress location `loc`: a live list in `loc`
+// itself (a local tier), else the live one at the smallest rank (distance, then location index);
+// unreachable locations rank INT32_MAX and are never chosen. -1: none.
+#if AEGISFWD_KERNEL_ISA == 2
+AK_INLINE std::int32_t choose_entry(const std::int32_t* blob, std::int32_t k, std::int32_t loc,
+                                    const std::int32_t* rank_row) {
+    // One gather of the live entries' ranks; key = 0 for the ingress location, rank + 1 otherwise
+    // (kSent when unreachable), packed with the entry index and reduced with one min.
+    constexpr std::uint32_t kSent = 1u << 26;
+    const auto all = static_cast<__mmask16>((1u << k) - 1u);
+    const auto live = static_cast<__mmask16>(all & static_cast<std::uint32_t>(AK_LOAD_RELAXED(blob)));
+    const __m512i locs = _mm512_maskz_loadu_epi32(all, static_cast<const void*>(blob + 2));
+    __m512i key = _mm512_mask_i32gather_epi32(_mm512_set1_epi32(static_cast<int>(kSent)), live, locs,
+                                              static_cast<const void*>(rank_row), 4);
+    key = _mm512_add_epi32(_mm512_min_epu32(key, _mm512_set1_epi32(static_cast<int>(kSent - 1))),
+                           _mm512_set1_epi32(1));
+    key = _mm512_mask_mov_epi32(key, live & _mm512_cmpeq_epi32_mask(locs, _mm512_set1_epi32(loc)),
+                                _mm512_setzero_si512());
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i packed = _mm512_mask_mov_epi32(_mm512_set1_epi32(-1), live,
+                                                 _mm512_or_si512(_mm512_slli_epi32(key, 5), lane));
+    const std::uint32_t best = _mm512_reduce_min_epu32(packed);
+    if ((best >> 5) >= kSent) return -1;  // nothing live, or only unreachable locations
+    return static_cast<std::int32_t>(best & 31u);
+}
+#else
+AK_INLINE std::int32_t choose_entry(const std::int32_t* blob, std::int32_t k, std::int32_t loc,
+                                    const std::int32_t* rank_row) {
+    const auto alive = static_cast<std::uint32_t>(AK_LOAD_RELAXED(blob));
+    std::int32_t best_q = -1, best_rank = 0x7FFFFFFF;
+    for (std::int32_t q = 0; q < k; ++q) {
+        if (!(alive >> q & 1u)) continue;
+        const std::int32_t lq = blob[2 + q];
+        if (lq == loc) return q;
+        const std::int32_t rk = rank_row[lq];
+        if (rk < best_rank) {
+            best_rank = rk;
+            best_q = q;
+        }
+    }
+    return best_q;
+}
+#endif
+
 // Row paths inside one chunk.
 enum : std::uint8_t { kLocal, kSameDc, kSameLocation, kRemote };
 
@@ -282,8 +326,8 @@ std::int64_t decide_rows_impl(const KernelCtx& K, const std::int32_t* in_s, cons
     std::uint8_t valid[kChunk], small[kChunk], big[kChunk], local[kChunk], remote[kChunk], path[kChunk];
     std::size_t n_valid = 0, n_small = 0, n_big = 0, n_local = 0, n_remote = 0;
     std::int32_t row_s[kChunk], row_g[kChunk], row_loc[kChunk], row_m[kChunk], row_c[kChunk], row_q[kChunk];
-    std::int32_t row_b[kChunk], row_cnt[kChunk], row_pos[kChunk], row_guess[kChunk], row_ipb[kChunk],
-        row_ipn[kChunk];
+    std::int32_t row_b[kChunk], row_cnt[kChunk], row_pos[kChunk], row_guess[kChunk];
+    std::int32_t row_la[kChunk], row_lk[kChunk], row_ipb[kChunk], row_ipn[kChunk];  // from GroupRec
     std::int64_t invalid = 0;
 
     // 1. Validate; fetch the group and ingress server records.
@@ -310,6 +354,10 @@ std::int64_t decide_rows_impl(const KernelCtx& K, const std::int32_t* in_s, cons
         const GroupRec& g = K.grp[row_g[r]];
         const std::int32_t loc = K.srv[row_s[r]].location;
         row_loc[r] = loc;
+        row_la[r] = g.layout_a;
+        row_lk[r] = g.layout_k;
+        row_ipb[r] = g.ip_begin;
+        row_ipn[r] = g.ip_n;
         if (g.layout_k == kLayoutNone) {
             write_row(out, off + r, kTierUnavailable, -1, -1, -1, -1, nan);
         } else if (g.layout_k == kLayoutBig) {
@@ -317,37 +365,33 @@ std::int64_t decide_rows_impl(const KernelCtx& K, const std::int32_t* in_s, cons
             AK_PREFETCH(K.big_ans + static_cast<std::size_t>(g.layout_a) * L + static_cast<std::size_t>(loc));
         } else {
             small[n_small++] = static_cast<std::uint8_t>(r);
-            const LayoutEntry* e = K.entries + g.layout_a - 1;  // head + k entries
-            AK_PREFETCH(e);
-            AK_PREFETCH(e + g.layout_k);
+            const std::int32_t* blob = K.lay + g.layout_a;  // alive, k, k locations, k lists
+            AK_PREFETCH(blob);
+            AK_PREFETCH(blob + 2 * g.layout_k + 1);
         }
     }
-    // 3. Small layouts: fetch the distance ranks of the live entries.
+    // 3. Small layouts: fetch the distance ranks of the entries.
     for (std::size_t i = 0; i < n_small; ++i) {
         const std::size_t r = small[i];
-        const GroupRec& g = K.grp[row_g[r]];
-        const LayoutEntry* e = K.entries + g.layout_a;
-        const auto alive = static_cast<std::uint32_t>(AK_LOAD_RELAXED(&e[-1].location));
+        const std::int32_t* blob = K.lay + row_la[r];
         const std::int32_t* rank_row = K.nearest_rank + static_cast<std::size_t>(row_loc[r]) * L;
-        for (std::int32_t q = 0; q < g.layout_k; ++q)
-            if (alive >> q & 1u) AK_PREFETCH(rank_row + e[q].location);
+        for (std::int32_t q = 0; q < row_lk[r]; ++q) AK_PREFETCH(rank_row + blob[2 + q]);
     }
     // 4. Choose the (location, list) to use; fetch the list, its IP set and the distance.
-    auto route = [&](std::size_t r, const GroupRec& g) {
+    auto route = [&](std::size_t r) {
         const bool is_local = row_m[r] == row_loc[r];
         if (is_local)
             local[n_local++] = static_cast<std::uint8_t>(r);
         else
             remote[n_remote++] = static_cast<std::uint8_t>(r);
         AK_PREFETCH(K.lists + row_c[r]);
-        if (g.ip_n < 0) AK_PREFETCH(K.gsub + g.ip_begin + row_q[r]);
+        if (row_ipn[r] < 0) AK_PREFETCH(K.gsub + row_ipb[r] + row_q[r]);
         if (!is_local)
             AK_PREFETCH(K.distance + static_cast<std::size_t>(row_loc[r]) * L + static_cast<std::size_t>(row_m[r]));
     };
     for (std::size_t i = 0; i < n_big; ++i) {
         const std::size_t r = big[i];
-        const GroupRec& g = K.grp[row_g[r]];
-        const BigAnswer* a = K.big_ans + static_cast<std::size_t>(g.layout_a) * L + static_cast<std::size_t>(row_loc[r]);
+        const BigAnswer* a = K.big_ans + static_cast<std::size_t>(row_la[r]) * L + static_cast<std::size_t>(row_loc[r]);
         const std::int32_t c = AK_LOAD_RELAXED(&a->list);
         if (c < 0) {
             write_row(out, off + r, kTierUnavailable, -1, -1, -1, -1, nan);
@@ -356,39 +400,21 @@ std::int64_t decide_rows_impl(const KernelCtx& K, const std::int32_t* in_s, cons
         row_c[r] = c;
         row_m[r] = AK_LOAD_RELAXED(&a->location);
         row_q[r] = AK_LOAD_RELAXED(&a->entry);
-        route(r, g);
+        route(r);
     }
     for (std::size_t i = 0; i < n_small; ++i) {
         const std::size_t r = small[i];
-        const GroupRec& g = K.grp[row_g[r]];
         const std::int32_t loc = row_loc[r];
-        const LayoutEntry* e = K.entries + g.layout_a;
-        const auto alive = static_cast<std::uint32_t>(AK_LOAD_RELAXED(&e[-1].location));
-        const std::int32_t* rank_row = K.nearest_rank + static_cast<std::size_t>(loc) * L;
-        // A live list in the ingress location (a local tier), else the live one at the smallest
-        // rank (distance, then location index); unreachable locations rank INT32_MAX: never chosen.
-        std::int32_t best_q = -1, best_rank = 0x7FFFFFFF;
-        for (std::int32_t q = 0; q < g.layout_k; ++q) {
-            if (!(alive >> q & 1u)) continue;
-            const std::int32_t lq = e[q].location;
-            if (lq == loc) {
-                best_q = q;
-                break;
-            }
-            const std::int32_t rk = rank_row[lq];
-            if (rk < best_rank) {
-                best_rank = rk;
-                best_q = q;
-            }
-        }
-        if (best_q < 0) {  // no live list in a reachable location
+        const std::int32_t* blob = K.lay + row_la[r];
+        const std::int32_t q = choose_entry(blob, row_lk[r], loc, K.nearest_rank + static_cast<std::size_t>(loc) * L);
+        if (q < 0) {  // no live list in a reachable location
             write_row(out, off + r, kTierUnavailable, -1, -1, -1, -1, nan);
             continue;
         }
-        row_q[r] = best_q;
-        row_m[r] = e[best_q].location;
-        row_c[r] = e[best_q].list;
-        route(r, g);
+        row_q[r] = q;
+        row_m[r] = blob[2 + q];
+        row_c[r] = blob[2 + row_lk[r] + q];
+        route(r);
     }
     // 5. Fetch the up-list of the chosen list: for a remote row the keys (its first lines), for a
     //    local row the ingress server's interpolated position (exact when the list holds every
@@ -400,8 +426,10 @@ std::int64_t decide_rows_impl(const KernelCtx& K, const std::int32_t* in_s, cons
         const std::int32_t cnt = AK_LOAD_RELAXED(&lr.count);
         row_b[r] = b;
         row_cnt[r] = cnt;
-        const std::int32_t lines = cnt < 64 ? cnt : 64;
-        for (std::int32_t k = 0; k < lines; k += 8) AK_PREFETCH(K.up_key + b + k);
+        AK_PREFETCH(K.up_key + b);  // the hardware prefetcher follows the rest
+        AK_PREFETCH(K.up_key + b + 8);
+        AK_PREFETCH(K.up_key + b + 16);
+        AK_PREFETCH(K.up_key + b + 24);
     }
     for (std::size_t i = 0; i < n_local; ++i) {
         const std::size_t r = local[i];
@@ -421,8 +449,7 @@ std::int64_t decide_rows_impl(const KernelCtx& K, const std::int32_t* in_s, cons
     //    IPs it chooses from. A count of 0 can only be read during a concurrent state change (the
     //    chunk is then re-run): answer UNAVAILABLE without touching the list.
     auto ip_set = [&](std::size_t r) {
-        const GroupRec& g = K.grp[row_g[r]];
-        const IpSet set = g.ip_n >= 0 ? IpSet{g.ip_begin, g.ip_n} : K.gsub[g.ip_begin + row_q[r]];
+        const IpSet set = row_ipn[r] >= 0 ? IpSet{row_ipb[r], row_ipn[r]} : K.gsub[row_ipb[r] + row_q[r]];
         row_ipb[r] = set.begin;
         row_ipn[r] = set.n;
         AK_PREFETCH(K.gip + set.begin);

@@ -74,6 +74,7 @@ TableCounts TablesView::validate() const {
     if (ip_holder_ranges.size % 2 != 0) fail("ip_holder_ranges", "must have shape (R, 2)");
     c.holder_ranges = static_cast<std::int32_t>(ip_holder_ranges.size / 2);
 
+    if (c.locations > (1 << 24)) fail("location_server_start", "describes more than 2^24 locations");
     const std::size_t L = static_cast<std::size_t>(c.locations);
     const std::size_t D = static_cast<std::size_t>(c.dcs);
     const std::size_t S = static_cast<std::size_t>(c.servers);

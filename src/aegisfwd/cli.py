@@ -553,7 +553,6 @@ def _demo_log_evaluation(console: Any, out_dir: Path, rows: int, seed: int) -> N
         return
     console.rule(f"[bold]Evaluating a {rows:,}-row Logpush log[/]")
     run_demo(out_dir, rows=rows, seed=seed, console=console, progress=console.is_terminal)
-    console.print(f"[bold]report[/]: {out_dir / 'report' / 'report.html'}", soft_wrap=True)
 
 
 __all__ = ["LAZY_COMMANDS", "LazyGroup", "main"]

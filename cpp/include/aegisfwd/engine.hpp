@@ -14,6 +14,29 @@
 
 namespace aegisfwd {
 
+namespace detail {
+// Allocator for the engine's large tables: 2 MiB-aligned and advised as transparent huge pages
+// (Linux), since decisions read them at random and TLB misses are a large part of the cost.
+void* huge_allocate(std::size_t bytes);
+void huge_deallocate(void* p, std::size_t bytes) noexcept;
+
+template <class T>
+struct HugeAllocator {
+    using value_type = T;
+    HugeAllocator() noexcept = default;
+    template <class U>
+    HugeAllocator(const HugeAllocator<U>&) noexcept {}
+    T* allocate(std::size_t n) { return static_cast<T*>(huge_allocate(n * sizeof(T))); }
+    void deallocate(T* p, std::size_t n) noexcept { huge_deallocate(p, n * sizeof(T)); }
+    template <class U>
+    bool operator==(const HugeAllocator<U>&) const noexcept { return true; }
+    template <class U>
+    bool operator!=(const HugeAllocator<U>&) const noexcept { return false; }
+};
+template <class T>
+using huge_vector = std::vector<T, HugeAllocator<T>>;
+}  // namespace detail
+
 inline constexpr std::uint8_t kStateUp = 0;
 inline constexpr std::uint8_t kStateDraining = 1;
 inline constexpr std::uint8_t kStateDown = 2;
@@ -94,24 +117,26 @@ private:
     detail::KernelCtx ctx_{};
 
     // Static derived indexes.
-    std::vector<detail::ServerRec> srv_;
-    std::vector<detail::GroupRec> grp_;
-    std::vector<detail::LayoutEntry> entries_;  // small layouts: head + entries (head mutable)
-    std::vector<std::int32_t> gip_;
-    std::vector<std::uint64_t> gip_key_;
-    std::vector<detail::IpSet> gsub_;
+    detail::huge_vector<detail::ServerRec> srv_;
+    detail::huge_vector<std::int32_t> rank_;   // copy of nearest_rank (read per request)
+    detail::huge_vector<double> distance_;     // copy of location_distance
+    detail::huge_vector<detail::GroupRec> grp_;
+    detail::huge_vector<std::int32_t> lay_;  // small layout blobs (see GroupRec; alive words mutable)
+    detail::huge_vector<std::int32_t> gip_;
+    detail::huge_vector<std::uint64_t> gip_key_;
+    detail::huge_vector<detail::IpSet> gsub_;
     std::vector<std::int32_t> server_list_start_, server_lists_;  // server -> lists containing it
     std::vector<std::int32_t> big_layout_;                         // big row -> layout
     std::vector<std::int32_t> big_map_;                            // big row x L -> entry or -1
     std::vector<std::int32_t> list_big_start_, list_bigs_;         // list -> big rows using it
-    std::vector<std::int32_t> list_small_start_, list_small_;      // list -> (head, entry) pairs
+    std::vector<std::int32_t> list_small_start_, list_small_;      // list -> (blob, entry) pairs
 
     // Mutable state (written under mu_ inside the seqlock; read lock-free).
     std::vector<std::uint8_t> state_;
-    std::vector<detail::ListRec> lists_;
-    std::vector<std::uint64_t> up_key_;
-    std::vector<detail::UpEntry> up_;
-    std::vector<detail::BigAnswer> big_ans_;
+    detail::huge_vector<detail::ListRec> lists_;
+    detail::huge_vector<std::uint64_t> up_key_;
+    detail::huge_vector<detail::UpEntry> up_;
+    detail::huge_vector<detail::BigAnswer> big_ans_;
 
     // Writer scratch.
     std::vector<std::uint8_t> mark_;

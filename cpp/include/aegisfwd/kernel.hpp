@@ -52,9 +52,9 @@ struct ServerRec {        // 16 bytes per server
 };
 
 // How a (pool, family) group finds its candidates and its source IP.
-//   layout_k in [1, kSmallLayoutMax]: small layout: entries[layout_a, layout_a + layout_k), and
-//       entries[layout_a - 1] is its head: .location holds the bitmask of entries whose list has an
-//       up server (mutable), .list holds layout_k.
+//   layout_k in [1, kSmallLayoutMax]: small layout, a blob at lay[layout_a]:
+//       [alive, k, location_0 .. location_{k-1}, list_0 .. list_{k-1}]
+//       where `alive` (mutable) has bit q set when list_q has an up server.
 //   layout_k == kLayoutBig: big layout: its answers are row layout_a of `big_ans`.
 //   layout_k == kLayoutNone: no server holds an applicable IP: always UNAVAILABLE.
 // ip_n > 0: every holder of an applicable IP holds all of them: the source IP is the rendezvous
@@ -71,11 +71,8 @@ struct GroupRec {
 inline constexpr std::int32_t kSmallLayoutMax = 16;
 inline constexpr std::int32_t kLayoutBig = -1;
 inline constexpr std::int32_t kLayoutNone = -2;
-
-struct LayoutEntry {
-    std::int32_t location;
-    std::int32_t list;
-};
+// Locations are ranked in 26 bits inside the vectorised layout scan (validate() enforces it).
+inline constexpr std::int32_t kMaxLocations = (1 << 24);
 
 // n > 0: every server of the list holds exactly gip[begin, begin + n) of the group's IPs.
 // n < 0: servers differ: the rendezvous runs over those of gip[begin, begin - n) the egress
@@ -115,7 +112,7 @@ struct KernelCtx {
     std::int32_t L, S, P;
     const ServerRec* srv;              // S
     const GroupRec* grp;               // 2P
-    const LayoutEntry* entries;        // small layouts: head + entries (head mutable)
+    const std::int32_t* lay;           // small layout blobs (alive words mutable)
     const ListRec* lists;              // C (count mutable)
     const BigAnswer* big_ans;          // (big layouts) x L, mutable
     const std::uint64_t* up_key;       // mutable
