@@ -2,6 +2,7 @@
 
     aegisfwd bench --json > benchmarks/results.json
     python benchmarks/plot_results.py benchmarks/results.json -o benchmarks/throughput.png
+    python benchmarks/plot_results.py benchmarks/results.json --markdown   # the README's tables
 
 Bars are grouped by path, one bar per thread count, on a log scale; hatched bars are paths that compute
 tier + location only (DuckDB, NumPy tier+location), not the full decision. The dashed line in each panel
@@ -93,16 +94,48 @@ def plot(records: list[dict], output: Path, title: str | None = None) -> None:
     plt.close(fig)
 
 
+def _si(rate: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if rate >= scale:
+            return f"{rate / scale:.3g} {unit}"
+    return f"{rate:.3g}"
+
+
+def markdown(records: list[dict]) -> str:
+    """One Markdown table per workload, in the columns of ``aegisfwd bench``."""
+    from aegisfwd.bench.runner import Record, fastest_peer_ratio
+
+    out = []
+    for workload in dict.fromkeys(r["workload"] for r in records):
+        rows = [Record(**r) for r in records if r["workload"] == workload]
+        ratio = fastest_peer_ratio(rows)
+        out.append(f"**{workload}**\n")
+        out.append("| path | threads | computes | rows | decisions/s | × fastest peer (same work) | of floor | agrees |")
+        out.append("|---|--:|---|--:|--:|--:|--:|:-:|")
+        for i, r in enumerate(rows):
+            x = f"{ratio[i]:.3g}×" if i in ratio else "-"
+            out.append(
+                f"| `{r.path}` | {r.threads} | {r.computes} | {r.rows:,} | {_si(r.decisions_per_s)} | {x} "
+                f"| {r.fraction_of_floor:.2g} | {'yes' if r.agrees else '**NO**'} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("records", nargs="?", help="JSON from 'aegisfwd bench --json' (default: stdin)")
     parser.add_argument("-o", "--output", default="throughput.png", help="PNG to write")
     parser.add_argument("--title", help="figure title (e.g. the machine and date)")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown tables instead of plotting")
     args = parser.parse_args(argv)
     text = Path(args.records).read_text() if args.records else sys.stdin.read()
     records = json.loads(text)
     if not records:
         parser.error("no records")
+    if args.markdown:
+        print(markdown(records))
+        return 0
     plot(records, Path(args.output), args.title)
     print(f"wrote {args.output}")
     return 0

@@ -53,7 +53,7 @@ def _print_tables(reports: list[WorkloadReport]) -> None:
             ("agrees", "center"),
         ):
             table.add_column(name, justify=justify)  # type: ignore[arg-type]
-        ratio = fastest_peer_ratio(rep)
+        ratio = fastest_peer_ratio(rep.records)
         for i, r in enumerate(rep.records):
             table.add_row(
                 escape(r.path),

@@ -193,10 +193,11 @@ def records(reports: Sequence[WorkloadReport]) -> list[Record]:
     return [r for rep in reports for r in rep.records]
 
 
-def fastest_peer_ratio(report: WorkloadReport) -> dict[int, float]:
-    """For each record (by position): its rate over the fastest peer's that computes the same thing."""
+def fastest_peer_ratio(records: Sequence[Record]) -> dict[int, float]:
+    """For each record of one workload (by position): its rate over that of the fastest peer that
+    computes the same thing (``full`` or ``tier+location``), i.e. the ratio at equal work."""
     best: dict[str, float] = {}
-    for r in report.records:
-        if r.path.startswith("peer."):
+    for r in records:
+        if r.path.startswith("peer.") and r.agrees:
             best[r.computes] = max(best.get(r.computes, 0.0), r.decisions_per_s)
-    return {i: r.decisions_per_s / best[r.computes] for i, r in enumerate(report.records) if r.computes in best}
+    return {i: r.decisions_per_s / best[r.computes] for i, r in enumerate(records) if r.computes in best}
