@@ -131,11 +131,8 @@ def bench(
         changes["repeat"] = repeat
     s = replace(s, **changes)  # type: ignore[arg-type]
 
-    progress = None
-    if not as_json:
-
-        def progress(msg: str) -> None:
-            click.echo(f"… {msg}", err=True)
+    def progress(msg: str) -> None:  # on stderr, so that --json output stays clean
+        click.echo(f"… {msg}", err=True)
 
     reports = run(s, progress)
     if as_json:
