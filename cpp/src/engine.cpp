@@ -123,12 +123,15 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
     const std::string chosen = isa_name_;
     if (chosen == "avx512") {
         kernel_ = &detail::decide_rows_avx512;
+        one_ = &detail::decide_one_avx512;
         argmax_ = &detail::argmax_avx512;
     } else if (chosen == "avx2") {
         kernel_ = &detail::decide_rows_avx2;
+        one_ = &detail::decide_one_avx2;
         argmax_ = &detail::argmax_avx2;
     } else {
         kernel_ = &detail::decide_rows_generic;
+        one_ = &detail::decide_one_generic;
         argmax_ = &detail::argmax_generic;
     }
 
@@ -506,14 +509,13 @@ void Engine::get_states(std::uint8_t* out, std::size_t n) const {
 
 void Engine::decide(std::int32_t server, std::int32_t pool, std::uint8_t family, std::uint64_t flow,
                     DecisionOut& out) const noexcept {
-    const BatchColumns cols{&out.tier, &out.server, &out.dc, &out.location, &out.ip, &out.distance};
     for (;;) {
         const std::uint64_t v0 = seq_.load(std::memory_order_acquire);
         if (v0 & 1) {
             cpu_relax();
             continue;
         }
-        kernel_(ctx_, &server, &pool, &family, &flow, 1, cols, 0);
+        one_(ctx_, server, pool, family, flow, out);
         std::atomic_thread_fence(std::memory_order_acquire);
         if (seq_.load(std::memory_order_relaxed) == v0) return;
     }

@@ -22,6 +22,10 @@ std::int64_t decide_rows_avx2(const KernelCtx& k, const std::int32_t* s, const s
                               const BatchColumns& out, std::size_t off) {
     return decide_rows_impl(k, s, p, f, flow, n, out, off);
 }
+void decide_one_avx2(const KernelCtx& k, std::int32_t s, std::int32_t p, std::uint8_t f, std::uint64_t flow,
+                   DecisionOut& out) {
+    decide_one_impl(k, s, p, f, flow, out);
+}
 std::int32_t argmax_avx2(const std::uint64_t* keys, std::int32_t n, std::uint64_t h) {
     return argmax_keys(keys, n, h);
 }

@@ -20,6 +20,7 @@
 
 using namespace ::aegisfwd::detail;
 using ::aegisfwd::BatchColumns;
+using ::aegisfwd::DecisionOut;
 
 #if defined(__GNUC__) || defined(__clang__)
 #define AK_INLINE inline __attribute__((always_inline))
@@ -314,6 +315,47 @@ AK_INLINE std::int32_t lower_bound_server(const UpEntry* up, std::int32_t lo, st
     return lo;
 }
 
+// Where the ingress server s would sit in list lr's up-list of cnt entries if the list held every
+// server of its location, all up: exact for "every server of the location" lists, a good start
+// for binary search otherwise. Always inside [0, cnt) (cnt >= 1).
+AK_INLINE std::int32_t guess_position(const ListRec& lr, std::int32_t s, std::int32_t cnt) {
+    std::int64_t guess = 0;
+    if (lr.loc_span > 0) guess = static_cast<std::int64_t>(s - lr.loc_first) * cnt / lr.loc_span;
+    guess = guess >= cnt ? cnt - 1 : guess;
+    return static_cast<std::int32_t>(guess < 0 ? 0 : guess);
+}
+
+// The local tiers from up-list [b, b + cnt) of the ingress location: LOCAL when the ingress server
+// is in it, else SAME_DC over the up servers of its DC, else SAME_LOCATION over all. Returns the
+// winner's position and sets *path.
+AK_INLINE std::int32_t local_choice(const KernelCtx& K, std::int32_t b, std::int32_t cnt, std::int32_t s,
+                                    std::int32_t guess, std::uint64_t flow, std::uint8_t* path) {
+    const UpEntry* up = K.up + b;
+    const std::int32_t at = AK_LOAD_RELAXED(&up[guess].server);
+    const std::int32_t p = at == s ? guess
+                         : at < s  ? lower_bound_server(up, guess + 1, cnt, s)
+                                   : lower_bound_server(up, 0, guess, s);
+    if (p < cnt && AK_LOAD_RELAXED(&up[p].server) == s) {
+        *path = kLocal;
+        return p;
+    }
+    // The up servers of the ingress DC surround p (the up-list is sorted by server): [lo, end).
+    const std::uint64_t h = kmix(flow ^ kServerSalt);
+    const ServerRec& sr = K.srv[s];
+    const std::int32_t lo = lower_bound_server(up, 0, p, sr.dc_first);
+    const std::int32_t end = lower_bound_server(up, p, cnt, sr.dc_end);
+    if (lo < end) {
+        *path = kSameDc;
+        return lo + argmax_keys(K.up_key + b + lo, end - lo, h);
+    }
+    *path = kSameLocation;
+    return argmax_keys(K.up_key + b, cnt, h);
+}
+
+AK_INLINE std::uint8_t tier_of(std::uint8_t path) {
+    return path == kRemote ? kTierRemote : path == kSameDc ? kTierSameDc : path == kSameLocation ? kTierSameLocation : kTierLocal;
+}
+
 // Decides rows [0, n) (n <= kChunk) in stages. Each stage touches one level of tables for every
 // row still undecided and prefetches the next level, so that the cache misses of independent rows
 // overlap; rows are kept in per-path index lists (small/big layout, local/remote) so that a stage
@@ -438,11 +480,9 @@ std::int64_t decide_rows_impl(const KernelCtx& K, const std::int32_t* in_s, cons
         const std::int32_t cnt = AK_LOAD_RELAXED(&lr.count);
         row_b[r] = b;
         row_cnt[r] = cnt;
-        std::int64_t guess = 0;
-        if (lr.loc_span > 0) guess = static_cast<std::int64_t>(row_s[r] - lr.loc_first) * cnt / lr.loc_span;
-        guess = guess >= cnt ? cnt - 1 : guess;
-        guess = guess < 0 ? 0 : guess;
-        row_guess[r] = static_cast<std::int32_t>(guess);
+        if (cnt <= 0) continue;  // stage 6 answers it
+        const std::int32_t guess = guess_position(lr, row_s[r], cnt);
+        row_guess[r] = guess;
         AK_PREFETCH(K.up + b + guess);
     }
     // 6. Rendezvous over the candidates of the rule that applies; fetch the winner's entry and the
@@ -478,34 +518,8 @@ std::int64_t decide_rows_impl(const KernelCtx& K, const std::int32_t* in_s, cons
             path[r] = 0xFF;
             continue;
         }
-        const std::int32_t b = row_b[r];
-        const std::int32_t s = row_s[r];
-        const UpEntry* up = K.up + b;
-        // LOCAL: is the ingress server itself an up candidate? (the up-list is sorted by server)
-        const std::int32_t guess = row_guess[r];
-        const std::int32_t at = AK_LOAD_RELAXED(&up[guess].server);
-        const std::int32_t p = at == s ? guess
-                             : at < s  ? lower_bound_server(up, guess + 1, cnt, s)
-                                       : lower_bound_server(up, 0, guess, s);
-        std::int32_t pos;
-        if (p < cnt && AK_LOAD_RELAXED(&up[p].server) == s) {
-            pos = p;
-            path[r] = kLocal;
-        } else {
-            // The up servers of the ingress DC surround p: positions [lo, end).
-            const std::uint64_t h = kmix(in_flow[r] ^ kServerSalt);
-            const ServerRec& sr = K.srv[s];
-            const std::int32_t lo = lower_bound_server(up, 0, p, sr.dc_first);
-            const std::int32_t end = lower_bound_server(up, p, cnt, sr.dc_end);
-            if (lo < end) {
-                pos = lo + argmax_keys(K.up_key + b + lo, end - lo, h);
-                path[r] = kSameDc;
-            } else {
-                pos = argmax_keys(K.up_key + b, cnt, h);
-                path[r] = kSameLocation;
-            }
-            AK_PREFETCH(K.up + b + pos);
-        }
+        const std::int32_t pos = local_choice(K, row_b[r], cnt, row_s[r], row_guess[r], in_flow[r], &path[r]);
+        if (path[r] != kLocal) AK_PREFETCH(K.up + row_b[r] + pos);
         row_pos[r] = pos;
         ip_set(r);
     }
@@ -517,19 +531,61 @@ std::int64_t decide_rows_impl(const KernelCtx& K, const std::int32_t* in_s, cons
         const std::int32_t t = AK_LOAD_RELAXED(&up->server);
         const std::int32_t dc = AK_LOAD_RELAXED(&up->dc);
         const std::int32_t ip = pick_ip(K, IpSet{row_ipb[r], row_ipn[r]}, t, in_flow[r]);
-        double dist = 0.0;
-        std::uint8_t tier = kTierLocal;
-        if (pr == kRemote) {
-            tier = kTierRemote;
-            dist = K.distance[static_cast<std::size_t>(row_loc[r]) * L + static_cast<std::size_t>(row_m[r])];
-        } else if (pr == kSameDc) {
-            tier = kTierSameDc;
-        } else if (pr == kSameLocation) {
-            tier = kTierSameLocation;
-        }
-        write_row(out, off + r, tier, t, dc, row_m[r], ip, dist);
+        const double dist =
+            pr == kRemote ? K.distance[static_cast<std::size_t>(row_loc[r]) * L + static_cast<std::size_t>(row_m[r])]
+                          : 0.0;
+        write_row(out, off + r, tier_of(pr), t, dc, row_m[r], ip, dist);
     };
     for (std::size_t i = 0; i < n_remote; ++i) finish(remote[i]);
     for (std::size_t i = 0; i < n_local; ++i) finish(local[i]);
     return invalid;
+}
+
+// One decision, the same rules as decide_rows_impl without the staging: for a single request the
+// chain of dependent loads is the cost, and there is nothing to overlap it with.
+void decide_one_impl(const KernelCtx& K, std::int32_t s, std::int32_t p, std::uint8_t f, std::uint64_t flow,
+                     DecisionOut& out) {
+    const double nan = __builtin_nan("");
+    const std::size_t L = static_cast<std::size_t>(K.L);
+    auto none = [&](std::uint8_t tier) {
+        out.tier = tier;
+        out.server = out.dc = out.location = out.ip = -1;
+        out.distance = nan;
+    };
+    if (!(static_cast<std::uint32_t>(s) < static_cast<std::uint32_t>(K.S) &&
+          static_cast<std::uint32_t>(p) < static_cast<std::uint32_t>(K.P) && (f == 4 || f == 6)))
+        return none(kTierInvalid);
+    const GroupRec g = K.grp[2 * p + (f == 6)];
+    const std::int32_t loc = K.srv[s].location;
+    std::int32_t c, m, q;
+    if (g.layout_k == kLayoutNone) return none(kTierUnavailable);
+    if (g.layout_k == kLayoutBig) {
+        const BigAnswer* a = K.big_ans + static_cast<std::size_t>(g.layout_a) * L + static_cast<std::size_t>(loc);
+        c = AK_LOAD_RELAXED(&a->list);
+        if (c < 0) return none(kTierUnavailable);
+        m = AK_LOAD_RELAXED(&a->location);
+        q = AK_LOAD_RELAXED(&a->entry);
+    } else {
+        const std::int32_t* blob = K.lay + g.layout_a;
+        q = choose_entry(blob, g.layout_k, loc, K.nearest_rank + static_cast<std::size_t>(loc) * L);
+        if (q < 0) return none(kTierUnavailable);
+        m = blob[2 + q];
+        c = blob[2 + g.layout_k + q];
+    }
+    const ListRec& lr = K.lists[c];
+    const std::int32_t b = lr.begin;
+    const std::int32_t cnt = AK_LOAD_RELAXED(&lr.count);
+    if (cnt <= 0) return none(kTierUnavailable);  // only during a concurrent change: re-run
+    std::uint8_t path = kRemote;
+    const std::int32_t pos = m == loc ? local_choice(K, b, cnt, s, guess_position(lr, s, cnt), flow, &path)
+                                      : argmax_keys(K.up_key + b, cnt, kmix(flow ^ kServerSalt));
+    const UpEntry* up = K.up + b + pos;
+    const std::int32_t t = AK_LOAD_RELAXED(&up->server);
+    const IpSet set = g.ip_n >= 0 ? IpSet{g.ip_begin, g.ip_n} : K.gsub[g.ip_begin + q];
+    out.tier = tier_of(path);
+    out.server = t;
+    out.dc = AK_LOAD_RELAXED(&up->dc);
+    out.location = m;
+    out.ip = pick_ip(K, set, t, flow);
+    out.distance = path == kRemote ? K.distance[static_cast<std::size_t>(loc) * L + static_cast<std::size_t>(m)] : 0.0;
 }

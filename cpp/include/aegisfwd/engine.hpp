@@ -113,6 +113,7 @@ private:
     EngineStats stats_;
     const char* isa_name_ = "generic";
     detail::KernelFn kernel_ = nullptr;
+    detail::OneFn one_ = nullptr;
     detail::ArgmaxFn argmax_ = nullptr;
     detail::KernelCtx ctx_{};
 

@@ -139,6 +139,13 @@ std::int64_t decide_rows_avx2(const KernelCtx&, const std::int32_t*, const std::
 std::int64_t decide_rows_avx512(const KernelCtx&, const std::int32_t*, const std::int32_t*, const std::uint8_t*,
                                 const std::uint64_t*, std::size_t, const BatchColumns&, std::size_t);
 
+// One decision (the scalar path: no staging).
+using OneFn = void (*)(const KernelCtx& k, std::int32_t server, std::int32_t pool, std::uint8_t family,
+                       std::uint64_t flow, DecisionOut& out);
+void decide_one_generic(const KernelCtx&, std::int32_t, std::int32_t, std::uint8_t, std::uint64_t, DecisionOut&);
+void decide_one_avx2(const KernelCtx&, std::int32_t, std::int32_t, std::uint8_t, std::uint64_t, DecisionOut&);
+void decide_one_avx512(const KernelCtx&, std::int32_t, std::int32_t, std::uint8_t, std::uint64_t, DecisionOut&);
+
 // Whether kernel_<isa>.cpp was compiled with that instruction set (CMake flags); the engine
 // selects a kernel only when it was and the CPU supports it.
 bool kernel_avx2_compiled() noexcept;
