@@ -202,7 +202,7 @@ def test_fast_decision_behaves_like_decision(engine):
     d = engine.decide("lhr01-s001", "acme", 4, 7)
     plain = d.to_decision()
     assert type(plain) is af.Decision and plain == d and d == plain
-    assert not (d != plain)
+    assert (d != plain) is False
     assert pickle.loads(pickle.dumps(d)) == d
     assert type(pickle.loads(pickle.dumps(d))) is af.Decision
     assert {d, plain} == {plain}

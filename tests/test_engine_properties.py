@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import apply_states, is_valid_request, request_lists, requests, states, topologies
 
 import aegisfwd as af
 from aegisfwd import _hashing
 from aegisfwd.engine import available_isas
-from strategies import apply_states, is_valid_request, request_lists, requests, states, topologies
 
 ISAS = available_isas()
 

@@ -69,8 +69,22 @@ class Engine(EngineCore):
     (e.g. ``af.load_compiled(path)``, memory-mapped: the engine reads the file's arrays in place).
     """
 
-    __slots__ = ("_backend", "_compiled", "_topology", "_ids", "_id_tables", "_server_lookup_d",
-                 "_dc_lookup_d", "_location_lookup_d", "_pool_lookup_d", "_core_engine", "_ref")
+    __slots__ = (
+        "_backend",
+        "_compiled",
+        "_core_engine",
+        "_dc_lookup_d",
+        "_id_tables",
+        "_ids",
+        "_location_lookup_d",
+        "_pool_lookup_d",
+        "_ref",
+        "_server_lookup_d",
+        "_topology",
+    )
+
+    _core_engine: Any
+    _ref: ReferenceEngine | None
 
     def __init__(
         self,
