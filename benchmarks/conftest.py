@@ -84,10 +84,11 @@ def sizes_of(config: pytest.Config) -> Sizes:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     s = sizes_of(metafunc.config)
-    if "workload_name" in metafunc.fixturenames:
-        metafunc.parametrize("workload_name", s.workloads, scope="session")
-    if "threads" in metafunc.fixturenames:
-        metafunc.parametrize("threads", s.threads, ids=lambda t: f"{t}t")
+    # Distinct names, so that no other benchmark module's own ``threads``/``workload`` is parametrized.
+    if "bench_workload" in metafunc.fixturenames:
+        metafunc.parametrize("bench_workload", s.workloads, scope="session")
+    if "bench_threads" in metafunc.fixturenames:
+        metafunc.parametrize("bench_threads", s.threads, ids=lambda t: f"{t}t")
 
 
 @pytest.fixture(scope="session")
@@ -117,10 +118,11 @@ def _session() -> _Session:
 
 
 @pytest.fixture(scope="session")
-def workload(workload_name: str, sizes: Sizes, _session: _Session) -> Workload:
-    if workload_name not in _session.workloads:
-        _session.workloads[workload_name] = make(workload_name, sizes.n)
-    return _session.workloads[workload_name]
+def workload(bench_workload: str, sizes: Sizes, _session: _Session) -> Workload:
+    """The workload named by the ``bench_workload`` parameter, with ``sizes.n`` requests."""
+    if bench_workload not in _session.workloads:
+        _session.workloads[bench_workload] = make(bench_workload, sizes.n)
+    return _session.workloads[bench_workload]
 
 
 @pytest.fixture(scope="session")

@@ -41,9 +41,9 @@ def _prepared(build):
 
 
 # ---- batch group: every path on the same N requests ----------------------------------------------
-def test_engine_batch(benchmark, workload, bench: Bench, threads, check_then_time, floor_of) -> None:
+def test_engine_batch(benchmark, workload, bench: Bench, bench_threads, check_then_time, floor_of) -> None:
     benchmark.group = _batch_group(workload)
-    check_then_time(_prepared(lambda: bench.batch(workload, threads)), floor_of(threads))
+    check_then_time(_prepared(lambda: bench.batch(workload, bench_threads)), floor_of(bench_threads))
 
 
 @pytest.mark.parametrize("computes", ["full", "tier+location"])
@@ -53,16 +53,16 @@ def test_numpy_peer(benchmark, workload, bench: Bench, computes, check_then_time
     check_then_time(bench.numpy_peer(workload, computes), floor_of(1))
 
 
-def test_duckdb_peer(benchmark, workload, bench: Bench, threads, check_then_time, floor_of) -> None:
+def test_duckdb_peer(benchmark, workload, bench: Bench, bench_threads, check_then_time, floor_of) -> None:
     pytest.importorskip("duckdb", reason="the DuckDB peer needs the bench extra: pip install 'aegisfwd[bench]'")
     benchmark.group = _batch_group(workload)
-    check_then_time(bench.duckdb_peer(workload, threads), floor_of(threads))
+    check_then_time(bench.duckdb_peer(workload, bench_threads), floor_of(bench_threads))
 
 
-def test_floor_copy(benchmark, workload, threads, sizes) -> None:
+def test_floor_copy(benchmark, workload, bench_threads, sizes) -> None:
     benchmark.group = _batch_group(workload)
-    benchmark.extra_info.update(path="floor.copy", threads=threads, rows=len(workload))
-    with CopyColumns(len(workload), threads) as copy:
+    benchmark.extra_info.update(path="floor.copy", threads=bench_threads, rows=len(workload))
+    with CopyColumns(len(workload), bench_threads) as copy:
         if benchmark.enabled:
             benchmark.pedantic(copy, rounds=max(sizes.rounds, 5), iterations=1, warmup_rounds=1)
             benchmark.extra_info["decisions_per_s"] = len(workload) / benchmark.stats.stats.min
@@ -132,19 +132,19 @@ def test_compile_and_load(benchmark, workload, compiled_files, expected, sizes, 
 
 # ---- evaluate end to end ---------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def eval_workload(workload_name: str, sizes) -> Workload:
+def eval_workload(bench_workload: str, sizes) -> Workload:
     from aegisfwd.bench.workloads import make
 
-    return make(workload_name, sizes.eval_n)
+    return make(bench_workload, sizes.eval_n)
 
 
-def test_evaluate(benchmark, eval_workload, bench: Bench, threads, sizes, tmp_path_factory) -> None:
+def test_evaluate(benchmark, eval_workload, bench: Bench, bench_threads, sizes, tmp_path_factory) -> None:
     """``af.evaluate`` from a Parquet log to a Parquet decisions file; checked row by row (``Bench.evaluate``)."""
     pytest.importorskip("pyarrow", reason="evaluate needs the analysis extra")
     w = eval_workload
     benchmark.group = f"{w.name} | evaluate | {len(w):,} log rows"
-    p = _prepared(lambda: bench.evaluate(w, tmp_path_factory.getbasetemp(), threads, sizes.check_n))
-    benchmark.extra_info.update(path=p.path, computes=p.computes, threads=threads, rows=p.rows)
+    p = _prepared(lambda: bench.evaluate(w, tmp_path_factory.getbasetemp(), bench_threads, sizes.check_n))
+    benchmark.extra_info.update(path=p.path, computes=p.computes, threads=bench_threads, rows=p.rows)
     if benchmark.enabled:
         t0 = time.perf_counter()
         assert p.check(p.run()), "evaluate's decisions disagree with the engine or the reference"
