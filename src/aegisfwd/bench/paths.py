@@ -13,7 +13,9 @@ Paths (``path`` names in records):
 * ``reference.decide``: ``af.ReferenceEngine.decide`` per row, same rows;
 * ``peer.python`` (full decision, per row, same rows), ``peer.numpy`` (full, vectorised, all rows),
   ``peer.numpy[tier+location]`` and ``peer.duckdb`` (tier + location, all rows; DuckDB on ``t``
-  threads).
+  threads);
+* ``evaluate``: ``af.evaluate`` end to end, from a Parquet log of the workload's requests
+  (``log_table``) to a Parquet decisions file, on ``t`` threads.
 
 Every path takes the workload's index columns (int32 server and pool, uint8 family, uint64 flow);
 per-row paths get them as Python ints (converted before timing).
