@@ -55,9 +55,20 @@ AK_INLINE std::uint64_t kmix(std::uint64_t x) {
 // when k1 == k2, and keys of distinct servers (or IPs of a pool) are distinct. For equal keys the
 // first position wins, as in _hashing.rendezvous.
 
+// For long lists a new maximum gets rare (probability 1/i at position i), so the branch predicts
+// well; for short ones (n < 8, also used for IP sets) it is a coin flip: select without branching.
 AK_INLINE std::int32_t argmax_scalar(const std::uint64_t* keys, std::int32_t n, std::uint64_t h) {
     std::uint64_t bw = kmix(h ^ keys[0]);
     std::int32_t best = 0;
+    if (n < 8) {
+        for (std::int32_t i = 1; i < n; ++i) {  // masks, not branches (GCC turns ?: into jumps)
+            const std::uint64_t w = kmix(h ^ keys[i]);
+            const std::uint64_t gt = std::uint64_t{0} - static_cast<std::uint64_t>(w > bw);
+            bw ^= (bw ^ w) & gt;
+            best ^= (best ^ i) & static_cast<std::int32_t>(gt);
+        }
+        return best;
+    }
     for (std::int32_t i = 1; i < n; ++i) {
         const std::uint64_t w = kmix(h ^ keys[i]);
         if (w > bw) {
@@ -68,12 +79,16 @@ AK_INLINE std::int32_t argmax_scalar(const std::uint64_t* keys, std::int32_t n, 
     return best;
 }
 
-// Lane reduction: the largest weight, the smallest position on equal weights.
+// Lane reduction: the largest weight, the smallest position on equal weights (branch-free).
 AK_INLINE std::int32_t reduce_lanes(const std::uint64_t* W, const std::uint64_t* X, int lanes) {
-    int lane = 0;
-    for (int j = 1; j < lanes; ++j)
-        if (W[j] > W[lane] || (W[j] == W[lane] && X[j] < X[lane])) lane = j;
-    return static_cast<std::int32_t>(X[lane]);
+    std::uint64_t bw = W[0], bx = X[0];
+    for (int j = 1; j < lanes; ++j) {
+        const bool take = W[j] > bw || (W[j] == bw && X[j] < bx);
+        const std::uint64_t m = static_cast<std::uint64_t>(0) - static_cast<std::uint64_t>(take);
+        bw ^= (bw ^ W[j]) & m;
+        bx ^= (bx ^ X[j]) & m;
+    }
+    return static_cast<std::int32_t>(bx);
 }
 
 #if AEGISFWD_KERNEL_ISA == 2
@@ -91,7 +106,15 @@ AK_INLINE __m512i vmix(__m512i x) {
 
 // Two independent accumulators of 8 lanes each; a lane keeps its first maximum (strict >).
 AK_INLINE std::int32_t argmax_keys(const std::uint64_t* keys, std::int32_t n, std::uint64_t h) {
-    if (n < 8) return argmax_scalar(keys, n, h);
+    if (n < 8) {  // one masked vector
+        if (n == 1) return 0;
+        const auto t = static_cast<__mmask8>((1u << n) - 1u);
+        const __m512i w = vmix(_mm512_xor_si512(_mm512_maskz_loadu_epi64(t, static_cast<const void*>(keys)),
+                                                _mm512_set1_epi64(static_cast<long long>(h))));
+        const std::uint64_t top = _mm512_mask_reduce_max_epu64(t, w);
+        const __mmask8 at_top = t & _mm512_cmpeq_epu64_mask(w, _mm512_set1_epi64(static_cast<long long>(top)));
+        return static_cast<std::int32_t>(__builtin_ctz(at_top));  // the first position with the top weight
+    }
     const __m512i vh = _mm512_set1_epi64(static_cast<long long>(h));
     const __m512i eight = _mm512_set1_epi64(8);
     const __m512i sixteen = _mm512_set1_epi64(16);
@@ -169,7 +192,7 @@ AK_INLINE __m256i vmix(__m256i x) {
 }
 
 AK_INLINE std::int32_t argmax_keys(const std::uint64_t* keys, std::int32_t n, std::uint64_t h) {
-    if (n < 8) return argmax_scalar(keys, n, h);
+    if (n < 24) return argmax_scalar(keys, n, h);  // the emulated multiply pays off on longer lists
     const __m256i vh = _mm256_set1_epi64x(static_cast<long long>(h));
     const __m256i sign = _mm256_set1_epi64x(static_cast<long long>(0x8000000000000000ULL));
     const __m256i four = _mm256_set1_epi64x(4);
