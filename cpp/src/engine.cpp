@@ -180,6 +180,21 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
     std::vector<std::int32_t> layout_small(static_cast<std::size_t>(Y), -1), layout_big(static_cast<std::size_t>(Y), -1);
     list_small_start_.assign(static_cast<std::size_t>(C) + 1, 0);
     list_big_start_.assign(static_cast<std::size_t>(C) + 1, 0);
+    // rank_t[m][l]: rank of location m seen from l; -1 for m == l (the ingress location's own entry
+    // wins), INT32_MAX when unreachable.
+    std::vector<std::int32_t> rank_t(Ls * Ls);
+    for (std::size_t l = 0; l < Ls; ++l)
+        for (std::size_t m = 0; m < Ls; ++m) rank_t[m * Ls + l] = m == l ? -1 : t_.nearest_rank[l * Ls + m];
+    std::vector<std::int32_t> best_rank(Ls);
+    std::vector<std::uint8_t> best_q(Ls);
+    {
+        std::size_t words = 0;
+        for (std::int32_t y = 0; y < Y; ++y) {
+            const std::int32_t k = t_.layout_start[y + 1] - t_.layout_start[y];
+            if (k > 0 && k <= detail::kSmallLayoutMax) words += 2 + 2 * static_cast<std::size_t>(k) + (Ls + 3) / 4;
+        }
+        lay_.reserve(words);
+    }
     for (std::int32_t y = 0; y < Y; ++y) {
         const std::int32_t a = t_.layout_start[y], k = t_.layout_start[y + 1] - a;
         if (k == 0) continue;
@@ -192,6 +207,23 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
             lay_.push_back(k);
             lay_.insert(lay_.end(), t_.layout_location.data + a, t_.layout_location.data + a + k);
             lay_.insert(lay_.end(), t_.layout_list.data + a, t_.layout_list.data + a + k);
+            // Preferred entry per ingress location while every list is live: its own location's
+            // entry if it has one, else the entry at the smallest rank; 0xFF when none is reachable.
+            // (Vectorised over l through the transposed rank matrix: a column per location.)
+            const std::size_t pref_at = lay_.size();
+            lay_.resize(pref_at + (Ls + 3) / 4, 0);
+            std::fill(best_rank.begin(), best_rank.end(), std::numeric_limits<std::int32_t>::max());
+            std::fill(best_q.begin(), best_q.end(), std::uint8_t{0xFF});
+            for (std::int32_t q = 0; q < k; ++q) {
+                const std::int32_t* col = rank_t.data() + static_cast<std::size_t>(t_.layout_location[a + q]) * Ls;
+                const auto qq = static_cast<std::uint8_t>(q);
+                for (std::size_t l = 0; l < Ls; ++l) {
+                    const bool better = col[l] < best_rank[l];
+                    best_rank[l] = better ? col[l] : best_rank[l];
+                    best_q[l] = better ? qq : best_q[l];
+                }
+            }
+            std::copy(best_q.begin(), best_q.end(), reinterpret_cast<std::uint8_t*>(lay_.data() + pref_at));
             for (std::int32_t q = a; q < a + k; ++q) ++list_small_start_[static_cast<std::size_t>(t_.layout_list[q]) + 1];
             ++stats_.small_layouts;
         } else {

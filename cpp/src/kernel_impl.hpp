@@ -282,7 +282,7 @@ AK_INLINE void write_row(const BatchColumns& out, std::size_t r, std::uint8_t ti
 // itself (a local tier), else the live one at the smallest rank (distance, then location index);
 // unreachable locations rank INT32_MAX and are never chosen. -1: none.
 #if AEGISFWD_KERNEL_ISA == 2
-AK_INLINE std::int32_t choose_entry(const std::int32_t* blob, std::int32_t k, std::int32_t loc,
+AK_INLINE std::int32_t scan_entries(const std::int32_t* blob, std::int32_t k, std::int32_t loc,
                                     const std::int32_t* rank_row) {
     // One gather of the live entries' ranks; key = 0 for the ingress location, rank + 1 otherwise
     // (kSent when unreachable), packed with the entry index and reduced with one min.
@@ -304,7 +304,7 @@ AK_INLINE std::int32_t choose_entry(const std::int32_t* blob, std::int32_t k, st
     return static_cast<std::int32_t>(best & 31u);
 }
 #else
-AK_INLINE std::int32_t choose_entry(const std::int32_t* blob, std::int32_t k, std::int32_t loc,
+AK_INLINE std::int32_t scan_entries(const std::int32_t* blob, std::int32_t k, std::int32_t loc,
                                     const std::int32_t* rank_row) {
     const auto alive = static_cast<std::uint32_t>(AK_LOAD_RELAXED(blob));
     std::int32_t best_q = -1, best_rank = 0x7FFFFFFF;
@@ -321,6 +321,20 @@ AK_INLINE std::int32_t choose_entry(const std::int32_t* blob, std::int32_t k, st
     return best_q;
 }
 #endif
+
+AK_INLINE const std::uint8_t* pref_of(const std::int32_t* blob, std::int32_t k) {
+    return reinterpret_cast<const std::uint8_t*>(blob + 2 + 2 * k);
+}
+
+// The entry to use: the precomputed preference when its list is live (almost always), else a scan
+// of the live entries.
+AK_INLINE std::int32_t choose_entry(const std::int32_t* blob, std::int32_t k, std::int32_t loc,
+                                    const std::int32_t* rank_row) {
+    const std::uint32_t q = pref_of(blob, k)[loc];
+    if (q == 0xFFu) return -1;  // no entry is reachable from loc, live or not
+    if (static_cast<std::uint32_t>(AK_LOAD_RELAXED(blob)) >> q & 1u) return static_cast<std::int32_t>(q);
+    return scan_entries(blob, k, loc, rank_row);
+}
 
 // Row paths inside one chunk.
 enum : std::uint8_t { kLocal, kSameDc, kSameLocation, kRemote };
@@ -430,17 +444,11 @@ std::int64_t decide_rows_impl(const KernelCtx& K, const std::int32_t* in_s, cons
             AK_PREFETCH(K.big_ans + static_cast<std::size_t>(g.layout_a) * L + static_cast<std::size_t>(loc));
         } else {
             small[n_small++] = static_cast<std::uint8_t>(r);
-            const std::int32_t* blob = K.lay + g.layout_a;  // alive, k, k locations, k lists
+            const std::int32_t* blob = K.lay + g.layout_a;  // alive, k, k locations, k lists, pref
             AK_PREFETCH(blob);
             AK_PREFETCH(blob + 2 * g.layout_k + 1);
+            AK_PREFETCH(pref_of(blob, g.layout_k) + loc);
         }
-    }
-    // 3. Small layouts: fetch the distance ranks of the entries.
-    for (std::size_t i = 0; i < n_small; ++i) {
-        const std::size_t r = small[i];
-        const std::int32_t* blob = K.lay + row_la[r];
-        const std::int32_t* rank_row = K.nearest_rank + static_cast<std::size_t>(row_loc[r]) * L;
-        for (std::int32_t q = 0; q < row_lk[r]; ++q) AK_PREFETCH(rank_row + blob[2 + q]);
     }
     // 4. Choose the (location, list) to use; fetch the list, its IP set and the distance.
     auto route = [&](std::size_t r) {

@@ -53,8 +53,9 @@ struct ServerRec {        // 16 bytes per server
 
 // How a (pool, family) group finds its candidates and its source IP.
 //   layout_k in [1, kSmallLayoutMax]: small layout, a blob at lay[layout_a]:
-//       [alive, k, location_0 .. location_{k-1}, list_0 .. list_{k-1}]
-//       where `alive` (mutable) has bit q set when list_q has an up server.
+//       [alive, k, location_0 .. location_{k-1}, list_0 .. list_{k-1}, pref (L bytes, padded)]
+//       where `alive` (mutable) has bit q set when list_q has an up server, and pref[l] is the
+//       entry that ingress location l uses while every list is live (0xFF: none is reachable).
 //   layout_k == kLayoutBig: big layout: its answers are row layout_a of `big_ans`.
 //   layout_k == kLayoutNone: no server holds an applicable IP: always UNAVAILABLE.
 // ip_n > 0: every holder of an applicable IP holds all of them: the source IP is the rendezvous
