@@ -5,7 +5,7 @@ Groups (``--benchmark-group-by=group``, the default):
 * ``<workload> | batch | N rows``: the compiled engine's ``decide_batch`` on every thread count, the NumPy
   peer (full decision and tier+location), the DuckDB peer on every thread count, and the floor (a NumPy
   copy of the 42 bytes each decision reads and writes) on every thread count: all on the same N requests.
-* ``<workload> | per-row | M rows``: ``engine.decide`` through each scalar backend (Cython, pybind11),
+* ``<workload> | per-row | M rows``: ``engine.decide``/``decide_indices`` through each binding (Cython, pybind11),
   ``ReferenceEngine.decide``, the pure-Python peer, and ``decide_batch`` on the same first M requests.
 * ``<topology> | compile/load``: compile from the topology file, and load a saved compiled file.
 
@@ -73,8 +73,8 @@ def test_floor_copy(benchmark, workload, bench_threads, sizes) -> None:
 
 
 # ---- per-row group: the scalar calls on the same first M requests ---------------------------------
-SCALAR_PATHS = ["engine.decide[cython]", "engine.decide[pybind11]", "reference.decide", "peer.python",
-                "engine.decide_batch"]
+SCALAR_PATHS = ["engine.decide[cython]", "engine.decide_indices[cython]", "engine.decide[pybind11]",
+                "reference.decide", "peer.python", "engine.decide_batch"]
 
 
 @pytest.mark.parametrize("path", SCALAR_PATHS)

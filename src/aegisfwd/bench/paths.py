@@ -8,8 +8,9 @@ result columns for the agreement check). ``Bench`` builds paths and caches what 
 Paths (``path`` names in records):
 
 * ``engine.decide_batch``: ``af.Engine.decide_batch(..., threads=t)`` on all rows;
-* ``engine.decide[<backend>]``: ``engine.decide`` called once per row from Python, for each scalar
-  backend the engine offers (the Cython path and the pybind11 path), on the first ``scalar_rows`` rows;
+* ``engine.decide[cython]``, ``engine.decide_indices[cython]``, ``engine.decide[pybind11]``: one call
+  per row from Python through each scalar binding (``scalar_backends``), on the first ``scalar_rows``
+  rows;
 * ``reference.decide``: ``af.ReferenceEngine.decide`` per row, same rows;
 * ``peer.python`` (full decision, per row, same rows), ``peer.numpy`` (full, vectorised, all rows),
   ``peer.numpy[tier+location]`` and ``peer.duckdb`` (tier + location, all rows; DuckDB on ``t``
@@ -102,25 +103,31 @@ def peer_module(name: str) -> ModuleType:
 
 
 def scalar_backends(engine: Any) -> dict[str, Callable[[int, int, int, int], Any]]:
-    """The engine's scalar decision paths by name, as callables on indices.
+    """The engine's scalar decision paths by path name, as callables on indices.
 
-    * ``cython``: ``engine.decide``, the public scalar call (``aegisfwd._fast``, returns a decision
-      object);
-    * ``pybind11``: ``decide`` of the pybind11 class ``aegisfwd._core.Engine`` built on the same
-      compiled arrays, states and kernel (returns a tuple of indices).
+    * ``engine.decide[cython]``: ``engine.decide``, the public scalar call (``aegisfwd._fast``,
+      returns a decision object);
+    * ``engine.decide_indices[cython]``: ``engine.decide_indices``, the same call returning a plain
+      tuple of indices (where the engine has it);
+    * ``engine.decide[pybind11]``: ``decide`` of the pybind11 class ``aegisfwd._core.Engine`` built on
+      the same compiled arrays, states and kernel (returns a tuple of indices).
 
     An engine offering ``scalar_backends()`` answers for itself; one without a compiled core (the
-    reference backend) offers its ``decide`` as ``"default"``.
+    reference backend) offers its ``decide`` as ``engine.decide[reference]``.
     """
     backends = getattr(engine, "scalar_backends", None)
     if callable(backends):
-        return dict(backends())
+        return {f"engine.decide[{k}]": f for k, f in backends().items()}
     if getattr(engine, "backend", None) != "compiled":
-        return {"default": engine.decide}
+        return {"engine.decide[reference]": engine.decide}
     from .. import _core
 
     core = _core.Engine(engine.compiled.arrays, np.ascontiguousarray(engine.states, np.uint8), engine.isa)
-    return {"cython": engine.decide, "pybind11": core.decide}
+    out = {"engine.decide[cython]": engine.decide}
+    if hasattr(engine, "decide_indices"):
+        out["engine.decide_indices[cython]"] = engine.decide_indices
+    out["engine.decide[pybind11]"] = core.decide
+    return out
 
 
 def _decisions_to_columns(answers: Sequence[Any]) -> Columns:
@@ -289,11 +296,11 @@ class Bench:
         return Prepared("engine.decide_batch", "full", threads, len(w), run, lambda r: r.columns())
 
     def scalar(self, w: Workload, rows: int) -> list[Prepared]:
-        """``engine.decide[<backend>]`` for every scalar backend, then ``reference.decide``."""
+        """Every scalar path of the engine (``scalar_backends``), then ``reference.decide``."""
         h = w.head(rows)
         args = list(zip(*(c.tolist() for c in h.columns)))
         out = []
-        named = [(f"engine.decide[{k}]", f) for k, f in scalar_backends(self.engine(w)).items()]
+        named = list(scalar_backends(self.engine(w)).items())
         named.append(("reference.decide", self.reference(w).decide))
         for name, decide in named:
 
@@ -309,7 +316,7 @@ class Bench:
             if p.path == name:
                 return p
         offered = ", ".join(scalar_backends(self.engine(w)))
-        raise Unavailable(f"{name}: {type(self.engine(w)).__name__} offers the scalar backends: {offered}")
+        raise Unavailable(f"{name}: {type(self.engine(w)).__name__} offers the scalar paths: {offered}")
 
     def evaluate(self, w: Workload, folder: Path, threads: int, check_rows: int) -> Prepared:
         """``af.evaluate`` end to end: a Parquet request log (``log_table``) in, a Parquet decisions file out.
