@@ -94,8 +94,7 @@ py::tuple decide_batch(const CoreEngine& self, const py::handle& server, const p
     OwnedColumn<std::uint8_t> tier(n);
     OwnedColumn<std::int32_t> srv(n), dc(n), loc(n), ip(n);
     OwnedColumn<double> dist(n);
-    const BatchColumns out{tier.data.get(), srv.data.get(), dc.data.get(), loc.data.get(), ip.data.get(),
-                           dist.data.get()};
+    const BatchColumns out{tier.get(), srv.get(), dc.get(), loc.get(), ip.get(), dist.get()};
     std::int64_t invalid;
     {
         // Safe without the GIL: the input buffers are held by s/p/f/h (references taken above, so
@@ -151,7 +150,7 @@ void register_engine(py::module_& m) {
             "get_states",
             [](const CoreEngine& self) {
                 OwnedColumn<std::uint8_t> out(static_cast<std::size_t>(self.engine->counts().servers));
-                self.engine->get_states(out.data.get(), out.n);
+                self.engine->get_states(out.get(), out.n);
                 return out.release();
             },
             "A copy of every server's state (uint8).")
