@@ -26,13 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from .._types import TIER_NAMES
 from .floor import Floor, best_time, measure_floor
 from .paths import Bench, Prepared, Unavailable, all_cores, compare_columns
 from .workloads import WORKLOADS, Workload, make
 
 __all__ = ["Record", "Settings", "WorkloadReport", "default_threads", "run"]
-
-TIER_NAMES = ("LOCAL", "SAME_DC", "SAME_LOCATION", "REMOTE", "UNAVAILABLE")
 
 
 def default_threads() -> tuple[int, ...]:
@@ -118,7 +117,7 @@ def best_floors(measured: dict[int, Floor]) -> dict[int, Floor]:
 
 def _tier_mix(tier: np.ndarray) -> dict[str, float]:
     counts = np.bincount(tier, minlength=256)
-    return {name: float(counts[t]) / max(1, len(tier)) for t, name in enumerate(TIER_NAMES) if counts[t]}
+    return {name: float(counts[t]) / max(1, len(tier)) for t, name in TIER_NAMES.items() if counts[t]}
 
 
 def path_builders(
