@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -272,3 +273,9 @@ def test_batch_threads_argument(engine):
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="threads"):
             engine.decide_batch("lhr01-s001", "acme", 4, flows, threads=bad)
+
+
+def test_scalar_answers_of_every_engine_are_decisions() -> None:
+    topo = af.load_topology(Path(__file__).parent / "fixtures" / "topologies" / "spec-example.yaml")
+    for engine in (af.Engine(topo), af.ReferenceEngine(topo)):
+        assert isinstance(engine.decide("lhr01-s001", "acme", 4, flow=1), af.Decision)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import enum
 import math
 from collections.abc import Sequence
@@ -28,8 +29,12 @@ class Tier(enum.IntEnum):
 TIER_NAMES: dict[int, str] = {t.value: t.name for t in Tier}
 
 
-class Decision:
+class Decision(metaclass=abc.ABCMeta):
     """The answer for one request.
+
+    The compiled engine returns its own compact result type (``aegisfwd._fast.FastDecision``) with the
+    same attributes; it is registered as a virtual subclass, so ``isinstance(d, Decision)`` holds for
+    the answers of every engine.
 
     Ids are ``None`` (indices -1) when the tier is UNAVAILABLE or INVALID. ``distance`` is 0 for
     the first three tiers, the ingress-to-egress location distance for REMOTE and NaN otherwise.

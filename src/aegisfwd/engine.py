@@ -28,13 +28,16 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._fast import EngineCore
+from ._fast import EngineCore, FastDecision
 from ._inputs import normalize_batch, resolve_family, resolve_flow, resolve_id
-from ._types import BatchResult, IdTables
+from ._types import BatchResult, Decision, IdTables
 from .compiled import CompiledTopology
 from .errors import BatchInputError, CompiledFileError, UnknownIdError
 from .reference import ReferenceEngine
 from .topology import STATE_CODES, STATE_NAMES, Topology
+
+# Scalar answers of the compiled path are Decisions for isinstance() too (see _types.Decision).
+Decision.register(FastDecision)
 
 __all__ = ["BACKENDS", "Engine", "available_isas"]
 
