@@ -69,7 +69,7 @@ def weight(flow_hash: int, key: int) -> int:
     return mix64(flow_hash ^ key)
 
 
-def rendezvous(flow_hash: int, candidates: Iterable[int], keys: "list[int] | object") -> int:
+def rendezvous(flow_hash: int, candidates: Iterable[int], keys: list[int] | object) -> int:
     """Return the candidate (an index into ``keys``) with the largest ``(weight, key)``.
 
     ``keys[c]`` is the stable key of candidate ``c``. Returns -1 when there is no candidate.

@@ -41,16 +41,16 @@ class Decision(metaclass=abc.ABCMeta):
     """
 
     __slots__ = (
-        "tier",
-        "server",
         "dc",
-        "location",
-        "ip",
-        "distance",
-        "server_index",
         "dc_index",
-        "location_index",
+        "distance",
+        "ip",
         "ip_index",
+        "location",
+        "location_index",
+        "server",
+        "server_index",
+        "tier",
     )
 
     def __init__(
@@ -114,7 +114,7 @@ class BatchResult:
     the engine's id tables (-1 = none), ``distance`` is float64.
     """
 
-    __slots__ = ("tier", "server", "dc", "location", "ip", "distance", "_names")
+    __slots__ = ("_names", "dc", "distance", "ip", "location", "server", "tier")
 
     def __init__(
         self,
@@ -124,7 +124,7 @@ class BatchResult:
         location: np.ndarray,
         ip: np.ndarray,
         distance: np.ndarray,
-        names: "IdTables",
+        names: IdTables,
     ) -> None:
         self.tier = tier
         self.server = server
@@ -147,7 +147,7 @@ class BatchResult:
             "distance": self.distance,
         }
 
-    def equals(self, other: "BatchResult") -> bool:
+    def equals(self, other: BatchResult) -> bool:
         """True when every column is identical (NaN distances compare equal)."""
         return all(
             np.array_equal(a, b, equal_nan=(name == "distance"))
@@ -171,7 +171,7 @@ class BatchResult:
             ip,
         )
 
-    def to_arrow(self) -> "pa.Table":
+    def to_arrow(self) -> pa.Table:
         """An Arrow table with tier names and ids as strings (dictionary-encoded), nulls for none."""
         try:
             import pyarrow as pa
@@ -179,7 +179,7 @@ class BatchResult:
             raise ImportError('to_arrow() needs pyarrow: pip install "aegisfwd[analysis]"') from exc
         n = self._names
 
-        def ids(indices: np.ndarray, table: Sequence[str]) -> "pa.Array":
+        def ids(indices: np.ndarray, table: Sequence[str]) -> pa.Array:
             dictionary = pa.array(list(table), type=pa.string())
             mask = indices < 0
             return pa.DictionaryArray.from_arrays(
@@ -199,7 +199,7 @@ class BatchResult:
             }
         )
 
-    def to_pandas(self) -> "pd.DataFrame":
+    def to_pandas(self) -> pd.DataFrame:
         return self.to_arrow().to_pandas()
 
     def __repr__(self) -> str:
@@ -211,7 +211,7 @@ class BatchResult:
 class IdTables:
     """Ids in index order for every kind, as sequences of str (what ``engine.servers`` etc. return)."""
 
-    __slots__ = ("locations", "dcs", "servers", "pools", "ips")
+    __slots__ = ("dcs", "ips", "locations", "pools", "servers")
 
     def __init__(
         self,

@@ -92,7 +92,7 @@ class Topology:
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: Any, *, source: str | None = None) -> "Topology":
+    def from_dict(cls, data: Any, *, source: str | None = None) -> Topology:
         """Validate a parsed topology document (SPEC "Topology file") and build the model.
 
         Raises ``TopologyError`` listing every problem with its path.
@@ -107,7 +107,7 @@ class Topology:
 
         return topology_to_dict(self)
 
-    def compile(self) -> "CompiledTopology":
+    def compile(self) -> CompiledTopology:
         """Compile into the dense tables the engines run on (``docs/compiled-format.md``)."""
         from .compiled import compile_topology
 
