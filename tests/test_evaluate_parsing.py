@@ -16,15 +16,36 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import aegisfwd as af
-from aegisfwd._ingress import choose_ingress, choose_ingress_py
+from aegisfwd import _core
+from aegisfwd._ingress import choose_ingress, choose_ingress_np, choose_ingress_py
 from aegisfwd.evaluation import _arrow as ar
 
 U64 = st.integers(min_value=0, max_value=2**64 - 1)
 
 
 # ---------------------------------------------------------------------------------------------
-# choose_ingress: numpy vs a plain loop
+# choose_ingress: compiled (every ISA of this CPU, one and several threads) == numpy == plain loop
 # ---------------------------------------------------------------------------------------------
+ISAS = _core.logkeys_isas()
+
+
+def _all_ways(first, end, flows, keys, states) -> list[int]:
+    """The answer of every implementation, asserted equal; returns it."""
+    args = (np.array(first, np.int32), np.array(end, np.int32), np.array(flows, np.uint64),
+            np.array(keys, np.uint64), np.array(states, np.uint8))
+    want = choose_ingress_py(first, end, flows, keys, states)
+    got_np = choose_ingress_np(*args)
+    assert got_np.dtype == np.int32
+    assert got_np.tolist() == want
+    for isa in ISAS:
+        for threads in (1, 3):
+            got = choose_ingress(*args, threads=threads, isa=isa)
+            assert got.dtype == np.int32
+            assert got.tolist() == want, (isa, threads)
+    assert choose_ingress(*args).tolist() == want
+    return want
+
+
 @given(
     keys=st.lists(U64, min_size=1, max_size=40),
     data=st.data(),
@@ -37,23 +58,39 @@ def test_choose_ingress_matches_python(keys, data):
     first = [min(a, b) for a, b in ranges]
     end = [max(a, b) for a, b in ranges]
     flows = data.draw(st.lists(U64, min_size=n, max_size=n))
-    got = choose_ingress(
-        np.array(first, np.int32), np.array(end, np.int32), np.array(flows, np.uint64),
-        np.array(keys, np.uint64), np.array(states, np.uint8),
-    )
-    assert got.dtype == np.int32
-    assert got.tolist() == choose_ingress_py(first, end, flows, keys, states)
+    _all_ways(first, end, flows, keys, states)
 
 
 def test_choose_ingress_tie_on_weight_takes_larger_key():
     # Distinct keys never tie (mix64 is a bijection); duplicate keys do: the larger key among the
     # tied wins and, between equal keys, the lower index, exactly as the Python definition.
-    keys = np.array([5, 9, 9, 3], np.uint64)
-    first = np.zeros(50, np.int32)
-    end = np.full(50, 4, np.int32)
-    flows = np.arange(50, dtype=np.uint64)
-    states = np.zeros(4, np.uint8)
-    assert choose_ingress(first, end, flows, keys, states).tolist() == choose_ingress_py(first, end, flows, keys, states)
+    keys = [5, 9, 9, 3] + [9] * 13
+    got = _all_ways([0] * 50 + [1] * 50, [4] * 50 + [17] * 50, list(range(100)), keys, [0] * len(keys))
+    assert set(got[:50]) <= {0, 1, 3} and 2 not in got
+
+
+@pytest.mark.parametrize("size", [2, 7, 8, 9, 15, 16, 17, 24, 25, 33, 180, 690])
+def test_choose_ingress_every_vector_tail(size):
+    """Range sizes around the 8-lane vector width and its two running maxima (odd/even vectors),
+    with some servers down, shared and distinct ranges per call, and a weight-0 candidate (a key
+    equal to the row's ingress hash) that must still win when it is the only one up."""
+    rng = np.random.default_rng(size)
+    keys = rng.integers(0, 2**64 - 1, size + 10, dtype=np.uint64, endpoint=True)
+    states = (rng.random(size + 10) < 0.2).astype(np.uint8)
+    n = 400
+    first = np.full(n, 10, np.int32)
+    end = np.full(n, 10 + size, np.int32)
+    first[::4] = rng.integers(0, 10, n)[::4]
+    flows = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+    _all_ways(first.tolist(), end.tolist(), flows.tolist(), keys.tolist(), states.tolist())
+    # A candidate whose weight is 0 (its key is the row's ingress hash), alone among the up ones.
+    from aegisfwd._hashing import ingress_flow_hash
+
+    keys[10 + size - 1] = np.uint64(ingress_flow_hash(int(flows[0])))
+    states[10 : 10 + size] = 1
+    states[10 + size - 1] = 0
+    got = _all_ways([10], [10 + size], [int(flows[0])], keys.tolist(), states.tolist())
+    assert got == [10 + size - 1]
 
 
 def test_choose_ingress_large_group_chunks():
@@ -64,34 +101,135 @@ def test_choose_ingress_large_group_chunks():
     first = np.full(n, 10, np.int32)
     end = np.full(n, 690, np.int32)
     flows = rng.integers(0, 2**64 - 1, n, dtype=np.uint64)
-    assert choose_ingress(first, end, flows, keys, states).tolist() == choose_ingress_py(first, end, flows, keys, states)
+    _all_ways(first.tolist(), end.tolist(), flows.tolist(), keys.tolist(), states.tolist())
+
+
+def test_choose_ingress_many_rows_threads_agree():
+    """A batch large enough to be split over threads equals the single-thread and numpy answers."""
+    rng = np.random.default_rng(7)
+    keys = rng.integers(0, 2**64 - 1, 2000, dtype=np.uint64)
+    states = (rng.random(2000) < 0.1).astype(np.uint8)
+    n = 100_000
+    first = (rng.integers(0, 10, n) * 190).astype(np.int32)
+    end = (first + rng.integers(0, 190, n)).astype(np.int32)
+    flows = rng.integers(0, 2**64 - 1, n, dtype=np.uint64)
+    want = choose_ingress_np(first, end, flows, keys, states)
+    for isa in ISAS:
+        for threads in (1, 2, 4):
+            np.testing.assert_array_equal(choose_ingress(first, end, flows, keys, states, threads=threads, isa=isa), want)
 
 
 def test_choose_ingress_rejects_bad_ranges():
-    with pytest.raises(ValueError):
-        choose_ingress(np.array([0], np.int32), np.array([5], np.int32), np.array([1], np.uint64),
-                       np.zeros(3, np.uint64), np.zeros(3, np.uint8))
+    keys, states = np.zeros(3, np.uint64), np.zeros(3, np.uint8)
+    for impl in (choose_ingress, choose_ingress_np):
+        with pytest.raises(ValueError):
+            impl(np.array([0], np.int32), np.array([5], np.int32), np.array([1], np.uint64), keys, states)
+        with pytest.raises(ValueError):
+            impl(np.array([-1], np.int32), np.array([2], np.int32), np.array([1], np.uint64), keys, states)
+    # An empty range (end <= first) is no error, wherever it points: the row has no server.
+    got = choose_ingress(np.array([7, 2], np.int32), np.array([7, -5], np.int32), np.array([1, 2], np.uint64), keys, states)
+    assert got.tolist() == [-1, -1]
+
+
+def test_choose_ingress_core_rejects_bad_input():
+    """The compiled function checks dtypes, lengths and ranges itself: a ValueError, never a crash."""
+    f, e, h = np.zeros(2, np.int32), np.full(2, 3, np.int32), np.arange(2, dtype=np.uint64)
+    k, s = np.arange(3, dtype=np.uint64), np.zeros(3, np.uint8)
+    with pytest.raises(ValueError, match="dtype int32"):
+        _core.choose_ingress(f.astype(np.int64), e, h, k, s)
+    with pytest.raises(ValueError, match="dtype uint64"):
+        _core.choose_ingress(f, e, h.astype(np.int64), k, s)
+    with pytest.raises(ValueError, match="numpy array"):
+        _core.choose_ingress([0, 0], e, h, k, s)
+    with pytest.raises(ValueError, match="one length"):
+        _core.choose_ingress(f, e[:1], h, k, s)
+    with pytest.raises(ValueError, match="one entry per server key"):
+        _core.choose_ingress(f, e, h, k, s[:2])
+    with pytest.raises(ValueError, match="outside"):
+        _core.choose_ingress(f, np.full(2, 4, np.int32), h, k, s)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.choose_ingress(np.zeros(4, np.int32)[::2], e, h, k, s)
+    with pytest.raises(ValueError, match="isa"):
+        _core.choose_ingress(f, e, h, k, s, 1, "sse9")
+    assert _core.choose_ingress(f[:0], e[:0], h[:0], k, s).tolist() == []
+    with pytest.raises(ValueError, match="outside"):
+        _core.choose_ingress(f, e, h, k[:0], s[:0], 1)  # no servers at all: every live range is out
+    assert _core.choose_ingress(e, f, h, k[:0], s[:0], 1).tolist() == [-1, -1]  # empty ranges
 
 
 # ---------------------------------------------------------------------------------------------
 # Flow keys
 # ---------------------------------------------------------------------------------------------
-@given(st.lists(st.one_of(st.none(), st.text(max_size=70)), max_size=30))
-def test_hash_strings_matches_python(values):
-    h, ok = ar.hash_strings(pa.array(values, pa.string()), len(values))
-    for v, hv, okv in zip(values, h.tolist(), ok.tolist()):
-        assert okv == bool(v)
-        if v:
-            assert hv == ar.string_hash_py(v.encode("utf-8"))
+def _hash_all_ways(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Compiled and numpy ``hash_strings`` of ``arr``, asserted equal; returns the compiled answer."""
+    h, ok = ar.hash_strings(arr, len(arr))
+    h_np, ok_np = ar.hash_strings_np(arr, len(arr))
+    assert h.dtype == np.uint64 and ok.dtype == bool
+    np.testing.assert_array_equal(h, h_np)
+    np.testing.assert_array_equal(ok, ok_np)
+    return h, ok
+
+
+@given(st.lists(st.one_of(st.none(), st.text(max_size=70)), max_size=30), st.integers(0, 3))
+def test_hash_strings_matches_python(values, cut):
+    for arr in (
+        pa.array(values, pa.string()),
+        pa.array(values, pa.large_string()),
+        pa.array(["pad"] * cut + values, pa.string()).slice(cut),
+        pa.array(values, pa.string()).dictionary_encode(),
+        pa.array(values, pa.string_view()),
+    ):
+        h, ok = _hash_all_ways(arr)
+        for v, hv, okv in zip(values, h.tolist(), ok.tolist()):
+            assert okv == bool(v)
+            if v:
+                assert hv == ar.string_hash_py(v.encode("utf-8"))
 
 
 def test_hash_strings_long_values_and_slices():
     values = ["x" * 1000, "short", "", None, "é" * 300]
     arr = pa.array(["pad"] + values, pa.large_string()).slice(1)
-    h, ok = ar.hash_strings(arr, len(values))
+    h, ok = _hash_all_ways(arr)
     assert ok.tolist() == [True, True, False, False, True]
     assert h[0] == ar.string_hash_py(values[0].encode())
     assert h[4] == ar.string_hash_py(values[4].encode())
+
+
+def test_hash_strings_other_types_hash_their_text():
+    """Numbers hash as their decimal text, binary as its UTF-8 reading (with replacement), exactly
+    as the numpy twin does; a dictionary with null values and null indices too."""
+    _hash_all_ways(pa.array([1, None, 22, -5], pa.int64()))
+    _hash_all_ways(pa.array([b"\xff\xfeab", None, b"", b"plain"], pa.binary()))
+    d = pa.DictionaryArray.from_arrays(pa.array([0, None, 1, 2, 0], pa.int32()), pa.array(["a", None, ""]))
+    h, ok = _hash_all_ways(d)
+    assert ok.tolist() == [True, False, False, False, True]
+    assert h[0] == ar.string_hash_py(b"a")
+
+
+def test_string_hashes_core_rejects_bad_input():
+    """The compiled function checks offsets against the data before reading: ValueError, no crash."""
+    data = np.frombuffer(b"abcdef", np.uint8)
+    h, ok = _core.string_hashes(np.array([0, 3, 3, 6], np.int32), data)
+    assert h.tolist() == [ar.string_hash_py(b"abc"), ar.string_hash_py(b""), ar.string_hash_py(b"def")]
+    assert ok.tolist() == [True, False, True]
+    h, ok = _core.string_hashes(np.array([0, 3, 6], np.int64), data, np.array([False, True]))
+    assert ok.tolist() == [False, True] and h[0] == ar.string_hash_py(b"")
+    with pytest.raises(ValueError, match="past the end"):
+        _core.string_hashes(np.array([0, 7], np.int32), data)
+    with pytest.raises(ValueError, match="non-decreasing"):
+        _core.string_hashes(np.array([0, 4, 2], np.int32), data)
+    with pytest.raises(ValueError, match=">= 0"):
+        _core.string_hashes(np.array([-1, 2], np.int64), data)
+    with pytest.raises(ValueError, match="at least one"):
+        _core.string_hashes(np.zeros(0, np.int32), data)
+    with pytest.raises(ValueError, match="one entry per value"):
+        _core.string_hashes(np.array([0, 3, 6], np.int32), data, np.ones(3, bool))
+    with pytest.raises(ValueError, match="bool or uint8"):
+        _core.string_hashes(np.array([0, 3, 6], np.int32), data, np.ones(2, np.int32))
+    with pytest.raises(ValueError, match="dtype uint8"):
+        _core.string_hashes(np.array([0, 3, 6], np.int32), data.astype(np.int8))
+    with pytest.raises(ValueError, match="dtype int32"):
+        _core.string_hashes(np.array([0, 3, 6], np.uint16), data)
 
 
 @given(

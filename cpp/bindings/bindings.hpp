@@ -96,5 +96,6 @@ struct OwnedColumn {
 // One per area (register_*.cpp); module.cpp calls them.
 void register_hashing(py::module_& m);
 void register_engine(py::module_& m);
+void register_logkeys(py::module_& m);
 
 }  // namespace aegisfwd::bindings

@@ -6,4 +6,5 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "aegisfwd compiled core (internal; use aegisfwd.Engine)";
     aegisfwd::bindings::register_hashing(m);
     aegisfwd::bindings::register_engine(m);
+    aegisfwd::bindings::register_logkeys(m);
 }

@@ -16,6 +16,23 @@ def ingress_flow_hash(flow: int) -> int: ...
 def weight(flow_hash: int, key: int) -> int: ...
 def available_isas() -> list[str]: ...
 
+# Log evaluation helpers (cpp/include/aegisfwd/logkeys.hpp).
+def logkeys_isas() -> list[str]: ...
+def choose_ingress(
+    first: npt.NDArray[np.int32],
+    end: npt.NDArray[np.int32],
+    flows: npt.NDArray[np.uint64],
+    server_keys: npt.NDArray[np.uint64],
+    states: npt.NDArray[np.uint8],
+    threads: int = 0,
+    isa: str = "auto",
+) -> npt.NDArray[np.int32]: ...
+def string_hashes(
+    offsets: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+    data: npt.NDArray[np.uint8],
+    valid: npt.NDArray[np.bool_] | npt.NDArray[np.uint8] | None = None,
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]: ...
+
 class Engine:
     def __init__(
         self, arrays: Mapping[str, np.ndarray], states: npt.NDArray[np.uint8] | None = None, isa: str = "auto"

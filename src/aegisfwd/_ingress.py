@@ -6,17 +6,20 @@ evaluator picks the server among the **up** servers of that range by rendezvous 
 ``ingress_flow_hash(flow) = mix64(flow ^ INGRESS_FLOW_SALT)``: the largest ``(mix64(h ^ key), key)``
 wins, exactly like the egress choice, so one server going down moves only the rows that were on it.
 
-``choose_ingress`` keeps a fixed signature so that the C++ core can provide a faster twin; the
-plain-Python definition it is tested against is ``choose_ingress_py``.
+``choose_ingress`` runs the compiled twin (``aegisfwd._core.choose_ingress``: one pass over the rows,
+the up servers of each distinct range listed once per call, eight weights per AVX-512 vector where
+the CPU has it, rows split over threads without the GIL). ``choose_ingress_np`` is the vectorised
+numpy version and ``choose_ingress_py`` the plain-Python definition; tests pin all three together.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import _core
 from ._hashing import INGRESS_FLOW_SALT, ingress_flow_hash, weight
 
-__all__ = ["choose_ingress", "choose_ingress_py", "mix64_np"]
+__all__ = ["choose_ingress", "choose_ingress_np", "choose_ingress_py", "mix64_np"]
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -53,12 +56,38 @@ def choose_ingress(
     flows: np.ndarray,
     server_keys: np.ndarray,
     states: np.ndarray,
+    *,
+    threads: int | None = None,
+    isa: str = "auto",
 ) -> np.ndarray:
     """For each row, the up server of ``[first, end)`` with the largest ingress rendezvous weight.
 
     ``first``/``end`` are int32 server ranges per row, ``flows`` the uint64 flow keys, ``server_keys``
     the stable key of every server (``compiled.arrays['server_key']``) and ``states`` the uint8 state
-    of every server (0 = up). Returns int32 server indices, -1 where the range holds no up server.
+    of every server (0 = up; one per key). Returns int32 server indices, -1 where the range holds no
+    up server. A row with ``end <= first`` is empty; any other range must lie in
+    ``[0, len(server_keys))`` (``ValueError`` otherwise). ``threads``: ``None`` or 0 = all cores;
+    ``isa``: ``"auto"``, ``"generic"`` or ``"avx512"`` (``_core.logkeys_isas()`` lists those here).
+    """
+    return _core.choose_ingress(
+        np.ascontiguousarray(first, dtype=np.int32),
+        np.ascontiguousarray(end, dtype=np.int32),
+        np.ascontiguousarray(flows, dtype=np.uint64),
+        np.ascontiguousarray(server_keys, dtype=np.uint64),
+        np.ascontiguousarray(states, dtype=np.uint8),
+        0 if threads is None else max(int(threads), 1),
+        isa,
+    )
+
+
+def choose_ingress_np(
+    first: np.ndarray,
+    end: np.ndarray,
+    flows: np.ndarray,
+    server_keys: np.ndarray,
+    states: np.ndarray,
+) -> np.ndarray:
+    """``choose_ingress`` in numpy (same arguments and answers), kept as the vectorised twin.
 
     Rows sharing a range share a candidate set, so the work is grouped by range: one
     ``rows x candidates`` weight matrix per range (in cache-sized row chunks), candidates ordered by

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import _core
 from .._ingress import mix64_np
 
 # ---------------------------------------------------------------------------------------------
@@ -350,9 +351,39 @@ def hash_strings(arr: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarray]:
     """``string_hash`` (docs/evaluate.md) of every value's UTF-8 bytes, and a mask of non-empty values.
 
     ``h = mix64(len ^ STRING_SEED)``, then for each 8-byte little-endian word of the bytes (the last
-    one zero-padded) ``h = mix64(h ^ word)``. Vectorised: the bytes are gathered into a fixed-width
-    ``rows x 8k`` matrix, viewed as uint64 words and folded column by column.
+    one zero-padded) ``h = mix64(h ^ word)``. Computed by the compiled core straight over the Arrow
+    string buffers (offsets and data, no copy); a dictionary array hashes its dictionary once and
+    gathers. ``hash_strings_np`` is the numpy twin and ``string_hash_py`` the definition.
     """
+    if arr is None:
+        return np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=bool)
+    arr = _chunk(arr)
+    if pa.types.is_dictionary(arr.type):
+        dh, dok = hash_strings(arr.dictionary, len(arr.dictionary))
+        idx = arr.indices
+        valid = _valid_np(idx)
+        ix = np.asarray(idx.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64) if len(idx) else np.zeros(0, np.int64)
+        if len(dh) == 0:
+            return np.full(len(arr), np.uint64(_EMPTY_HASH)), np.zeros(len(arr), dtype=bool)
+        return np.where(valid, dh[ix], np.uint64(_EMPTY_HASH)), valid & dok[ix]
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = to_string(arr)  # the text form (binary: decoded as UTF-8 with replacement)
+    large = pa.types.is_large_string(arr.type)
+    m = len(arr)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int64 if large else np.int32, count=m + 1 + arr.offset)[arr.offset :]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None and bufs[2].size else _NO_BYTES
+    valid = _valid_np(arr) if arr.null_count else None
+    return _core.string_hashes(offsets, data, valid)
+
+
+_NO_BYTES = np.zeros(0, dtype=np.uint8)
+
+
+def hash_strings_np(arr: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``hash_strings`` in numpy (the vectorised twin the compiled version is tested against): the
+    bytes are gathered into a fixed-width ``rows x 8k`` matrix, viewed as uint64 words and folded
+    column by column."""
     if arr is None:
         return np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=bool)
     s = to_string(arr)
@@ -422,6 +453,9 @@ def string_hash_py(b: bytes) -> int:
     for k in range(0, len(b), 8):
         h = mix64(h ^ int.from_bytes(b[k : k + 8].ljust(8, b"\0"), "little"))
     return h
+
+
+_EMPTY_HASH = string_hash_py(b"")  # what a null value hashes as (its hash is never used)
 
 
 def flow_keys(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -138,28 +136,6 @@ class Resolved:
     fallback: np.ndarray  # bool: colo had no up server, ingress picked among all of its servers
 
 
-_INGRESS_SPLIT_ROWS = 65_536
-
-
-def _choose_ingress_threaded(first: np.ndarray, end: np.ndarray, flows: np.ndarray, keys: np.ndarray,
-                             states: np.ndarray, threads: int | None) -> np.ndarray:
-    """``choose_ingress`` on row slices in parallel (its numpy passes release the GIL)."""
-    n = first.shape[0]
-    k = threads if threads is not None else min(4, os.cpu_count() or 1)
-    k = max(1, min(k, n // _INGRESS_SPLIT_ROWS))
-    if k <= 1:
-        return choose_ingress(first, end, flows, keys, states)
-    from concurrent.futures import ThreadPoolExecutor
-
-    cuts = np.linspace(0, n, k + 1).astype(np.int64)
-    with ThreadPoolExecutor(max_workers=k) as pool:
-        parts = list(pool.map(
-            lambda ab: choose_ingress(first[ab[0]:ab[1]], end[ab[0]:ab[1]], flows[ab[0]:ab[1]], keys, states),
-            itertools.pairwise(cuts),
-        ))
-    return np.concatenate(parts)
-
-
 def resolve(common: Common, model: Any, states: np.ndarray, threads: int | None = None) -> Resolved:
     n = common.n
     reason = np.zeros(n, dtype=np.uint8)
@@ -222,14 +198,14 @@ def resolve(common: Common, model: Any, states: np.ndarray, threads: int | None 
     if not explicit_server:
         ok = np.flatnonzero(reason == 0)
         if ok.shape[0]:
-            chosen = _choose_ingress_threaded(first[ok], end[ok], common.flows[ok], model.server_key, states, threads)
+            chosen = choose_ingress(first[ok], end[ok], common.flows[ok], model.server_key, states, threads=threads)
             none_up = chosen < 0
             if none_up.any():
                 # SPEC: an ingress server that is itself draining or down is still answered by the
                 # same rules; a colo with no up server keeps its traffic in this evaluation.
                 rows = ok[none_up]
                 chosen[none_up] = choose_ingress(
-                    first[rows], end[rows], common.flows[rows], model.server_key, np.zeros_like(states)
+                    first[rows], end[rows], common.flows[rows], model.server_key, np.zeros_like(states), threads=threads
                 )
                 fallback[rows] = True
             server[ok] = chosen

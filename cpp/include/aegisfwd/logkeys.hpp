@@ -1,0 +1,42 @@
+// Log evaluation helpers (docs/evaluate.md "From a row to a decision"): the ingress rendezvous for
+// rows that name only a colo, and the flow-key string hash over Arrow string buffers.
+//
+// Both must equal their Python definitions bit for bit (src/aegisfwd/_ingress.py choose_ingress_py,
+// src/aegisfwd/evaluation/_arrow.py string_hash_py); tests pin them. Nothing here knows Python:
+// every function checks its inputs and throws std::invalid_argument before it writes anything.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace aegisfwd::logkeys {
+
+inline constexpr std::uint64_t kStringSeed = 0x8EBC6AF09C88C6E3ULL;
+
+// Instruction sets the ingress kernel can use on this CPU and build, "generic" first.
+std::vector<std::string> available_isas();
+
+// For each row i, the up server (state[s] == 0) of [first[i], end[i]) with the largest ingress
+// rendezvous weight mix64(ingress_flow_hash(flow[i]) ^ server_key[s]); on equal weights (only
+// duplicate keys can tie: mix64 is a bijection) the lower index wins. out[i] = -1 when the range
+// is empty or holds no up server. Rows with end <= first are empty; any other row must satisfy
+// 0 <= first < end <= n_servers (std::invalid_argument otherwise, before anything is written).
+// `threads` = 0: all cores; `isa` = "auto", "generic" or "avx512".
+void choose_ingress(const std::int32_t* first, const std::int32_t* end, const std::uint64_t* flow, std::size_t n,
+                    const std::uint64_t* server_key, const std::uint8_t* state, std::size_t n_servers,
+                    std::int32_t* out, unsigned threads, const std::string& isa);
+
+// string_hash (docs/evaluate.md "Flow key") of every value of an Arrow string array given as its
+// offsets (n + 1 entries, relative to `data`) and data buffer:
+//   h = mix64(len ^ kStringSeed); for each 8-byte little-endian word w (last one zero-padded):
+//   h = mix64(h ^ w).
+// `valid` (n bytes, nonzero = valid; may be null = all valid): a null value hashes as the empty
+// string. nonempty[i] = valid and length > 0. Offsets must be non-decreasing and within
+// [0, data_len] (std::invalid_argument otherwise).
+void string_hashes(const std::int32_t* offsets, std::size_t n, const std::uint8_t* data, std::size_t data_len,
+                   const std::uint8_t* valid, std::uint64_t* hash, std::uint8_t* nonempty);
+void string_hashes(const std::int64_t* offsets, std::size_t n, const std::uint8_t* data, std::size_t data_len,
+                   const std::uint8_t* valid, std::uint64_t* hash, std::uint8_t* nonempty);
+
+}  // namespace aegisfwd::logkeys

@@ -1,0 +1,301 @@
+// Log evaluation helpers: ingress rendezvous and string hashing (cpp/include/aegisfwd/logkeys.hpp).
+//
+// The AVX-512 ingress kernel is one function compiled with a target attribute and called only
+// after the CPU check, so this translation unit needs no per-file compiler flags and no inline
+// function is shared with code built for another instruction set (only the attributed function
+// contains AVX-512 instructions; mix64 & co. are constexpr and inlined into each caller as
+// compiled for that caller).
+#include "aegisfwd/logkeys.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <thread>
+
+#include "aegisfwd/hashing.hpp"
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define AEGISFWD_LOGKEYS_X86 1
+#endif
+
+namespace aegisfwd::logkeys {
+namespace {
+
+// One distinct server range of a call and its up servers, in ascending index order, at
+// [begin, begin + count) of the call's candidate arrays.
+struct Range {
+    std::int32_t first;
+    std::int32_t end;
+    std::int32_t next;  // next range with the same `first`, -1 = none
+    std::int32_t begin;
+    std::int32_t count;
+};
+
+struct Candidates {
+    std::vector<Range> ranges;
+    std::vector<std::uint64_t> keys;
+    std::vector<std::int32_t> index;
+};
+
+bool cpu_has_avx512() {
+#if defined(AEGISFWD_LOGKEYS_X86)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+#else
+    return false;
+#endif
+}
+
+// Rows [a, b): generic code. The candidate lists are in ascending index order and only a strictly
+// larger weight replaces the best, so among equal weights the first (lowest index) wins, as in the
+// Python definition (which also prefers the larger key: equal weights imply equal keys).
+void rows_generic(const std::uint64_t* flow, const std::int32_t* rid, std::size_t a, std::size_t b,
+                  const Candidates& c, std::int32_t* out) {
+    const Range* ranges = c.ranges.data();
+    const std::uint64_t* keys = c.keys.data();
+    const std::int32_t* index = c.index.data();
+    for (std::size_t i = a; i < b; ++i) {
+        const std::int32_t r = rid[i];
+        if (r < 0) {
+            out[i] = -1;
+            continue;
+        }
+        const Range& R = ranges[r];
+        const std::uint64_t* K = keys + R.begin;
+        const std::uint64_t h = ingress_flow_hash(flow[i]);
+        std::uint64_t best_w = weight(h, K[0]);
+        std::int32_t best = 0;
+        for (std::int32_t j = 1; j < R.count; ++j) {
+            const std::uint64_t w = weight(h, K[j]);
+            if (w > best_w) {
+                best_w = w;
+                best = j;
+            }
+        }
+        out[i] = index[R.begin + best];
+    }
+}
+
+#if defined(AEGISFWD_LOGKEYS_X86)
+// weight(h, key) of eight keys (lanes outside `k` load 0).
+__attribute__((target("avx512f,avx512dq"))) inline __m512i weights512(__m512i hv, __mmask8 k, const std::uint64_t* p,
+                                                                      __m512i m1, __m512i m2) {
+    __m512i x = _mm512_xor_si512(hv, _mm512_maskz_loadu_epi64(k, p));
+    x = _mm512_xor_si512(x, _mm512_srli_epi64(x, 30));
+    x = _mm512_mullo_epi64(x, m1);
+    x = _mm512_xor_si512(x, _mm512_srli_epi64(x, 27));
+    x = _mm512_mullo_epi64(x, m2);
+    return _mm512_xor_si512(x, _mm512_srli_epi64(x, 31));
+}
+
+inline __mmask8 lanes512(std::int32_t rem) {
+    return rem >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << rem) - 1u);
+}
+
+// Rows [a, b): eight candidates per vector, two independent running maxima (even and odd vectors)
+// so that the compare-and-select chain does not limit the loop. Per lane the best weight and its
+// position; lanes past the list are masked. The winner is the largest weight and, among equal
+// weights, the smallest position: the same rule as rows_generic.
+__attribute__((target("avx512f,avx512dq"))) void rows_avx512(const std::uint64_t* flow, const std::int32_t* rid,
+                                                             std::size_t a, std::size_t b, const Candidates& c,
+                                                             std::int32_t* out) {
+    const Range* ranges = c.ranges.data();
+    const std::uint64_t* keys = c.keys.data();
+    const std::int32_t* index = c.index.data();
+    const __m512i m1 = _mm512_set1_epi64(static_cast<long long>(0xBF58476D1CE4E5B9ULL));
+    const __m512i m2 = _mm512_set1_epi64(static_cast<long long>(0x94D049BB133111EBULL));
+    const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m512i none = _mm512_set1_epi64(-1);  // position "none": the largest unsigned value
+    const __m512i eight = _mm512_set1_epi64(8);
+    for (std::size_t i = a; i < b; ++i) {
+        const std::int32_t r = rid[i];
+        if (r < 0) {
+            out[i] = -1;
+            continue;
+        }
+        const Range& R = ranges[r];
+        const std::int32_t m = R.count;
+        const std::uint64_t* K = keys + R.begin;
+        if (m == 1) {
+            out[i] = index[R.begin];
+            continue;
+        }
+        const __m512i hv = _mm512_set1_epi64(static_cast<long long>(ingress_flow_hash(flow[i])));
+        const __mmask8 k0 = lanes512(m);
+        __m512i bw_a = _mm512_maskz_mov_epi64(k0, weights512(hv, k0, K, m1, m2));
+        __m512i bp_a = _mm512_mask_mov_epi64(none, k0, lane);
+        __m512i bw_b = _mm512_setzero_si512();
+        __m512i bp_b = none;
+        __m512i pos = _mm512_add_epi64(lane, eight);
+        std::int32_t j = 8;
+        for (; j + 8 < m; j += 16) {
+            const __mmask8 kb = 0xFF;  // j + 8 < m: a full vector
+            const __m512i wb = weights512(hv, kb, K + j, m1, m2);
+            const __mmask8 gb = _mm512_cmpgt_epu64_mask(wb, bw_b);
+            bw_b = _mm512_mask_mov_epi64(bw_b, gb, wb);
+            bp_b = _mm512_mask_mov_epi64(bp_b, gb, pos);
+            pos = _mm512_add_epi64(pos, eight);
+            const __mmask8 ka = lanes512(m - j - 8);
+            const __m512i wa = weights512(hv, ka, K + j + 8, m1, m2);
+            const __mmask8 ga = _mm512_mask_cmpgt_epu64_mask(ka, wa, bw_a);
+            bw_a = _mm512_mask_mov_epi64(bw_a, ga, wa);
+            bp_a = _mm512_mask_mov_epi64(bp_a, ga, pos);
+            pos = _mm512_add_epi64(pos, eight);
+        }
+        if (j < m) {
+            const __mmask8 kb = lanes512(m - j);
+            const __m512i wb = weights512(hv, kb, K + j, m1, m2);
+            const __mmask8 gb = _mm512_mask_cmpgt_epu64_mask(kb, wb, bw_b);
+            bw_b = _mm512_mask_mov_epi64(bw_b, gb, wb);
+            bp_b = _mm512_mask_mov_epi64(bp_b, gb, pos);
+        }
+        // Lanes that never saw a candidate hold weight 0 and position "none": if 0 is the largest
+        // weight, a real candidate with weight 0 has a smaller position, so it still wins.
+        const std::uint64_t wmax = std::max(_mm512_reduce_max_epu64(bw_a), _mm512_reduce_max_epu64(bw_b));
+        const __m512i wv = _mm512_set1_epi64(static_cast<long long>(wmax));
+        const std::uint64_t pa = _mm512_reduce_min_epu64(_mm512_mask_mov_epi64(none, _mm512_cmpeq_epu64_mask(bw_a, wv), bp_a));
+        const std::uint64_t pb = _mm512_reduce_min_epu64(_mm512_mask_mov_epi64(none, _mm512_cmpeq_epu64_mask(bw_b, wv), bp_b));
+        out[i] = index[R.begin + static_cast<std::int32_t>(std::min(pa, pb))];
+    }
+}
+#endif
+
+template <class F>
+void parallel_rows(std::size_t n, unsigned threads, F&& work) {
+    constexpr std::size_t kMinRowsPerThread = 16384;
+    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    const std::size_t useful = std::max<std::size_t>(1, n / kMinRowsPerThread);
+    const auto T = static_cast<unsigned>(std::min<std::size_t>(threads, useful));
+    if (T <= 1) {
+        work(std::size_t{0}, n);
+        return;
+    }
+    std::vector<std::thread> pool;
+    pool.reserve(T - 1);
+    auto part = [&](unsigned k) { work(n * k / T, n * (k + 1) / T); };
+    try {
+        for (unsigned k = 1; k < T; ++k) pool.emplace_back(part, k);
+    } catch (...) {
+        for (auto& th : pool) th.join();
+        throw;
+    }
+    part(0);
+    for (auto& th : pool) th.join();
+}
+
+template <class Off>
+void string_hashes_impl(const Off* offsets, std::size_t n, const std::uint8_t* data, std::size_t data_len,
+                        const std::uint8_t* valid, std::uint64_t* hash, std::uint8_t* nonempty) {
+    if (n > 0 || offsets != nullptr) {
+        if (offsets[0] < 0) throw std::invalid_argument("string offsets must be >= 0");
+        for (std::size_t i = 0; i < n; ++i)
+            if (offsets[i + 1] < offsets[i]) throw std::invalid_argument("string offsets must be non-decreasing");
+        if (static_cast<std::uint64_t>(offsets[n]) > data_len)
+            throw std::invalid_argument("string offsets point past the end of the data buffer");
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        const bool ok = valid == nullptr || valid[i] != 0;
+        const std::size_t len = ok ? static_cast<std::size_t>(offsets[i + 1] - offsets[i]) : 0;
+        const std::uint8_t* p = data + (ok ? offsets[i] : 0);
+        std::uint64_t h = mix64(static_cast<std::uint64_t>(len) ^ kStringSeed);
+        std::size_t k = 0;
+        for (; k + 8 <= len; k += 8) {
+            std::uint64_t w;
+            std::memcpy(&w, p + k, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            w = __builtin_bswap64(w);
+#endif
+            h = mix64(h ^ w);
+        }
+        if (k < len) {
+            std::uint64_t w = 0;
+            for (std::size_t q = 0; q < len - k; ++q) w |= static_cast<std::uint64_t>(p[k + q]) << (8 * q);
+            h = mix64(h ^ w);
+        }
+        hash[i] = h;
+        nonempty[i] = len > 0 ? 1 : 0;
+    }
+}
+
+}  // namespace
+
+std::vector<std::string> available_isas() {
+    std::vector<std::string> out{"generic"};
+    if (cpu_has_avx512()) out.emplace_back("avx512");
+    return out;
+}
+
+void choose_ingress(const std::int32_t* first, const std::int32_t* end, const std::uint64_t* flow, std::size_t n,
+                    const std::uint64_t* server_key, const std::uint8_t* state, std::size_t n_servers,
+                    std::int32_t* out, unsigned threads, const std::string& isa) {
+    bool use512 = false;
+    if (isa == "auto" || isa.empty()) {
+        use512 = cpu_has_avx512();
+    } else if (isa == "avx512") {
+        if (!cpu_has_avx512()) throw std::invalid_argument("isa 'avx512' is not available on this CPU or build");
+        use512 = true;
+    } else if (isa != "generic") {
+        throw std::invalid_argument("unknown isa '" + isa + "': expected auto, generic or avx512");
+    }
+    if (n_servers > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+        throw std::invalid_argument("too many servers");
+
+    // Pass 1 (serial): check every range and give each row the id of its distinct range, building
+    // that range's list of up servers the first time it is seen. `head[first]` chains the ranges
+    // that start at `first` (a location and its first DC share one).
+    Candidates c;
+    std::vector<std::int32_t> rid(n);
+    std::vector<std::int32_t> head;
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::int32_t lo = first[i], hi = end[i];
+        if (hi <= lo) {
+            rid[i] = -1;
+            continue;
+        }
+        if (lo < 0 || static_cast<std::size_t>(hi) > n_servers)
+            throw std::invalid_argument("row " + std::to_string(i) + ": server range [" + std::to_string(lo) + ", " +
+                                        std::to_string(hi) + ") outside [0, " + std::to_string(n_servers) + ")");
+        if (head.empty()) head.assign(n_servers, -1);
+        std::int32_t r = head[lo];
+        while (r >= 0 && c.ranges[r].end != hi) r = c.ranges[r].next;
+        if (r < 0) {
+            Range R{lo, hi, head[lo], static_cast<std::int32_t>(c.keys.size()), 0};
+            for (std::int32_t s = lo; s < hi; ++s) {
+                if (state[s] != 0) continue;
+                c.keys.push_back(server_key[s]);
+                c.index.push_back(s);
+                ++R.count;
+            }
+            r = static_cast<std::int32_t>(c.ranges.size());
+            c.ranges.push_back(R);
+            head[lo] = r;
+        }
+        rid[i] = c.ranges[r].count > 0 ? r : -1;
+    }
+
+    // Pass 2 (parallel, read-only shared state): the rendezvous per row.
+    parallel_rows(n, threads, [&](std::size_t a, std::size_t b) {
+#if defined(AEGISFWD_LOGKEYS_X86)
+        if (use512) {
+            rows_avx512(flow, rid.data(), a, b, c, out);
+            return;
+        }
+#endif
+        (void)use512;
+        rows_generic(flow, rid.data(), a, b, c, out);
+    });
+}
+
+void string_hashes(const std::int32_t* offsets, std::size_t n, const std::uint8_t* data, std::size_t data_len,
+                   const std::uint8_t* valid, std::uint64_t* hash, std::uint8_t* nonempty) {
+    string_hashes_impl(offsets, n, data, data_len, valid, hash, nonempty);
+}
+
+void string_hashes(const std::int64_t* offsets, std::size_t n, const std::uint8_t* data, std::size_t data_len,
+                   const std::uint8_t* valid, std::uint64_t* hash, std::uint8_t* nonempty) {
+    string_hashes_impl(offsets, n, data, data_len, valid, hash, nonempty);
+}
+
+}  // namespace aegisfwd::logkeys
