@@ -8,6 +8,7 @@ import ipaddress
 import json
 import tracemalloc
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -195,6 +196,19 @@ def test_hash_strings_long_values_and_slices():
     assert h[4] == ar.string_hash_py(values[4].encode())
 
 
+def test_hash_strings_unaligned_offsets():
+    """Arrow buffers that arrive through IPC or pickles may be unaligned: hashed all the same."""
+    values = ["203.0.113.9", None, "", "2001:db8::1"]
+    arr = pa.array(values, pa.string())
+    validity, offsets, data = arr.buffers()
+    shifted = pa.py_buffer(b"\0" + offsets.to_pybytes())[1:]
+    assert shifted.address % 4 != 0
+    odd = pa.Array.from_buffers(pa.string(), len(values), [validity, shifted, data], null_count=arr.null_count)
+    h, ok = _hash_all_ways(odd)
+    np.testing.assert_array_equal(h, ar.hash_strings(arr, len(arr))[0])
+    assert ok.tolist() == [True, False, False, True]
+
+
 def test_hash_strings_other_types_hash_their_text():
     """Numbers hash as their decimal text, binary as its UTF-8 reading (with replacement), exactly
     as the numpy twin does; a dictionary with null values and null indices too."""
@@ -313,6 +327,23 @@ def test_ip_family_matches_ipaddress(values):
 )
 def test_ip_family_examples(value, family):
     assert ar.ip_family_of_strings(pa.array([value])).tolist() == [family]
+
+
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["192.0.2.1", " 192.0.2.1", "::1", "x", "", "2001:db8::1 "])),
+                max_size=30))
+def test_ip_family_of_dictionary_columns(values):
+    """A dictionary column (Parquet read_dictionary; entries may repeat, be null or be untrimmed)
+    gives the same family per row and the same origin text per row as the plain column."""
+    plain = pa.array(values, pa.string())
+    dictionary = pa.array(["2001:db8::1 ", None, "x", "192.0.2.1", " 192.0.2.1", "::1", "", "192.0.2.1"])
+    pos = {v: i for i, v in enumerate(dictionary.to_pylist()) if v is not None}
+    enc = pa.DictionaryArray.from_arrays(pa.array([None if v is None else pos[v] for v in values], pa.int32()), dictionary)
+    for _ in range(2):  # the second time from the cache of the last dictionary
+        fam, d, idx = ar.ip_family(enc, len(values))
+        fam_p, d_p, idx_p = ar.ip_family(plain, len(values))
+        assert fam.tolist() == fam_p.tolist() == [_py_family(v) for v in values]
+        text = [None if i < 0 else d[i].as_py() for i in idx.tolist()]
+        assert text == [None if i < 0 else d_p[i].as_py() for i in idx_p.tolist()]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,3 +468,86 @@ def test_hash_strings_ascii_fast_path_matches_python(values):
         assert okv == bool(v)
         if v:
             assert hv == ar.string_hash_py(v.encode("ascii"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lookups of colo, zone, server and pool values: vectorised (Arrow hash lookup through the column's
+# dictionary, cached per dictionary) == value by value
+# ---------------------------------------------------------------------------------------------
+def _lookup_py(v, table, fallback):
+    """The documented rule, one value at a time: exact, stripped, then the case rule; blank = missing."""
+    from aegisfwd.evaluation._prepare import MISSING, UNKNOWN
+
+    if v is None or not v.strip():
+        return MISSING
+    got = table.get(v)
+    if got is None:
+        got = table.get(v.strip())
+    if got is None and fallback is not None:
+        got = fallback(v.strip())
+    return UNKNOWN if got is None else got
+
+
+_IDS = ["LHR", "lhr01", "AMS", "ams", "example.com", "Shop.Example", " ", "x y"]
+_TABLE = {k: i for i, k in enumerate(_IDS)}
+_VALUE = st.one_of(
+    st.none(),
+    st.sampled_from(_IDS + ["", "  ", "\t", "nope", "LHR ", " lhr01", "Lhr", "AMS", "EXAMPLE.COM.", "shop.example."]),
+    st.text(alphabet="aAlLhHrR .\t", max_size=6),
+)
+
+
+@given(st.lists(_VALUE, max_size=40), st.booleans())
+def test_lookup_equals_value_by_value(values, as_dictionary):
+    from aegisfwd.evaluation._prepare import Lookup
+
+    upper = {}
+    for k, i in _TABLE.items():
+        upper[k.upper()] = i if k.upper() not in upper else None
+    upper = {k: v for k, v in upper.items() if v is not None}
+
+    def fallback(v):
+        return upper.get(v.upper())
+
+    lk = Lookup(_TABLE, fallback)
+    arr = pa.array(values, pa.string())
+    if as_dictionary:  # duplicate and null dictionary entries included, as Parquet may hand them over
+        dictionary = pa.array(list(dict.fromkeys(values)) + ["LHR", None], pa.string())
+        pos = {v: i for i, v in enumerate(dictionary.to_pylist()) if v is not None}
+        arr = pa.DictionaryArray.from_arrays(
+            pa.array([None if v is None else pos[v] for v in values], pa.int32()), dictionary
+        )
+    want = [_lookup_py(v, _TABLE, fallback) for v in values]
+    assert lk(arr, len(values)).tolist() == want
+    assert lk(arr, len(values)).tolist() == want  # again, from the per-dictionary cache
+    assert lk(arr.slice(1), len(values) - 1 if values else 0).tolist() == want[1:]
+
+
+def test_lookup_absent_column_and_empty_table():
+    from aegisfwd.evaluation._prepare import MISSING, UNKNOWN, Lookup
+
+    assert Lookup(_TABLE)(None, 3).tolist() == [MISSING] * 3
+    assert Lookup({})(pa.array(["a", None, " "]), 3).tolist() == [UNKNOWN, MISSING, MISSING]
+
+
+def test_model_colo_and_zone_rules():
+    """The model's colo codes give the ranges of the documented rule (exact id, then unique
+    upper-case match) and zone codes the pools (exact, then lower-case without a trailing dot)."""
+    from aegisfwd.evaluation._prepare import MISSING, UNKNOWN
+    from aegisfwd.evaluation._run import model_for
+
+    m = model_for(af.Engine(af.load_topology(Path(__file__).parent / "fixtures" / "logs" / "topology.yaml")))
+    colos = list(m.colo_lookup) + [c.lower() for c in m.colo_lookup] + [f" {c} " for c in m.colo_lookup] + ["", None, "zzz"]
+    codes = m.colo_codes(pa.array(colos), len(colos)).tolist()
+    for v, c in zip(colos, codes):
+        want = _lookup_py(v, m.colo_lookup, lambda x: m.colo_upper.get(x.upper()))
+        if isinstance(want, tuple):
+            assert (int(m.colo_first[c]), int(m.colo_end[c]), int(m.colo_location[c])) == want
+        else:
+            assert c == want and c in (MISSING, UNKNOWN)
+    zones = list(m.zone_lookup) + [z.upper() + "." for z in m.zone_lookup] + ["nope.example", "  "]
+    lower = {}
+    for z, p in m.zone_lookup.items():
+        lower.setdefault(z.lower(), p)
+    got = m.zone_codes(pa.array(zones).dictionary_encode(), len(zones)).tolist()
+    assert got == [_lookup_py(z, m.zone_lookup, lambda x: lower.get(x.lower().rstrip("."))) for z in zones]

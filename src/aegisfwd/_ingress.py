@@ -69,14 +69,12 @@ def choose_ingress(
     ``[0, len(server_keys))`` (``ValueError`` otherwise). ``threads``: ``None`` or 0 = all cores;
     ``isa``: ``"auto"``, ``"generic"`` or ``"avx512"`` (``_core.logkeys_isas()`` lists those here).
     """
+    def arg(x: np.ndarray, dtype: type) -> np.ndarray:
+        return np.require(x, dtype=dtype, requirements=["C", "A"])
+
     return _core.choose_ingress(
-        np.ascontiguousarray(first, dtype=np.int32),
-        np.ascontiguousarray(end, dtype=np.int32),
-        np.ascontiguousarray(flows, dtype=np.uint64),
-        np.ascontiguousarray(server_keys, dtype=np.uint64),
-        np.ascontiguousarray(states, dtype=np.uint8),
-        0 if threads is None else max(int(threads), 1),
-        isa,
+        arg(first, np.int32), arg(end, np.int32), arg(flows, np.uint64), arg(server_keys, np.uint64),
+        arg(states, np.uint8), 0 if threads is None else max(int(threads), 1), isa,
     )
 
 

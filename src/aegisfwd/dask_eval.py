@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .evaluation._prepare import column_names, resolve_columns
+from .evaluation._prepare import column_names, dictionary_columns, resolve_columns
 from .evaluation._read import Chunk, expand_paths, is_path_like, open_source
 from .evaluation._run import DEFAULT_BATCH_ROWS, Evaluation, Runner, model_for
 from .evaluation._summary import Summary
@@ -47,7 +47,7 @@ def _evaluate_part(
     rej = os.path.join(rejects, f"part-{index:05d}.parquet") if rejects else None
     runner = Runner(model, cols, output=out, rejects=rej, threads=threads, concurrency_resolution_ms=resolution_ms)
     if isinstance(part, (str, os.PathLike)):
-        src = open_source(part, column_names(cols), batch_rows)
+        src = open_source(part, column_names(cols), batch_rows, dictionary=dictionary_columns(cols))
         chunks = src.chunks
     else:
         if not isinstance(part, (pa.Table, pa.RecordBatch)) and not hasattr(part, "__arrow_c_stream__"):
@@ -60,7 +60,7 @@ def _evaluate_part(
                     part = pa.Table.from_pandas(part, preserve_index=False)
             except ImportError:  # pragma: no cover
                 pass
-        src = open_source(part, column_names(cols), batch_rows)
+        src = open_source(part, column_names(cols), batch_rows, dictionary=dictionary_columns(cols))
         chunks = src.chunks
     for chunk in chunks:
         if isinstance(chunk, Chunk) and chunk.source == "<arrow>":

@@ -61,6 +61,23 @@ def to_string(arr: pa.Array) -> pa.Array:
         return pa.array([None if v is None else str(v) for v in arr.to_pylist()], pa.large_string())
 
 
+def as_dictionary(arr: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
+    """A column as one dictionary array: itself when it is one (as Parquet columns read with
+    ``read_dictionary`` are), else its text form dictionary-encoded. Entries need not be unique."""
+    arr = _chunk(arr)
+    if pa.types.is_dictionary(arr.type):
+        return arr
+    return _chunk(pc.dictionary_encode(to_string(arr)))
+
+
+def dictionary_indices(arr: pa.DictionaryArray) -> np.ndarray:
+    """The indices of a dictionary array as int64, -1 where null."""
+    idx = arr.indices
+    if idx.null_count:
+        idx = idx.fill_null(-1)
+    return np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
 def _valid_np(arr: pa.Array) -> np.ndarray:
     if arr.null_count == 0:
         return np.ones(len(arr), dtype=bool)
@@ -327,17 +344,39 @@ def ip_family_of_strings(values: pa.Array) -> np.ndarray:
 def ip_family(arr: pa.Array | None, n: int) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     """Family per row of an IP column, through its dictionary (origin IPs repeat a lot).
 
-    Returns ``(family uint8 per row, dictionary of distinct values, int32 dictionary index per row
-    (-1 for null))``.
+    Returns ``(family uint8 per row, dictionary of values (trimmed; entries need not be unique),
+    int32 dictionary index per row (-1 for null))``. A dictionary column (as read from Parquet) is
+    used as it is; the families of the last dictionary are kept, so batches sharing one cost a
+    comparison.
     """
     if arr is None:
         return np.zeros(n, dtype=np.uint8), pa.array([], pa.large_string()), np.full(n, -1, dtype=np.int32)
-    enc = pc.dictionary_encode(pc.utf8_trim_whitespace(to_string(arr)))
-    enc = _chunk(enc)
-    dictionary = enc.dictionary
-    idx = np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int32)
-    fam_dict = np.append(ip_family_of_strings(dictionary), np.uint8(0))
+    arr = _chunk(arr)
+    if pa.types.is_dictionary(arr.type):
+        dictionary, fam_dict = _dictionary_families(arr.dictionary)
+        idx = dictionary_indices(arr).astype(np.int32)
+    else:
+        enc = _chunk(pc.dictionary_encode(pc.utf8_trim_whitespace(to_string(arr))))
+        dictionary = enc.dictionary
+        idx = dictionary_indices(enc).astype(np.int32)
+        fam_dict = np.append(ip_family_of_strings(dictionary), np.uint8(0))
     return fam_dict[idx], dictionary, idx
+
+
+_LAST_FAMILIES: tuple[pa.Array, pa.Array, np.ndarray] | None = None
+
+
+def _dictionary_families(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """(trimmed text of a dictionary, family per entry plus a trailing 0 for null rows), cached for
+    the last dictionary seen (a tuple swap: safe between threads)."""
+    global _LAST_FAMILIES
+    last = _LAST_FAMILIES
+    if last is not None and last[0].equals(raw):
+        return last[1], last[2]
+    text = pc.utf8_trim_whitespace(to_string(raw))
+    fam = np.append(ip_family_of_strings(text), np.uint8(0))
+    _LAST_FAMILIES = (raw, text, fam)
+    return text, fam
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,6 +411,8 @@ def hash_strings(arr: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarray]:
     m = len(arr)
     bufs = arr.buffers()
     offsets = np.frombuffer(bufs[1], dtype=np.int64 if large else np.int32, count=m + 1 + arr.offset)[arr.offset :]
+    if not offsets.flags.aligned:  # buffers from IPC / pickles may sit at any address
+        offsets = offsets.copy()
     data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None and bufs[2].size else _NO_BYTES
     valid = _valid_np(arr) if arr.null_count else None
     return _core.string_hashes(offsets, data, valid)

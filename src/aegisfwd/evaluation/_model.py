@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._types import BatchResult
+from ._prepare import Lookup
 
 
 class Model:
@@ -81,6 +82,26 @@ class Model:
             upper[u] = val if u not in upper else None
         self.colo_lookup = colo
         self.colo_upper = {k: v for k, v in upper.items() if v is not None}
+        # The same as codes: colo k is colo_first/colo_end/colo_location[k]; one sentinel entry more
+        # (an empty range with no location) for rows whose colo is missing or unknown.
+        colo_index = {c: k for k, c in enumerate(colo)}
+        rows = list(colo.values()) + [(0, 0, -1)]
+        self.colo_first = np.array([r[0] for r in rows], dtype=np.int32)
+        self.colo_end = np.array([r[1] for r in rows], dtype=np.int32)
+        self.colo_location = np.array([r[2] for r in rows], dtype=np.int32)
+        self.colo_sentinel = len(colo)
+        upper_all: dict[str, int | None] = {}
+        for key, k in colo_index.items():
+            u = key.upper()
+            upper_all[u] = k if u not in upper_all else None
+        upper_index = {u: k for u, k in upper_all.items() if k is not None}
+        zone_lower: dict[str, int] = {}
+        for z, p in self.zone_lookup.items():
+            zone_lower.setdefault(z.lower(), p)
+        self.colo_codes = Lookup(colo_index, lambda v: upper_index.get(v.upper()))
+        self.zone_codes = Lookup(self.zone_lookup, lambda v: zone_lower.get(v.lower().rstrip(".")))
+        self.server_codes = Lookup(self.server_lookup)
+        self.pool_codes = Lookup(self.pool_lookup)
 
         # Coordinates for the flow map, where the topology model is at hand.
         topo_model = getattr(engine, "topology", None) or getattr(compiled, "topology", None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,16 @@ def column_names(cols: Mapping[str, str | None]) -> list[str]:
     return [c for c in cols.values() if c]
 
 
+# Fields whose values repeat (colos, zones, origins, servers, pools, schemes): read from Parquet as
+# dictionary arrays, looked up and parsed once per distinct value, and written as dictionaries.
+DICTIONARY_FIELDS: tuple[str, ...] = ("EdgeColoCode", "ZoneName", "OriginIP", "ingress_server", "pool",
+                                      "ClientRequestScheme")
+
+
+def dictionary_columns(cols: Mapping[str, str | None]) -> list[str]:
+    return [c for f, c in cols.items() if c and f in DICTIONARY_FIELDS]
+
+
 @dataclass
 class Common:
     """What a batch says independently of any topology."""
@@ -96,33 +106,66 @@ def parse_common(batch: pa.RecordBatch, cols: Mapping[str, str | None]) -> Commo
     return Common(n, family, flows, flow_ok, origin_dict, origin_idx, port, start, dur, start_ok & dur_ok, raw)
 
 
-def lookup_strings(arr: pa.Array | None, n: int, table: Mapping[str, Any], fallback: Any = None) -> tuple[np.ndarray, list[Any]]:
-    """Look every value of a text column up in ``table`` through the column's dictionary.
+MISSING = -2  # code of a null, empty or blank value
+UNKNOWN = -1  # code of a value that names nothing
 
-    Returns ``(index per row into the distinct values, -1 for null/empty; looked-up value per distinct
-    value, None when not found)``. ``fallback(value)`` is tried for values not in ``table``.
+
+class Lookup:
+    """Text values -> codes: ``table[value]`` (>= 0), ``UNKNOWN`` or ``MISSING`` (null or blank).
+
+    A value is tried as is, then stripped of surrounding whitespace, then through ``fallback`` (a
+    case rule) on the stripped value; a blank value is ``MISSING`` whatever ``table`` says. Columns
+    are looked up through their dictionary (Arrow dictionary arrays as read from Parquet, or one
+    built by ``dictionary_encode``): exact ids by Arrow's hash lookup (``index_in``), only the
+    values that miss one by one in Python. The codes of the last dictionary are kept, so batches
+    that share one (every batch of a Parquet row group) cost a comparison.
     """
-    if arr is None:
-        return np.full(n, -1, dtype=np.int32), []
-    enc = pc.dictionary_encode(ar.to_string(arr))
-    if isinstance(enc, pa.ChunkedArray):
-        enc = enc.combine_chunks()
-    idx = np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int32)
-    values: list[Any] = []
-    for v in enc.dictionary.to_pylist():
+
+    def __init__(self, table: Mapping[str, int], fallback: Callable[[str], int | None] | None = None) -> None:
+        self.table = dict(table)
+        self.fallback = fallback
+        self.keys = pa.array(list(self.table), pa.large_string())
+        self.codes = np.array([MISSING if not k.strip() else int(v) for k, v in self.table.items()] + [MISSING],
+                              dtype=np.int32)
+        self._last: tuple[pa.Array, np.ndarray] | None = None
+
+    def _slow(self, v: str | None) -> int:
         if v is None or not v.strip():
-            values.append(_EMPTY)
-            continue
-        got = table.get(v)
+            return MISSING
+        got = self.table.get(v)
         if got is None:
-            got = table.get(v.strip())
-        if got is None and fallback is not None:
-            got = fallback(v.strip())
-        values.append(got)
-    return idx, values
+            got = self.table.get(v.strip())
+        if got is None and self.fallback is not None:
+            got = self.fallback(v.strip())
+        return UNKNOWN if got is None else int(got)
 
+    def dictionary_codes(self, dictionary: pa.Array) -> np.ndarray:
+        """int32 code per dictionary entry (a null entry is ``MISSING``)."""
+        last = self._last
+        if last is not None and last[0].equals(dictionary):
+            return last[1]
+        d = ar.to_string(dictionary)
+        if len(self.keys):
+            pos = np.asarray(pc.index_in(d, value_set=self.keys).fill_null(-1).to_numpy(zero_copy_only=False),
+                             dtype=np.int64)
+            codes = self.codes[pos]  # -1 (a miss) reads the MISSING sentinel: redone below
+        else:
+            pos = np.full(len(d), -1, dtype=np.int64)
+            codes = np.full(len(d), MISSING, dtype=np.int32)
+        miss = np.flatnonzero(pos < 0)
+        if miss.shape[0]:
+            for j, v in zip(miss.tolist(), d.take(pa.array(miss)).to_pylist()):
+                codes[j] = self._slow(v)
+        self._last = (dictionary, codes)
+        return codes
 
-_EMPTY = object()  # marks a value that is present but empty (treated like missing)
+    def __call__(self, arr: pa.Array | None, n: int) -> np.ndarray:
+        """int32 code per row of a column (``MISSING`` for every row when the column is absent)."""
+        if arr is None:
+            return np.full(n, MISSING, dtype=np.int32)
+        enc = ar.as_dictionary(arr)
+        codes = np.append(self.dictionary_codes(enc.dictionary), np.int32(MISSING))
+        return codes[ar.dictionary_indices(enc)]
 
 
 @dataclass
@@ -150,47 +193,28 @@ def resolve(common: Common, model: Any, states: np.ndarray, threads: int | None 
     server = np.full(n, -1, dtype=np.int32)
     explicit_server = cols["ingress_server"] is not None
     if explicit_server:
-        idx, vals = lookup_strings(cols["ingress_server"], n, model.server_lookup)
-        sv = np.array([-2 if v is _EMPTY else (-1 if v is None else v) for v in vals] + [-2], dtype=np.int32)
-        s = sv[idx]
-        mark(s == -2, "missing-server")
-        mark(s == -1, "unknown-server")
+        s = model.server_codes(cols["ingress_server"], n)
+        mark(s == MISSING, "missing-server")
+        mark(s == UNKNOWN, "unknown-server")
         server = np.where(s >= 0, s, -1).astype(np.int32)
         location = np.where(s >= 0, model.server_location[np.maximum(s, 0)], -1).astype(np.int32)
     else:
-        idx, vals = lookup_strings(cols["EdgeColoCode"], n, model.colo_lookup, lambda v: model.colo_upper.get(v.upper()))
-        k = len(vals)
-        lut = np.zeros((k + 1, 4), dtype=np.int32)  # first, end, location, status (0 ok, 1 missing, 2 unknown)
-        for j, v in enumerate(vals):
-            if v is _EMPTY:
-                lut[j] = (0, 0, -1, 1)
-            elif v is None:
-                lut[j] = (0, 0, -1, 2)
-            else:
-                lut[j] = (v[0], v[1], v[2], 0)
-        lut[k] = (0, 0, -1, 1)
-        got = lut[idx]
-        first, end, location = got[:, 0], got[:, 1], got[:, 2]
-        mark(got[:, 3] == 1, "missing-colo")
-        mark(got[:, 3] == 2, "unknown-colo")
-        mark((got[:, 3] == 0) & (end <= first), "no-ingress-server")
+        c = model.colo_codes(cols["EdgeColoCode"], n)
+        mark(c == MISSING, "missing-colo")
+        mark(c == UNKNOWN, "unknown-colo")
+        known = c >= 0
+        k = np.where(known, c, model.colo_sentinel)  # the sentinel: an empty range, no location
+        first, end, location = model.colo_first[k], model.colo_end[k], model.colo_location[k]
+        mark(known & (end <= first), "no-ingress-server")
 
     if cols["pool"] is not None:
-        idx, vals = lookup_strings(cols["pool"], n, model.pool_lookup)
+        pool = model.pool_codes(cols["pool"], n)
         missing, unknown = "missing-pool", "unknown-pool"
     else:
-        lower = getattr(model, "_zone_lower", None)
-        if lower is None:
-            lower = {}
-            for z, p in model.zone_lookup.items():
-                lower.setdefault(z.lower(), p)
-            model._zone_lower = lower
-        idx, vals = lookup_strings(cols["ZoneName"], n, model.zone_lookup, lambda v: lower.get(v.lower().rstrip(".")))
+        pool = model.zone_codes(cols["ZoneName"], n)
         missing, unknown = "missing-zone", "unknown-zone"
-    pv = np.array([-2 if v is _EMPTY else (-1 if v is None else v) for v in vals] + [-2], dtype=np.int32)
-    pool = pv[idx]
-    mark(pool == -2, missing)
-    mark(pool == -1, unknown)
+    mark(pool == MISSING, missing)
+    mark(pool == UNKNOWN, unknown)
     mark(common.family == 0, "bad-origin-ip")
     mark(~common.flow_ok, "missing-flow-key")
 

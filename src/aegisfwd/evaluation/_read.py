@@ -120,13 +120,21 @@ def _present(schema_names: Iterable[str], names: Sequence[str]) -> list[str]:
     return [n for n in names if n in have]
 
 
-def _parquet_chunks(path: Path, names: Sequence[str], batch_rows: int) -> Iterator[Chunk]:
+def _parquet_chunks(path: Path, names: Sequence[str], batch_rows: int,
+                    dictionary: Sequence[str] = ()) -> Iterator[Chunk]:
+    """Batches of the ``names`` present in the file; text columns among ``dictionary`` come as
+    dictionary arrays straight from the file's dictionary pages (no string per row is built, and
+    the evaluator looks values up, parses and writes them per distinct value)."""
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
+    cols = _present(pf.schema_arrow.names, names)
+    as_dict = [c for c in _present(cols, dictionary)
+               if pa.types.is_string(t := pf.schema_arrow.field(c).type) or pa.types.is_large_string(t)]
+    if as_dict:
+        pf = pq.ParquetFile(path, metadata=pf.metadata, read_dictionary=as_dict)
     size = path.stat().st_size
     total = max(pf.metadata.num_rows, 1)
-    cols = _present(pf.schema_arrow.names, names)
     row = 0
     for batch in pf.iter_batches(batch_size=batch_rows, columns=cols, use_threads=True):
         yield Chunk(batch, str(path), row, progress=size * batch.num_rows / total)
@@ -475,9 +483,11 @@ def _text(v: Any) -> str:
 # Public entry
 # ---------------------------------------------------------------------------------------------
 def open_source(
-    source: Any, names: Sequence[str], batch_rows: int, *, ndjson_block_bytes: int | None = None
+    source: Any, names: Sequence[str], batch_rows: int, *, ndjson_block_bytes: int | None = None,
+    dictionary: Sequence[str] = (),
 ) -> Source:
-    """Open any supported log source. ``names``: the columns to read where present."""
+    """Open any supported log source. ``names``: the columns to read where present; ``dictionary``:
+    those of them to read from Parquet as dictionary arrays (low-cardinality text)."""
     block_bytes = NDJSON_BLOCK_BYTES if ndjson_block_bytes is None else int(ndjson_block_bytes)
     names = list(dict.fromkeys(names))
     if is_path_like(source):
@@ -492,7 +502,7 @@ def open_source(
                 fmt = detect_format(p)
                 if fmt == "parquet":
                     try:
-                        yield from _parquet_chunks(p, names, batch_rows)
+                        yield from _parquet_chunks(p, names, batch_rows, dictionary)
                     except (pa.ArrowInvalid, OSError) as exc:
                         errors.append(f"{p}: cannot read as Parquet: {exc}")
                 elif fmt == "csv":

@@ -23,7 +23,7 @@ from ._output import (
     malformed_table,
     rejects_table,
 )
-from ._prepare import KEY_FIELDS, column_names, parse_common, resolve, resolve_columns
+from ._prepare import KEY_FIELDS, column_names, dictionary_columns, parse_common, resolve, resolve_columns
 from ._read import Chunk, Source, open_source
 from ._summary import Accumulator, Summary
 
@@ -330,7 +330,7 @@ def evaluate(
     t0 = time.perf_counter()
     model = model_for(topology)
     cols = resolve_columns(columns)
-    src = open_source(source, column_names(cols), batch_rows)
+    src = open_source(source, column_names(cols), batch_rows, dictionary=dictionary_columns(cols))
     runner = Runner(model, cols, output=output, rejects=rejects, keep_rows=keep_rows if output is None else 0,
                     threads=threads, concurrency_resolution_ms=concurrency_resolution_ms)
     bar = _Progress(progress, src)
@@ -405,7 +405,7 @@ def compare(
     t0 = time.perf_counter()
     ma, mb = model_for(topology_a), model_for(topology_b)
     cols = resolve_columns(columns)
-    src = open_source(source, column_names(cols), batch_rows)
+    src = open_source(source, column_names(cols), batch_rows, dictionary=dictionary_columns(cols))
     ra = Runner(ma, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms)
     rb = Runner(mb, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms)
     diff = CompareAccumulator(ma, mb)

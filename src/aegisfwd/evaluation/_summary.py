@@ -179,8 +179,12 @@ class Concurrency:
         first_pos[uniq] = pos[first_idx]
         r_ns = self.resolution_ms * 1_000_000
         out = []
-        for s in np.argsort(-peak, kind="stable").tolist():
-            ip, origin, port = self.keys[int(k[seg[s]])]
+        # Largest peak first; equal peaks by key (egress IP, origin, port), so the order does not
+        # depend on the order keys were met in (batches, partitions, dictionary order).
+        keys = [self.keys[i] for i in k[seg].tolist()]
+        peaks = peak.tolist()
+        for s in sorted(range(len(keys)), key=lambda j: (-peaks[j], keys[j])):
+            ip, origin, port = keys[s]
             out.append(
                 {
                     "egress_ip": ip,
