@@ -244,6 +244,21 @@ def test_output_parquet_columns(topo, basic_table, tmp_path):
     assert t.num_rows == ev.summary.rows_decided == 9
     assert _tiers_by_ray(t) == BASIC_EXPECTED
     assert ev.decisions.num_rows == 9  # read back from the file
+    ids = pa.dictionary(pa.int32(), pa.string())
+    assert t.schema.field("RayID").type == pa.string()
+    assert all(t.schema.field(c).type == ids for c in t.column_names if c not in ("RayID", "distance"))
+    # Dictionaries hold only the ids the rows use (not every server / IP of the topology); RayIDs
+    # are not dictionary-encoded; statistics only where they can prune (distance).
+    for c in ("ingress_server", "egress_server", "egress_ip", "OriginIP"):
+        for chunk in t.column(c).chunks:
+            assert len(chunk.dictionary) <= len(chunk)
+            assert sorted(set(chunk.indices.drop_null().to_pylist())) == list(range(len(chunk.dictionary)))
+    meta = pq.ParquetFile(out).metadata.row_group(0)
+    cols = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    assert "DELTA_LENGTH_BYTE_ARRAY" in cols["RayID"].encodings
+    assert not cols["RayID"].has_dictionary_page and cols["egress_server"].has_dictionary_page
+    assert cols["distance"].is_stats_set and not cols["egress_server"].is_stats_set
+    assert {c.compression for c in cols.values()} == {"ZSTD"}
 
 
 def test_column_mapping_and_explicit_server_and_pool(topo):

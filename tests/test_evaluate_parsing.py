@@ -551,3 +551,38 @@ def test_model_colo_and_zone_rules():
         lower.setdefault(z.lower(), p)
     got = m.zone_codes(pa.array(zones).dictionary_encode(), len(zones)).tolist()
     assert got == [_lookup_py(z, m.zone_lookup, lambda x: lower.get(x.lower().rstrip("."))) for z in zones]
+
+
+# ---------------------------------------------------------------------------------------------
+# Dictionary compaction of output columns
+# ---------------------------------------------------------------------------------------------
+@given(st.integers(0, 40).flatmap(lambda k: st.tuples(st.just(k), st.lists(st.integers(-1, k - 1), max_size=60))))
+def test_compact_indices_matches_numpy(case):
+    size, indices = case
+    idx = np.array(indices, np.int32)
+    new, kept = _core.compact_indices(idx, size)
+    want_kept = np.unique(idx[idx >= 0])
+    assert kept.dtype == np.int32 and new.dtype == np.int32
+    assert kept.tolist() == want_kept.tolist()
+    assert [-1 if i < 0 else int(kept[j]) for i, j in zip(indices, new.tolist())] == indices
+
+
+def test_compact_indices_rejects_bad_input():
+    with pytest.raises(ValueError, match="outside"):
+        _core.compact_indices(np.array([0, 3], np.int32), 3)
+    with pytest.raises(ValueError, match="outside"):
+        _core.compact_indices(np.array([-2], np.int32), 3)
+    with pytest.raises(ValueError, match=">= 0"):
+        _core.compact_indices(np.array([], np.int32), -1)
+    with pytest.raises(ValueError, match="dtype int32"):
+        _core.compact_indices(np.array([0], np.int64), 3)
+
+
+def test_compact_dictionary_column():
+    from aegisfwd.evaluation._output import compact_dictionary
+
+    d = pa.array(["a", "b", "c", "d"])
+    col = compact_dictionary(np.array([3, -1, 1, 3], np.int64), d)
+    assert col.type == pa.dictionary(pa.int32(), pa.string())
+    assert col.dictionary.to_pylist() == ["b", "d"]
+    assert col.to_pylist() == ["d", None, "b", "d"]

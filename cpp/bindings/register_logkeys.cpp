@@ -3,7 +3,9 @@
 // plain-Python definitions next to them.
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "aegisfwd/logkeys.hpp"
 #include "bindings.hpp"
@@ -91,6 +93,24 @@ py::tuple string_hashes(const py::handle& offsets, const py::handle& data, const
     return string_hashes_of<std::int32_t>(vector1d<std::int32_t>(offsets, "offsets"), d, valid);
 }
 
+py::tuple compact_indices(const py::handle& indices, std::int64_t size) {
+    auto idx = vector1d<std::int32_t>(indices, "indices");
+    if (size < 0) throw std::invalid_argument("size must be >= 0");
+    const auto n = static_cast<std::size_t>(idx.size());
+    OwnedColumn<std::int32_t> out(n);
+    std::vector<std::int32_t> kept(static_cast<std::size_t>(size));
+    std::size_t k;
+    {
+        // Safe without the GIL: `indices` is held by this frame and only read; every index is
+        // checked against `size` before it is used.
+        py::gil_scoped_release release;
+        k = logkeys::compact_indices(idx.data(), n, static_cast<std::size_t>(size), out.get(), kept.data());
+    }
+    py::array_t<std::int32_t> kept_arr(static_cast<py::ssize_t>(k));
+    std::copy(kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(k), kept_arr.mutable_data());
+    return py::make_tuple(out.release(), kept_arr);
+}
+
 }  // namespace
 
 void register_logkeys(py::module_& m) {
@@ -104,6 +124,9 @@ void register_logkeys(py::module_& m) {
           "string_hash (docs/evaluate.md 'Flow key') of every value of an Arrow string array given as "
           "int32 or int64 offsets (n + 1, relative to data) and uint8 data; valid: bool/uint8 per value "
           "or None. Returns (uint64 hashes, bool non-empty); a null hashes as the empty string.");
+    m.def("compact_indices", &compact_indices, py::arg("indices"), py::arg("size"),
+          "Drop unused dictionary entries: int32 indices in [-1, size) (-1 = null) -> (int32 indices "
+          "into the kept entries, -1 kept; int32 old index of each kept entry, ascending).");
 }
 
 }  // namespace aegisfwd::bindings

@@ -298,4 +298,32 @@ void string_hashes(const std::int64_t* offsets, std::size_t n, const std::uint8_
     string_hashes_impl(offsets, n, data, data_len, valid, hash, nonempty);
 }
 
+std::size_t compact_indices(const std::int32_t* indices, std::size_t n, std::size_t size, std::int32_t* out,
+                            std::int32_t* kept) {
+    if (size > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+        throw std::invalid_argument("dictionary too large");
+    const auto limit = static_cast<std::int32_t>(size);
+    std::vector<std::int32_t> remap(size + 1, 0);  // slot 0: null; slot v + 1: entry v (1 = used)
+    std::int32_t* used = remap.data() + 1;
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::int32_t v = indices[i];
+        if (v < -1 || v >= limit)
+            throw std::invalid_argument("index " + std::to_string(v) + " at row " + std::to_string(i) +
+                                        " outside [-1, " + std::to_string(size) + ")");
+        used[v] = 1;  // v == -1 marks slot 0, harmless
+    }
+    std::int32_t next = 0;
+    for (std::int32_t v = 0; v < limit; ++v) {
+        if (used[v]) {
+            kept[next] = v;
+            used[v] = next++;
+        } else {
+            used[v] = -1;
+        }
+    }
+    remap[0] = -1;  // null stays null
+    for (std::size_t i = 0; i < n; ++i) out[i] = used[indices[i]];
+    return static_cast<std::size_t>(next);
+}
+
 }  // namespace aegisfwd::logkeys

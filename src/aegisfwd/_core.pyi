@@ -32,6 +32,7 @@ def string_hashes(
     data: npt.NDArray[np.uint8],
     valid: npt.NDArray[np.bool_] | npt.NDArray[np.uint8] | None = None,
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]: ...
+def compact_indices(indices: npt.NDArray[np.int32], size: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]: ...
 
 class Engine:
     def __init__(

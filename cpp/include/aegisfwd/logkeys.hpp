@@ -39,4 +39,11 @@ void string_hashes(const std::int32_t* offsets, std::size_t n, const std::uint8_
 void string_hashes(const std::int64_t* offsets, std::size_t n, const std::uint8_t* data, std::size_t data_len,
                    const std::uint8_t* valid, std::uint64_t* hash, std::uint8_t* nonempty);
 
+// Drop the dictionary entries no row uses: `indices` (n values in [-1, size); -1 = null) are
+// rewritten into `out` as positions in the kept entries, and `kept` receives the old index of each
+// kept entry, ascending; returns how many were kept. std::invalid_argument for an index outside
+// [-1, size), before anything is written. `kept` must hold `size` entries.
+std::size_t compact_indices(const std::int32_t* indices, std::size_t n, std::size_t size, std::int32_t* out,
+                            std::int32_t* kept);
+
 }  // namespace aegisfwd::logkeys

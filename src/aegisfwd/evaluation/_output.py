@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .. import _core
 from . import _arrow as ar
 from ._summary import REASONS, TIERS
 
@@ -26,6 +27,35 @@ DECISION_COLUMNS = (
 )
 
 
+# The decisions file: input key columns, then the decision. Key columns whose values repeat and every
+# id column are dictionary arrays (Parquet stores them as its dictionary pages plus small indices).
+DICTIONARY_KEY_FIELDS = ("EdgeColoCode", "ZoneName", "OriginIP")
+ID_TYPE = pa.dictionary(pa.int32(), pa.string())
+
+
+def decisions_schema(key_fields: tuple[str, ...], suffix: str = "") -> pa.Schema:
+    """The schema of every decisions table (and file) with these key columns."""
+    fields = [pa.field(f, ID_TYPE if f in DICTIONARY_KEY_FIELDS else pa.string()) for f in key_fields]
+    fields += [pa.field(c + suffix, ID_TYPE) for c in DECISION_COLUMNS[:-1]]
+    return pa.schema(fields + [pa.field("distance" + suffix, pa.float64())])
+
+
+def decisions_parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """ParquetWriter settings for a decisions file: zstd; dictionary pages for every column but
+    ``RayID`` (unique per row: its lengths delta-encoded instead, which zstd then packs better);
+    statistics only for ``distance`` (min/max of ids and RayIDs prune nothing: every row group holds
+    them all)."""
+    names = schema.names
+    opts: dict[str, Any] = {
+        "compression": "zstd",
+        "use_dictionary": [c for c in names if c != "RayID"],
+        "write_statistics": [c for c in names if c.startswith("distance")],
+    }
+    if "RayID" in names and pa.types.is_string(schema.field("RayID").type):
+        opts["column_encoding"] = {"RayID": "DELTA_LENGTH_BYTE_ARRAY"}
+    return opts
+
+
 class IdArrays:
     """Arrow dictionaries of one model's ids, built once."""
 
@@ -37,15 +67,30 @@ class IdArrays:
 
     @staticmethod
     def column(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
-        indices = np.asarray(indices, dtype=np.int32)
-        mask = indices < 0
-        return pa.DictionaryArray.from_arrays(
-            pa.array(indices, pa.int32(), mask=mask if mask.any() else None), dictionary
-        )
+        """Index column (-1 = null) over ``dictionary`` as a dictionary array holding only the
+        entries the rows use (a row group's dictionary page then holds only those)."""
+        return compact_dictionary(indices, dictionary)
+
+
+def compact_dictionary(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
+    """``indices`` (-1 = null) over ``dictionary`` as a dictionary array of only the used entries,
+    in dictionary order (one pass in the compiled core)."""
+    new, kept = _core.compact_indices(np.require(indices, np.int32, ["C", "A"]), len(dictionary))
+    mask = new < 0
+    idx = pa.array(new, pa.int32(), mask=mask) if mask.any() else pa.array(new, pa.int32())
+    return pa.DictionaryArray.from_arrays(idx, dictionary.take(pa.array(kept)))
+
+
+def _text(arr: pa.Array) -> pa.Array:
+    """``string`` or ``large_string`` text of any column (no cast when it already is one)."""
+    arr = ar._chunk(arr)
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        return arr
+    return ar.to_string(arr)
 
 
 def key_columns(cols: dict[str, pa.Array | None], rows: np.ndarray, fields: tuple[str, ...]) -> dict[str, pa.Array]:
-    """Input key columns of ``rows`` as text (null where the field is absent in this batch)."""
+    """Input key columns of ``rows`` as plain text (null where the field is absent in this batch)."""
     take = pa.array(rows, pa.int64())
     out = {}
     for f in fields:
@@ -57,6 +102,38 @@ def key_columns(cols: dict[str, pa.Array | None], rows: np.ndarray, fields: tupl
     return out
 
 
+def decision_key_columns(cols: dict[str, pa.Array | None], rows: np.ndarray, n: int,
+                         fields: tuple[str, ...]) -> dict[str, pa.Array]:
+    """Input key columns of ``rows`` (positions in a batch of ``n`` rows) for the decisions table:
+    ``DICTIONARY_KEY_FIELDS`` as ``dictionary<int32, string>`` (a dictionary column as read from
+    Parquet keeps its indices, compacted), the others as ``string``; no copy when every row is kept."""
+    every = rows.shape[0] == n
+    take = None if every else pa.array(rows, pa.int64())
+    out: dict[str, pa.Array] = {}
+    for f in fields:
+        arr = cols.get(f)
+        want_dict = f in DICTIONARY_KEY_FIELDS
+        if arr is None:
+            out[f] = pa.nulls(rows.shape[0], ID_TYPE if want_dict else pa.string())
+            continue
+        arr = ar._chunk(arr)
+        if want_dict:
+            enc = arr if pa.types.is_dictionary(arr.type) else _text(arr).dictionary_encode()
+            idx = ar.dictionary_indices(enc)
+            if not every:
+                idx = idx[rows]
+            values = enc.dictionary
+            if not pa.types.is_string(values.type):
+                values = _text(values).cast(pa.string())
+            out[f] = compact_dictionary(idx, values)
+        else:
+            text = _text(arr)
+            if not every:
+                text = text.take(take)
+            out[f] = text if pa.types.is_string(text.type) else text.cast(pa.string())
+    return out
+
+
 def decisions_table(
     cols: dict[str, pa.Array | None],
     rows: np.ndarray,
@@ -65,8 +142,10 @@ def decisions_table(
     ingress: np.ndarray,
     result: Any,
     suffix: str = "",
+    n: int | None = None,
 ) -> pa.Table:
-    data: dict[str, pa.Array] = key_columns(cols, rows, key_fields) if key_fields is not None else {}
+    """Decisions of ``rows`` (positions in a batch of ``n`` rows) with ``decisions_schema``."""
+    data: dict[str, pa.Array] = decision_key_columns(cols, rows, rows.shape[0] if n is None else n, key_fields)
     tier = pa.DictionaryArray.from_arrays(pa.array(_TIER_POS[result.tier], pa.int32()), TIER_DICTIONARY)
     data.update(
         {
@@ -79,7 +158,7 @@ def decisions_table(
             "distance" + suffix: pa.array(np.asarray(result.distance, dtype=np.float64), pa.float64()),
         }
     )
-    return pa.table(data)
+    return pa.table(data, schema=decisions_schema(key_fields, suffix))
 
 
 REJECT_SCHEMA = pa.schema(
@@ -137,7 +216,8 @@ class TableWriter:
     ``.ndjson``) or CSV (anything else). The schema is fixed by the first table; later tables are
     conformed to it (missing columns become nulls)."""
 
-    def __init__(self, path: str | Path, schema: pa.Schema | None = None, *, background: bool = True) -> None:
+    def __init__(self, path: str | Path, schema: pa.Schema | None = None, *, background: bool = True,
+                 parquet_options: Any = None) -> None:
         # Writing (encoding, compression) runs on one background thread, overlapping the next
         # batch's evaluation; at most one table waits, so memory stays bounded.
         from concurrent.futures import ThreadPoolExecutor
@@ -149,6 +229,8 @@ class TableWriter:
         suffix = self.path.suffix.lower()
         self.kind = "parquet" if suffix in (".parquet", ".pq") else "ndjson" if suffix in (".json", ".jsonl", ".ndjson") else "csv"
         self.schema = schema
+        # ParquetWriter keyword arguments, or a function of the schema returning them.
+        self._parquet_options = parquet_options
         self._writer: Any = None
         self._file: Any = None
         self.rows = 0
@@ -160,7 +242,9 @@ class TableWriter:
         if self.kind == "parquet":
             import pyarrow.parquet as pq
 
-            self._writer = pq.ParquetWriter(self.path, schema, compression="zstd")
+            opts = self._parquet_options
+            opts = opts(schema) if callable(opts) else dict(opts or {"compression": "zstd"})
+            self._writer = pq.ParquetWriter(self.path, schema, **opts)
         elif self.kind == "csv":
             import pyarrow.csv as pcsv
 

@@ -15,10 +15,11 @@ import pyarrow as pa
 from ._compare import CompareAccumulator, CompareSummary
 from ._model import Model
 from ._output import (
-    DECISION_COLUMNS,
     REJECT_SCHEMA,
     IdArrays,
     TableWriter,
+    decisions_parquet_options,
+    decisions_schema,
     decisions_table,
     malformed_table,
     rejects_table,
@@ -209,7 +210,7 @@ class Runner:
         self.acc = Accumulator(model, concurrency_resolution_ms)
         self.rows_in = 0
         self.threads = threads
-        self.writer = TableWriter(output) if output is not None else None
+        self.writer = TableWriter(output, parquet_options=decisions_parquet_options) if output is not None else None
         self.reject_writer = TableWriter(rejects, REJECT_SCHEMA) if rejects is not None else None
         self.keep_rows = keep_rows
         self.kept: list[pa.Table] = []
@@ -260,7 +261,7 @@ class Runner:
                                      common.start_ns[rows], common.duration_ns[rows])
         want_table = self.writer is not None or (self.keep_rows and not self.dropped)
         if want_table and ok.shape[0]:
-            table = decisions_table(common.cols, ok, self.key_fields or (), self.ids, res.server[ok], r)
+            table = decisions_table(common.cols, ok, self.key_fields or (), self.ids, res.server[ok], r, n=common.n)
             if self.writer is not None:
                 self.writer.write(table)
             if self.keep_rows and not self.dropped:
@@ -279,10 +280,7 @@ class Runner:
         return res, r, ok
 
     def empty_decisions_schema(self) -> pa.Schema:
-        fields = [pa.field(f, pa.string()) for f in (self.key_fields or ())]
-        d = pa.dictionary(pa.int32(), pa.string())
-        fields += [pa.field(c, d) for c in DECISION_COLUMNS[:-1]] + [pa.field("distance", pa.float64())]
-        return pa.schema(fields)
+        return decisions_schema(self.key_fields or ())
 
     def finish(self) -> Summary:
         if self.writer is not None:
