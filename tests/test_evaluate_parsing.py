@@ -586,3 +586,37 @@ def test_compact_dictionary_column():
     assert col.type == pa.dictionary(pa.int32(), pa.string())
     assert col.dictionary.to_pylist() == ["b", "d"]
     assert col.to_pylist() == ["d", None, "b", "d"]
+
+
+# ---------------------------------------------------------------------------------------------
+# PairIndex: dense ids of (uint64, uint64) pairs in order of first appearance
+# ---------------------------------------------------------------------------------------------
+@given(st.lists(st.lists(st.tuples(st.integers(0, 5), st.sampled_from([0, 1, 2**64 - 1])), max_size=40), max_size=5))
+def test_pair_index_matches_dict(batches):
+    index = _core.PairIndex()
+    seen: dict[tuple[int, int], int] = {}
+    for batch in batches:
+        a = np.array([x for x, _ in batch], np.uint64)
+        b = np.array([y for _, y in batch], np.uint64)
+        ids, fresh = index.index(a, b)
+        want_fresh = []
+        for i, pair in enumerate(batch):
+            if pair not in seen:
+                seen[pair] = len(seen)
+                want_fresh.append(i)
+        assert ids.tolist() == [seen[p] for p in batch]
+        assert fresh.tolist() == want_fresh
+        assert len(index) == len(seen)
+
+
+def test_pair_index_grows_and_rejects_bad_input():
+    index = _core.PairIndex()
+    a = np.arange(100_000, dtype=np.uint64)
+    ids, fresh = index.index(a, a * np.uint64(3))
+    assert ids.tolist() == list(range(100_000)) and fresh.shape[0] == 100_000
+    ids, fresh = index.index(a[::-1].copy(), a[::-1] * np.uint64(3))
+    assert ids.tolist() == list(range(99_999, -1, -1)) and fresh.shape[0] == 0
+    with pytest.raises(ValueError, match="one length"):
+        index.index(a[:3], a[:2])
+    with pytest.raises(ValueError, match="dtype uint64"):
+        index.index(a.astype(np.int64), a)

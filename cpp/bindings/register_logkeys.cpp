@@ -111,6 +111,26 @@ py::tuple compact_indices(const py::handle& indices, std::int64_t size) {
     return py::make_tuple(out.release(), kept_arr);
 }
 
+py::tuple pair_index(logkeys::PairIndex& self, const py::handle& a, const py::handle& b) {
+    auto x = vector1d<std::uint64_t>(a, "a");
+    auto y = vector1d<std::uint64_t>(b, "b");
+    const auto n = static_cast<std::size_t>(x.size());
+    if (static_cast<std::size_t>(y.size()) != n)
+        throw std::invalid_argument("a and b must have one length; got " + std::to_string(n) + " and " +
+                                    std::to_string(y.size()));
+    OwnedColumn<std::int64_t> ids(n);
+    std::vector<std::int64_t> fresh;
+    {
+        // Safe without the GIL: a and b are held by this frame and only read; `self` is kept alive
+        // by the calling frame and serialises calls with its own mutex.
+        py::gil_scoped_release release;
+        self.index(x.data(), y.data(), n, ids.get(), fresh);
+    }
+    py::array_t<std::int64_t> fresh_arr(static_cast<py::ssize_t>(fresh.size()));
+    std::copy(fresh.begin(), fresh.end(), fresh_arr.mutable_data());
+    return py::make_tuple(ids.release(), fresh_arr);
+}
+
 }  // namespace
 
 void register_logkeys(py::module_& m) {
@@ -124,6 +144,12 @@ void register_logkeys(py::module_& m) {
           "string_hash (docs/evaluate.md 'Flow key') of every value of an Arrow string array given as "
           "int32 or int64 offsets (n + 1, relative to data) and uint8 data; valid: bool/uint8 per value "
           "or None. Returns (uint64 hashes, bool non-empty); a null hashes as the empty string.");
+    py::class_<logkeys::PairIndex>(m, "PairIndex",
+                                   "Dense ids, in order of first appearance, for pairs of uint64 values.")
+        .def(py::init<>())
+        .def("__len__", &logkeys::PairIndex::size)
+        .def("index", &pair_index, py::arg("a"), py::arg("b"),
+             "uint64 columns a, b -> (int64 id per row, int64 rows where a new id was given, in id order).");
     m.def("compact_indices", &compact_indices, py::arg("indices"), py::arg("size"),
           "Drop unused dictionary entries: int32 indices in [-1, size) (-1 = null) -> (int32 indices "
           "into the kept entries, -1 kept; int32 old index of each kept entry, ascending).");

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -324,6 +325,59 @@ std::size_t compact_indices(const std::int32_t* indices, std::size_t n, std::siz
     remap[0] = -1;  // null stays null
     for (std::size_t i = 0; i < n; ++i) out[i] = used[indices[i]];
     return static_cast<std::size_t>(next);
+}
+
+struct PairIndex::Impl {
+    struct Slot {
+        std::uint64_t a;
+        std::uint64_t b;
+        std::int64_t id;  // -1: empty
+    };
+    std::mutex lock;
+    std::vector<Slot> slots;  // a power of two, at most half full; keys inline: one line per probe
+    std::size_t count = 0;
+
+    static std::uint64_t hash(std::uint64_t x, std::uint64_t y) { return mix64(x ^ mix64(y ^ kStringSeed)); }
+};
+
+PairIndex::PairIndex() : impl_(new Impl) { impl_->slots.assign(1024, Impl::Slot{0, 0, -1}); }
+
+PairIndex::~PairIndex() { delete impl_; }
+
+std::size_t PairIndex::size() const {
+    std::lock_guard<std::mutex> guard(impl_->lock);
+    return impl_->count;
+}
+
+void PairIndex::index(const std::uint64_t* a, const std::uint64_t* b, std::size_t n, std::int64_t* ids,
+                      std::vector<std::int64_t>& fresh) {
+    std::lock_guard<std::mutex> guard(impl_->lock);
+    Impl& m = *impl_;
+    std::size_t mask = m.slots.size() - 1;
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint64_t x = a[i], y = b[i];
+        std::size_t s = static_cast<std::size_t>(Impl::hash(x, y)) & mask;
+        while (m.slots[s].id >= 0 && (m.slots[s].a != x || m.slots[s].b != y)) s = (s + 1) & mask;
+        if (m.slots[s].id >= 0) {
+            ids[i] = m.slots[s].id;
+            continue;
+        }
+        const auto id = static_cast<std::int64_t>(m.count++);
+        m.slots[s] = Impl::Slot{x, y, id};
+        ids[i] = id;
+        fresh.push_back(static_cast<std::int64_t>(i));
+        if (2 * m.count > m.slots.size()) {  // grow and rehash
+            std::vector<Impl::Slot> bigger(2 * m.slots.size(), Impl::Slot{0, 0, -1});
+            mask = bigger.size() - 1;
+            for (const auto& e : m.slots) {
+                if (e.id < 0) continue;
+                std::size_t t = static_cast<std::size_t>(Impl::hash(e.a, e.b)) & mask;
+                while (bigger[t].id >= 0) t = (t + 1) & mask;
+                bigger[t] = e;
+            }
+            m.slots.swap(bigger);
+        }
+    }
 }
 
 }  // namespace aegisfwd::logkeys

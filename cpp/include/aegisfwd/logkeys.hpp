@@ -46,4 +46,25 @@ void string_hashes(const std::int64_t* offsets, std::size_t n, const std::uint8_
 std::size_t compact_indices(const std::int32_t* indices, std::size_t n, std::size_t size, std::int32_t* out,
                             std::int32_t* kept);
 
+// Dense ids (0, 1, 2, ... in order of first appearance) for pairs of 64-bit values: the keys of the
+// evaluator's concurrency counts (origin id, egress IP and port). Open addressing; thread-safe (one
+// call at a time).
+class PairIndex {
+public:
+    PairIndex();
+    PairIndex(const PairIndex&) = delete;
+    PairIndex& operator=(const PairIndex&) = delete;
+    ~PairIndex();
+
+    std::size_t size() const;
+    // ids[i] = id of (a[i], b[i]); a pair not seen before gets the next id, and its row is appended
+    // to `fresh` (so `fresh` lists the new ids' first rows, in id order).
+    void index(const std::uint64_t* a, const std::uint64_t* b, std::size_t n, std::int64_t* ids,
+               std::vector<std::int64_t>& fresh);
+
+private:
+    struct Impl;
+    Impl* impl_;
+};
+
 }  // namespace aegisfwd::logkeys

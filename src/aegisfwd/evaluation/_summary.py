@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .. import _core
 from .._types import Tier
 
 TIERS: tuple[str, ...] = ("LOCAL", "SAME_DC", "SAME_LOCATION", "REMOTE", "UNAVAILABLE")
@@ -434,6 +435,10 @@ class Accumulator:
         self.tmin: int | None = None
         self.tmax: int | None = None
         self.concurrency = Concurrency(resolution_ms)
+        self._pairs = _core.PairIndex()
+        self._origin_index: dict[str, int] = {}
+        self._origin_text: list[str] = []
+        self._last_origins: tuple[pa.Array, np.ndarray] | None = None
         self.input_errors: list[str] = []
 
     def add_rejects(self, reasons: np.ndarray) -> None:
@@ -474,22 +479,50 @@ class Accumulator:
 
     def add_concurrency(self, egress_ip: np.ndarray, origin_dict: pa.Array, origin_idx: np.ndarray, port: np.ndarray,
                         start_ns: np.ndarray, duration_ns: np.ndarray) -> None:
-        """Rows given are decided with an egress IP and valid timing."""
+        """Rows given are decided with an egress IP and valid timing (so a non-null origin).
+
+        A connection's key is (egress IP, origin text, origin port). Origins get run-wide ids (one
+        dictionary lookup per distinct origin text; the last batch's are reused when the batch
+        shares its dictionary), and the compiled ``PairIndex`` gives every (origin id, IP and port)
+        pair its key id in order of first appearance, the order ``Concurrency.key_ids`` numbers
+        them: only keys never seen before are built as Python tuples."""
         n = egress_ip.shape[0]
         if n == 0:
             return
         self.timed += n
-        n_origin = max(len(origin_dict), 1)
-        packed = (egress_ip.astype(np.int64) * n_origin + origin_idx.astype(np.int64)) * 65536 + port.astype(np.int64)
-        uniq, inverse = np.unique(packed, return_inverse=True)
-        ports = (uniq % 65536).tolist()
-        rest = uniq // 65536
-        origins = origin_dict.take(pa.array(rest % n_origin)).to_pylist()
-        ips = (rest // n_origin).tolist()
-        ids = self.concurrency.key_ids(
-            (self.m.ip_ids[i], o, p) for i, o, p in zip(ips, origins, ports)
-        )
-        self.concurrency.add_events(ids[inverse.reshape(-1)], start_ns, duration_ns)
+        gids = self._origin_ids(origin_dict)
+        a = gids[origin_idx]
+        b = (egress_ip.astype(np.uint64) << np.uint64(16)) | port.astype(np.uint64)
+        ids, fresh = self._pairs.index(a, b)
+        if fresh.shape[0]:
+            ip_ids, origins = self.m.ip_ids, self._origin_text
+            new = self.concurrency.key_ids(
+                (ip_ids[i], origins[g], p)
+                for i, g, p in zip(egress_ip[fresh].tolist(), a[fresh].tolist(), port[fresh].tolist())
+            )
+            if new[0] != ids[fresh[0]] or new[-1] != ids[fresh[-1]]:  # pragma: no cover - a numbering bug
+                raise AssertionError("concurrency key ids out of step with the pair index")
+        self.concurrency.add_events(ids, start_ns, duration_ns)
+
+    def _origin_ids(self, origin_dict: pa.Array) -> np.ndarray:
+        """uint64 run-wide id of every entry of a batch's origin dictionary (null entries: 2**64-1,
+        never used: decided rows have an origin)."""
+        last = self._last_origins
+        if last is not None and last[0].equals(origin_dict):
+            return last[1]
+        index, text = self._origin_index, self._origin_text
+        out = np.empty(len(origin_dict), dtype=np.uint64)
+        for j, v in enumerate(origin_dict.to_pylist()):
+            if v is None:
+                out[j] = np.uint64(2**64 - 1)
+                continue
+            g = index.get(v)
+            if g is None:
+                g = index[v] = len(text)
+                text.append(v)
+            out[j] = g
+        self._last_origins = (origin_dict, out)
+        return out
 
     def finish(self) -> Summary:
         m = self.m
@@ -498,27 +531,21 @@ class Accumulator:
         tl = self.tier_loc.reshape(L, N_TIERS)
         tp = self.tier_pool.reshape(-1, N_TIERS)
         tiers = tl.sum(axis=0)
-        by_loc = {
-            m.location_ids[i]: {TIERS[t]: int(tl[i, t]) for t in range(N_TIERS) if tl[i, t]}
-            for i in np.flatnonzero(tl.sum(axis=1)).tolist()
-        }
-        by_pool = {
-            m.pool_ids[i]: {TIERS[t]: int(tp[i, t]) for t in range(N_TIERS) if tp[i, t]}
-            for i in np.flatnonzero(tp.sum(axis=1)).tolist()
-        }
+        by_loc = _by_tier(tl, m.location_ids)
+        by_pool = _by_tier(tp, m.pool_ids)
         if self.dense_flows:
             nz = np.flatnonzero(self.flows_dense)
-            pairs = dict(zip(nz.tolist(), self.flows_dense[nz].tolist()))
+            counts = self.flows_dense[nz]
         else:
-            pairs = dict(self.flows_sparse)
-        flows: dict[tuple[str, str], int] = {}
-        flow_distance: dict[tuple[str, str], float] = {}
-        dist = m.location_distance
-        for p, c in pairs.items():
-            a, b = divmod(int(p), L)
-            key = (m.location_ids[a], m.location_ids[b])
-            flows[key] = int(c)
-            flow_distance[key] = float(c) * float(dist[a, b]) if a != b else 0.0
+            nz = np.fromiter(self.flows_sparse.keys(), dtype=np.int64, count=len(self.flows_sparse))
+            counts = np.fromiter(self.flows_sparse.values(), dtype=np.int64, count=len(self.flows_sparse))
+        a, b = np.divmod(nz, L)
+        # count * distance in float64, as float(c) * float(d) would be; 0 within a location
+        dist = np.where(a != b, counts.astype(np.float64) * m.location_distance[a, b], 0.0)
+        loc = m.location_ids
+        keys = [(loc[i], loc[j]) for i, j in zip(a.tolist(), b.tolist())]
+        flows: dict[tuple[str, str], int] = dict(zip(keys, counts.tolist()))
+        flow_distance: dict[tuple[str, str], float] = dict(zip(keys, dist.tolist()))
         decided = int(tiers.sum())
         rejected = int(sum(rej.values()))
         return Summary(
@@ -531,8 +558,8 @@ class Accumulator:
             tiers_by_pool=by_pool,
             flows=flows,
             flow_distance=flow_distance,
-            egress_servers={m.server_ids[i]: int(self.egress_server[i]) for i in np.flatnonzero(self.egress_server).tolist()},
-            egress_ips={m.ip_ids[i]: int(self.egress_ip[i]) for i in np.flatnonzero(self.egress_ip).tolist()},
+            egress_servers=_nonzero(self.egress_server, m.server_ids),
+            egress_ips=_nonzero(self.egress_ip, m.ip_ids),
             distance_sum=self.distance_sum,
             distance_rows=self.distance_rows,
             ingress_fallback_rows=self.fallback,
@@ -544,6 +571,21 @@ class Accumulator:
             coords=dict(m.coords),
             input_errors=list(self.input_errors),
         )
+
+
+def _nonzero(counts: np.ndarray, ids: list[str]) -> dict[str, int]:
+    """{id: count} for the non-zero counts, in index order."""
+    nz = np.flatnonzero(counts)
+    return dict(zip([ids[i] for i in nz.tolist()], counts[nz].tolist()))
+
+
+def _by_tier(table: np.ndarray, ids: list[str]) -> dict[str, dict[str, int]]:
+    """{id: {tier: count}} for the rows of a (ids x tiers) count table that have any, in index order."""
+    rows = np.flatnonzero(table.any(axis=1))
+    return {
+        ids[i]: {t: c for t, c in zip(TIERS, counts) if c}
+        for i, counts in zip(rows.tolist(), table[rows].tolist())
+    }
 
 
 TIER_CODES = {t.name: int(t) for t in Tier}
