@@ -233,7 +233,10 @@ def test_directory_of_mixed_formats(topo, basic_table, tmp_path):
     assert ev2.summary.rows_in == 20
 
 
-def test_output_parquet_columns(topo, basic_table, tmp_path):
+def test_output_parquet_columns(topo, basic_table, tmp_path, monkeypatch):
+    from aegisfwd.evaluation import _output
+
+    monkeypatch.setattr(_output, "COMPACT_MIN_ENTRIES", 0)  # compact even this topology's few ids
     out = tmp_path / "decisions.parquet"
     ev = af.evaluate(basic_table, topo, output=out, progress=False, batch_rows=4)
     t = pq.read_table(out)

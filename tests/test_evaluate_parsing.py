@@ -578,14 +578,32 @@ def test_compact_indices_rejects_bad_input():
         _core.compact_indices(np.array([0], np.int64), 3)
 
 
-def test_compact_dictionary_column():
-    from aegisfwd.evaluation._output import compact_dictionary
+def test_compact_dictionary_column(monkeypatch):
+    from aegisfwd.evaluation import _output
 
     d = pa.array(["a", "b", "c", "d"])
-    col = compact_dictionary(np.array([3, -1, 1, 3], np.int64), d)
+    col = _output.compact_dictionary(np.array([3, -1, 1, 3], np.int64), d)
+    assert col.dictionary.to_pylist() == ["a", "b", "c", "d"]  # small dictionaries stay whole
+    assert col.to_pylist() == ["d", None, "b", "d"]
+    monkeypatch.setattr(_output, "COMPACT_MIN_ENTRIES", 2)
+    col = _output.compact_dictionary(np.array([3, -1, 1, 3], np.int64), d)
     assert col.type == pa.dictionary(pa.int32(), pa.string())
     assert col.dictionary.to_pylist() == ["b", "d"]
     assert col.to_pylist() == ["d", None, "b", "d"]
+
+
+def test_concurrency_add_new_keys_refuses_known_keys():
+    from aegisfwd.evaluation._summary import Concurrency
+
+    c = Concurrency()
+    assert c.add_new_keys([("a", "o", 1), ("b", "o", 1)]) == 0
+    assert c.key_ids([("b", "o", 1), ("c", "o", 1)]).tolist() == [1, 2]
+    assert c.add_new_keys([("d", "o", 1)]) == 3
+    with pytest.raises(ValueError, match="already"):
+        c.add_new_keys([("a", "o", 1)])
+    with pytest.raises(ValueError, match="twice"):
+        c.add_new_keys([("e", "o", 1), ("e", "o", 1)])
+    assert c.key_ids([("e", "o", 1)]).tolist() == [4] and len(c.keys) == 5  # nothing was half-added
 
 
 # ---------------------------------------------------------------------------------------------

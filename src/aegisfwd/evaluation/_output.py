@@ -72,13 +72,20 @@ class IdArrays:
         return compact_dictionary(indices, dictionary)
 
 
+# Dictionaries up to this size are written whole: their page is small whatever the rows use.
+COMPACT_MIN_ENTRIES = 1024
+
+
 def compact_dictionary(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
     """``indices`` (-1 = null) over ``dictionary`` as a dictionary array of only the used entries,
-    in dictionary order (one pass in the compiled core)."""
-    new, kept = _core.compact_indices(np.require(indices, np.int32, ["C", "A"]), len(dictionary))
-    mask = new < 0
-    idx = pa.array(new, pa.int32(), mask=mask) if mask.any() else pa.array(new, pa.int32())
-    return pa.DictionaryArray.from_arrays(idx, dictionary.take(pa.array(kept)))
+    in dictionary order (one pass in the compiled core); small dictionaries are kept whole."""
+    indices = np.require(indices, np.int32, ["C", "A"])
+    if len(dictionary) > COMPACT_MIN_ENTRIES:
+        indices, kept = _core.compact_indices(indices, len(dictionary))
+        dictionary = dictionary.take(pa.array(kept))
+    mask = indices < 0
+    idx = pa.array(indices, pa.int32(), mask=mask) if mask.any() else pa.array(indices, pa.int32())
+    return pa.DictionaryArray.from_arrays(idx, dictionary)
 
 
 def _text(arr: pa.Array) -> pa.Array:

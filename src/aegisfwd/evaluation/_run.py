@@ -283,11 +283,12 @@ class Runner:
         return decisions_schema(self.key_fields or ())
 
     def finish(self) -> Summary:
+        # The summary first: it is built while the writer thread still encodes the last batch.
+        summary = self.acc.finish()
         if self.writer is not None:
             self.writer.close(self.empty_decisions_schema())
         if self.reject_writer is not None:
             self.reject_writer.close()
-        summary = self.acc.finish()
         if summary.rows_in != self.rows_in:  # pragma: no cover - an accounting bug, never user input
             raise AssertionError(f"rows read {self.rows_in} != decided + rejected {summary.rows_in}")
         return summary

@@ -104,6 +104,15 @@ class Concurrency:
             out.append(i)
         return np.asarray(out, dtype=np.int64)
 
+    def add_new_keys(self, keys: list[tuple[str, str, int]]) -> int:
+        """Number keys known to be new (no check per key, unlike ``key_ids``); returns the first id."""
+        if len(set(keys)) != len(keys) or not self._key_index.keys().isdisjoint(keys):
+            raise ValueError("add_new_keys was given a key twice or one it already had")
+        first = len(self.keys)
+        self._key_index.update(zip(keys, range(first, first + len(keys))))
+        self.keys.extend(keys)
+        return first
+
     def add_events(self, key: np.ndarray, start_ns: np.ndarray, duration_ns: np.ndarray) -> None:
         if key.shape[0] == 0:
             return
@@ -436,6 +445,7 @@ class Accumulator:
         self.tmax: int | None = None
         self.concurrency = Concurrency(resolution_ms)
         self._pairs = _core.PairIndex()
+        self._ip_objects = np.array(model.ip_ids, dtype=object)
         self._origin_index: dict[str, int] = {}
         self._origin_text: list[str] = []
         self._last_origins: tuple[pa.Array, np.ndarray] | None = None
@@ -495,12 +505,12 @@ class Accumulator:
         b = (egress_ip.astype(np.uint64) << np.uint64(16)) | port.astype(np.uint64)
         ids, fresh = self._pairs.index(a, b)
         if fresh.shape[0]:
-            ip_ids, origins = self.m.ip_ids, self._origin_text
-            new = self.concurrency.key_ids(
-                (ip_ids[i], origins[g], p)
-                for i, g, p in zip(egress_ip[fresh].tolist(), a[fresh].tolist(), port[fresh].tolist())
-            )
-            if new[0] != ids[fresh[0]] or new[-1] != ids[fresh[-1]]:  # pragma: no cover - a numbering bug
+            # New keys, in id order: (egress IP id, origin text, port) tuples built in bulk.
+            text = self._origin_text
+            keys = list(zip(self._ip_objects[egress_ip[fresh]].tolist(), [text[g] for g in a[fresh].tolist()],
+                            port[fresh].tolist()))
+            first = self.concurrency.add_new_keys(keys)
+            if first != int(ids[fresh[0]]):  # pragma: no cover - a numbering bug
                 raise AssertionError("concurrency key ids out of step with the pair index")
         self.concurrency.add_events(ids, start_ns, duration_ns)
 
@@ -511,16 +521,13 @@ class Accumulator:
         if last is not None and last[0].equals(origin_dict):
             return last[1]
         index, text = self._origin_index, self._origin_text
-        out = np.empty(len(origin_dict), dtype=np.uint64)
-        for j, v in enumerate(origin_dict.to_pylist()):
-            if v is None:
-                out[j] = np.uint64(2**64 - 1)
-                continue
-            g = index.get(v)
-            if g is None:
-                g = index[v] = len(text)
-                text.append(v)
-            out[j] = g
+        values = origin_dict.to_pylist()
+        new = [v for v in dict.fromkeys(values) if v is not None and v not in index]
+        if new:
+            index.update(zip(new, range(len(text), len(text) + len(new))))
+            text.extend(new)
+        none = 2**64 - 1
+        out = np.array([none if v is None else index[v] for v in values], dtype=np.uint64)
         self._last_origins = (origin_dict, out)
         return out
 
@@ -542,8 +549,8 @@ class Accumulator:
         a, b = np.divmod(nz, L)
         # count * distance in float64, as float(c) * float(d) would be; 0 within a location
         dist = np.where(a != b, counts.astype(np.float64) * m.location_distance[a, b], 0.0)
-        loc = m.location_ids
-        keys = [(loc[i], loc[j]) for i, j in zip(a.tolist(), b.tolist())]
+        loc = np.array(m.location_ids, dtype=object)
+        keys = list(zip(loc[a].tolist(), loc[b].tolist()))
         flows: dict[tuple[str, str], int] = dict(zip(keys, counts.tolist()))
         flow_distance: dict[tuple[str, str], float] = dict(zip(keys, dist.tolist()))
         decided = int(tiers.sum())
@@ -576,7 +583,7 @@ class Accumulator:
 def _nonzero(counts: np.ndarray, ids: list[str]) -> dict[str, int]:
     """{id: count} for the non-zero counts, in index order."""
     nz = np.flatnonzero(counts)
-    return dict(zip([ids[i] for i in nz.tolist()], counts[nz].tolist()))
+    return dict(zip(np.array(ids, dtype=object)[nz].tolist(), counts[nz].tolist()))
 
 
 def _by_tier(table: np.ndarray, ids: list[str]) -> dict[str, dict[str, int]]:
