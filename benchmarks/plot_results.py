@@ -22,6 +22,7 @@ from pathlib import Path
 PATH_ORDER = (
     "engine.decide_batch",
     "engine.decide[cython]",
+    "engine.decide_indices[cython]",
     "engine.decide[pybind11]",
     "reference.decide",
     "evaluate",
@@ -71,8 +72,8 @@ def plot(records: list[dict], output: Path, title: str | None = None) -> None:
         if floors:
             floor = sorted(floors)[len(floors) // 2]
             ax.axhline(floor, color="grey", linestyle="--", linewidth=1)
-            ax.annotate(f"floor (1 thread): {floor / 1e6:,.0f} M/s", (len(paths) - 0.5, floor), ha="right",
-                        va="bottom", fontsize=8, color="grey")
+            ax.annotate(f"floor (1 thread): {floor / 1e6:,.0f} M/s", (-0.45, floor), ha="left",
+                        va="top", fontsize=8, color="grey")
         n = max(r["rows"] for r in rows)
         ax.set_title(f"{workload} ({n:,} requests; per-row paths on fewer)", fontsize=10)
         ax.set_yscale("log")
