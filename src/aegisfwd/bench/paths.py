@@ -149,10 +149,17 @@ def _decisions_to_columns(answers: Sequence[Any]) -> Columns:
     return out
 
 
+def _strings(column: Any) -> Any:
+    """A (possibly chunked, possibly dictionary-encoded) Arrow string column as one plain string array."""
+    import pyarrow as pa
+
+    return column.combine_chunks().cast(pa.string())
+
+
 def pc_contains(column: Any, needle: str) -> np.ndarray:
     import pyarrow.compute as pc
 
-    return np.asarray(pc.match_substring(column, needle).to_numpy(zero_copy_only=False), dtype=bool)
+    return np.asarray(pc.match_substring(_strings(column), needle).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _lookup(column: Any, index: dict[str, int]) -> np.ndarray:
@@ -344,14 +351,13 @@ class Bench:
             return af.evaluate(str(log), engine, output=str(out), threads=threads, progress=False)
 
         def check(ev: Any) -> bool:
-            import pyarrow as pa
 
             got = ev.decisions
             n = got.num_rows
             if ev.summary.rows_in != len(w) or n != len(w):
                 return False
-            ray = got.column("RayID").combine_chunks()
-            if not ray.equals(pq.read_table(log, columns=["RayID"]).column("RayID").combine_chunks()):
+            ray = _strings(got.column("RayID"))
+            if not ray.equals(_strings(pq.read_table(log, columns=["RayID"]).column("RayID"))):
                 return False  # not in input order
             server_of = {sid: k for k, sid in enumerate(engine.servers)}
             pool_of = {pid: k for k, pid in enumerate(engine.pools)}
@@ -368,10 +374,10 @@ class Bench:
             pairs = (("tier", "tier"), ("egress_server", "server"), ("egress_dc", "dc"),
                      ("egress_location", "location"), ("egress_ip", "ip"))
             for mine, theirs in pairs:
-                a = got.column(mine).cast(pa.string()).combine_chunks()
-                if not a.equals(want.column(theirs).cast(pa.string()).combine_chunks()):
+                a = _strings(got.column(mine))
+                if not a.equals(_strings(want.column(theirs))):
                     return False
-                if not a.slice(0, head).equals(ref.column(theirs).cast(pa.string()).combine_chunks()):
+                if not a.slice(0, head).equals(_strings(ref.column(theirs))):
                     return False
             d = got.column("distance").to_numpy()
             return np.array_equal(d, want.column("distance").to_numpy(), equal_nan=True) and np.array_equal(
