@@ -95,16 +95,9 @@ def plot(records: list[dict], output: Path, title: str | None = None) -> None:
     plt.close(fig)
 
 
-def _si(rate: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if rate >= scale:
-            return f"{rate / scale:.3g} {unit}"
-    return f"{rate:.3g}"
-
-
 def markdown(records: list[dict]) -> str:
     """One Markdown table per workload, in the columns of ``aegisfwd bench``."""
-    from aegisfwd.bench.runner import Record, fastest_peer_ratio
+    from aegisfwd.bench.runner import Record, fastest_peer_ratio, format_rate
 
     out = []
     for workload in dict.fromkeys(r["workload"] for r in records):
@@ -116,7 +109,7 @@ def markdown(records: list[dict]) -> str:
         for i, r in enumerate(rows):
             x = f"{ratio[i]:.3g}×" if i in ratio else "-"
             out.append(
-                f"| `{r.path}` | {r.threads} | {r.computes} | {r.rows:,} | {_si(r.decisions_per_s)} | {x} "
+                f"| `{r.path}` | {r.threads} | {r.computes} | {r.rows:,} | {format_rate(r.decisions_per_s)} | {x} "
                 f"| {r.fraction_of_floor:.2g} | {'yes' if r.agrees else '**NO**'} |"
             )
         out.append("")

@@ -11,15 +11,8 @@ from dataclasses import replace
 
 import click
 
-from .bench.runner import Settings, WorkloadReport, fastest_peer_ratio, records, run
+from .bench.runner import Settings, WorkloadReport, fastest_peer_ratio, format_rate, records, run
 from .bench.workloads import WORKLOADS
-
-
-def _si(rate: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if rate >= scale:
-            return f"{rate / scale:.3g} {unit}"
-    return f"{rate:.3g}"
 
 
 def _print_tables(reports: list[WorkloadReport]) -> None:
@@ -33,7 +26,7 @@ def _print_tables(reports: list[WorkloadReport]) -> None:
     for rep in reports:
         mix = ", ".join(f"{name} {share:.0%}" for name, share in rep.tiers.items())
         floors = ", ".join(
-            f"{t} thread{'s' if t > 1 else ''}: {_si(f.decisions_per_s)}/s ({f.gb_per_s:.1f} GB/s"
+            f"{t} thread{'s' if t > 1 else ''}: {format_rate(f.decisions_per_s)}/s ({f.gb_per_s:.1f} GB/s"
             + (f", copying on {f.threads}" if f.threads != t else "")
             + ")"
             for t, f in rep.floors.items()
@@ -60,7 +53,7 @@ def _print_tables(reports: list[WorkloadReport]) -> None:
                 str(r.threads),
                 r.computes,
                 f"{r.rows:,}",
-                _si(r.decisions_per_s),
+                format_rate(r.decisions_per_s),
                 f"{ratio[i]:.3g}×" if i in ratio else "-",
                 f"{r.fraction_of_floor:.3g}",
                 "yes" if r.agrees else "[bold red]NO[/]",

@@ -105,6 +105,14 @@ class WorkloadReport:
     skipped: list[str] = field(default_factory=list)
 
 
+def format_rate(rate: float) -> str:
+    """``14.7 M``, ``608 k``: three significant digits and an SI prefix."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if rate >= scale:
+            return f"{rate / scale:.3g} {unit}"
+    return f"{rate:.3g}"
+
+
 def best_floors(measured: dict[int, Floor]) -> dict[int, Floor]:
     """The floor at ``t`` threads is the fastest copy measured on at most ``t`` threads: a path given
     ``t`` threads could always copy on fewer (on small inputs a thread pool costs more than it gives)."""
