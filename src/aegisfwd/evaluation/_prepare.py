@@ -177,35 +177,28 @@ class Resolved:
     pool: np.ndarray  # int32
     location: np.ndarray  # int32 ingress location
     fallback: np.ndarray  # bool: colo had no up server, ingress picked among all of its servers
+    all_ok: bool = False  # no row rejected (then the decided rows are the batch, no gather needed)
 
 
 def resolve(common: Common, model: Any, states: np.ndarray, threads: int | None = None) -> Resolved:
     n = common.n
-    reason = np.zeros(n, dtype=np.uint8)
-
-    def mark(mask: np.ndarray, name: str) -> None:
-        reason[(reason == 0) & mask] = REASON_CODE[name]
-
+    # Reject reasons in the documented order of precedence; the first that applies is kept.
+    marks: list[tuple[np.ndarray, str]] = []
     cols = common.cols
-    first = np.zeros(n, dtype=np.int32)
-    end = np.zeros(n, dtype=np.int32)
-    location = np.full(n, -1, dtype=np.int32)
-    server = np.full(n, -1, dtype=np.int32)
+    first = end = None
     explicit_server = cols["ingress_server"] is not None
     if explicit_server:
         s = model.server_codes(cols["ingress_server"], n)
-        mark(s == MISSING, "missing-server")
-        mark(s == UNKNOWN, "unknown-server")
-        server = np.where(s >= 0, s, -1).astype(np.int32)
-        location = np.where(s >= 0, model.server_location[np.maximum(s, 0)], -1).astype(np.int32)
+        marks += [(s == MISSING, "missing-server"), (s == UNKNOWN, "unknown-server")]
+        server = np.maximum(s, -1).astype(np.int32, copy=False)
+        location = np.where(s >= 0, model.server_location[np.maximum(s, 0)], -1).astype(np.int32, copy=False)
     else:
         c = model.colo_codes(cols["EdgeColoCode"], n)
-        mark(c == MISSING, "missing-colo")
-        mark(c == UNKNOWN, "unknown-colo")
         known = c >= 0
         k = np.where(known, c, model.colo_sentinel)  # the sentinel: an empty range, no location
         first, end, location = model.colo_first[k], model.colo_end[k], model.colo_location[k]
-        mark(known & (end <= first), "no-ingress-server")
+        marks += [(c == MISSING, "missing-colo"), (c == UNKNOWN, "unknown-colo"),
+                  (known & (end <= first), "no-ingress-server")]
 
     if cols["pool"] is not None:
         pool = model.pool_codes(cols["pool"], n)
@@ -213,26 +206,34 @@ def resolve(common: Common, model: Any, states: np.ndarray, threads: int | None 
     else:
         pool = model.zone_codes(cols["ZoneName"], n)
         missing, unknown = "missing-zone", "unknown-zone"
-    mark(pool == MISSING, missing)
-    mark(pool == UNKNOWN, unknown)
-    mark(common.family == 0, "bad-origin-ip")
-    mark(~common.flow_ok, "missing-flow-key")
+    marks += [(pool == MISSING, missing), (pool == UNKNOWN, unknown), (common.family == 0, "bad-origin-ip"),
+              (~common.flow_ok, "missing-flow-key")]
+    reason = np.zeros(n, dtype=np.uint8)
+    for mask, name in reversed(marks):  # earlier reasons overwrite later ones
+        if mask.any():
+            np.copyto(reason, np.uint8(REASON_CODE[name]), where=mask)
+    all_ok = not reason.any()
+    ok_mask = None if all_ok else reason == 0
 
     fallback = np.zeros(n, dtype=bool)
     if not explicit_server:
-        ok = np.flatnonzero(reason == 0)
-        if ok.shape[0]:
-            chosen = choose_ingress(first[ok], end[ok], common.flows[ok], model.server_key, states, threads=threads)
-            none_up = chosen < 0
-            if none_up.any():
-                # SPEC: an ingress server that is itself draining or down is still answered by the
-                # same rules; a colo with no up server keeps its traffic in this evaluation.
-                rows = ok[none_up]
-                chosen[none_up] = choose_ingress(
-                    first[rows], end[rows], common.flows[rows], model.server_key, np.zeros_like(states), threads=threads
-                )
-                fallback[rows] = True
-            server[ok] = chosen
-    pool = np.where(reason == 0, pool, -1).astype(np.int32)
-    server = np.where(reason == 0, server, -1).astype(np.int32)
-    return Resolved(reason, server, pool, location, fallback)
+        assert first is not None and end is not None
+        if ok_mask is not None:  # rejected rows get an empty range: no server, nothing computed
+            first, end = np.where(ok_mask, first, 0), np.where(ok_mask, end, 0)
+        server = choose_ingress(first, end, common.flows, model.server_key, states, threads=threads)
+        none_up = server < 0
+        if ok_mask is not None:
+            none_up &= ok_mask
+        if none_up.any():
+            # SPEC: an ingress server that is itself draining or down is still answered by the
+            # same rules; a colo with no up server keeps its traffic in this evaluation.
+            rows = np.flatnonzero(none_up)
+            server[rows] = choose_ingress(
+                first[rows], end[rows], common.flows[rows], model.server_key, np.zeros_like(states), threads=threads
+            )
+            fallback[rows] = True
+    if ok_mask is not None:
+        pool = np.where(ok_mask, pool, -1)
+        server = np.where(ok_mask, server, -1)
+    return Resolved(reason, server.astype(np.int32, copy=False), pool.astype(np.int32, copy=False), location,
+                    fallback, all_ok)

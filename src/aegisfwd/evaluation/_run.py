@@ -241,27 +241,41 @@ class Runner:
     def evaluate_common(self, common: Any, chunk: Chunk, states: np.ndarray | None = None) -> tuple[Any, Any, np.ndarray]:
         m = self.model
         res = resolve(common, m, m.states() if states is None else states, self.threads)
-        ok = np.flatnonzero(res.reason == 0)
-        bad = np.flatnonzero(res.reason != 0)
-        if bad.shape[0]:
+        n = common.n
+        if res.all_ok:  # the common case: decide the batch as it is, no gathers
+            ok = np.arange(n)
+
+            def take(a: np.ndarray) -> np.ndarray:
+                return a
+        else:
+            ok = np.flatnonzero(res.reason == 0)
+            bad = np.flatnonzero(res.reason != 0)
             self.acc.add_rejects(res.reason[bad])
             if self.reject_writer is not None:
                 rows = chunk.rows_of(bad)
                 self.reject_writer.write(rejects_table(chunk.source, rows, res.reason[bad], common.cols, bad))
-        r = m.decide(res.server[ok], res.pool[ok], common.family[ok], common.flows[ok], self.threads)
-        loc = res.location[ok]
-        self.acc.add_decisions(loc, res.pool[ok], r.tier, r.server, r.location, r.ip, r.distance)
+
+            def take(a: np.ndarray) -> np.ndarray:
+                return a[ok]
+        r = m.decide(take(res.server), take(res.pool), take(common.family), take(common.flows), self.threads)
+        self.acc.add_decisions(take(res.location), take(res.pool), r.tier, r.server, r.location, r.ip, r.distance)
         self.acc.fallback += int(res.fallback.sum())
-        timed = common.timed[ok]
+        timed = take(common.timed)
         if timed.any():
-            self.acc.add_timing(common.start_ns[ok][timed])
             sel = timed & (r.ip >= 0)
-            rows = ok[sel]
-            self.acc.add_concurrency(r.ip[sel], common.origin_dict, common.origin_idx[rows], common.port[rows],
-                                     common.start_ns[rows], common.duration_ns[rows])
+            if sel.all():
+                rows = ok
+                self.acc.add_timing(take(common.start_ns))
+                self.acc.add_concurrency(r.ip, common.origin_dict, take(common.origin_idx), take(common.port),
+                                         take(common.start_ns), take(common.duration_ns))
+            else:
+                self.acc.add_timing(take(common.start_ns)[timed])
+                rows = ok[sel]
+                self.acc.add_concurrency(r.ip[sel], common.origin_dict, common.origin_idx[rows], common.port[rows],
+                                         common.start_ns[rows], common.duration_ns[rows])
         want_table = self.writer is not None or (self.keep_rows and not self.dropped)
         if want_table and ok.shape[0]:
-            table = decisions_table(common.cols, ok, self.key_fields or (), self.ids, res.server[ok], r, n=common.n)
+            table = decisions_table(common.cols, ok, self.key_fields or (), self.ids, take(res.server), r, n=n)
             if self.writer is not None:
                 self.writer.write(table)
             if self.keep_rows and not self.dropped:
