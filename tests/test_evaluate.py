@@ -494,3 +494,54 @@ def test_concurrency_equals_plain_python_over_many_batches(tmp_path):
     assert max(v[0] for v in got.values()) > 1
     peaks = [p["peak"] for p in ev.summary.concurrency.peaks()]
     assert peaks == sorted(peaks, reverse=True)
+
+
+def test_pipelined_run_equals_synchronous_and_reraises(tmp_path, monkeypatch):
+    """af.evaluate decides on the calling thread and summarises/writes on background threads: the
+    result equals a synchronous run batch for batch, and a failure in a background stage surfaces
+    in the caller (and leaves no stage thread behind)."""
+    import importlib
+    import threading
+
+    from aegisfwd.evaluation import _run
+    from aegisfwd.evaluation._prepare import resolve_columns
+    from aegisfwd.evaluation._read import open_source
+    from aegisfwd.evaluation.demo import make_table
+
+    world = importlib.import_module("aegisfwd.datasets").world(0)
+    engine = af.Engine(world)
+    table = make_table(12_000, 9, topology=world)
+    path = tmp_path / "log.parquet"
+    pq.write_table(table, path)
+    out = tmp_path / "decisions.parquet"
+    ev = af.evaluate(path, engine, output=out, progress=False, batch_rows=1_000)
+
+    model = _run.model_for(engine)
+    cols = resolve_columns(None)
+    sync = _run.Runner(model, cols, output=tmp_path / "sync.parquet")
+    for chunk in open_source(path, [c for c in cols.values() if c], 1_000).chunks:
+        sync.process(chunk)
+    summary = sync.finish()
+    assert ev.summary.counts_equal(summary)
+
+    a, b = pq.read_table(out), pq.read_table(tmp_path / "sync.parquet")
+    assert a.column_names == b.column_names and a.num_rows == b.num_rows == summary.rows_decided
+    for c in a.column_names:
+        if c == "distance":
+            np.testing.assert_array_equal(a.column(c).to_numpy(), b.column(c).to_numpy())
+        else:
+            assert a.column(c).cast(pa.string()).equals(b.column(c).cast(pa.string())), c
+
+    calls = {"n": 0}
+    consume = _run.Runner.consume
+
+    def failing(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full (simulated)")
+        return consume(self, *args)
+
+    monkeypatch.setattr(_run.Runner, "consume", failing)
+    with pytest.raises(OSError, match="disk full"):
+        af.evaluate(path, engine, output=tmp_path / "fail.parquet", progress=False, batch_rows=1_000)
+    assert not [t for t in threading.enumerate() if t.name.startswith("aegisfwd-summary")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import warnings
@@ -198,12 +199,49 @@ class _Progress:
 # ---------------------------------------------------------------------------------------------
 # One run over one model
 # ---------------------------------------------------------------------------------------------
+class _Stage:
+    """A background thread running submitted calls in order, at most ``depth`` of them waiting; a
+    failure re-raises in the submitting thread (at its next submit, or at ``drain``)."""
+
+    def __init__(self, name: str, depth: int = 2) -> None:
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool: Any = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._pending: Any = deque()
+        self._depth = depth
+
+    def submit(self, fn: Any, *args: Any) -> None:
+        while len(self._pending) >= self._depth:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(fn, *args))
+
+    def drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        try:
+            self.drain()
+        finally:
+            for f in self._pending:
+                f.cancel()
+            self._pending.clear()
+            self._pool.shutdown(wait=True)
+
+
 class Runner:
-    """Evaluate chunks with one model; collects the summary and writes decisions / rejects."""
+    """Evaluate chunks with one model; collects the summary and writes decisions / rejects.
+
+    With ``pipeline=True``, ``process`` only parses, resolves and decides on the calling thread; the
+    rest (summary counts, rejects, the decisions table) runs on a background thread, in batch order,
+    while the next batch is decided, and Parquet encoding on the writer's own thread: reading,
+    deciding, summarising and writing overlap (the compiled parts and Arrow release the GIL).
+    """
 
     def __init__(self, model: Model, cols: Mapping[str, str | None], *, output: str | Path | None = None,
                  rejects: str | Path | None = None, keep_rows: int = 0, threads: int | None = None,
-                 concurrency_resolution_ms: int = 1) -> None:
+                 concurrency_resolution_ms: int = 1, pipeline: bool = False) -> None:
         self.model = model
         self.cols = dict(cols)
         self.ids = IdArrays(model)
@@ -216,15 +254,15 @@ class Runner:
         self.kept: list[pa.Table] = []
         self.kept_rows = 0
         self.dropped = False
+        self._warned = False
         self.key_fields: tuple[str, ...] | None = None
+        self._stage = _Stage("aegisfwd-summary") if pipeline else None
 
     def process(self, chunk: Chunk) -> int:
         """Evaluate one chunk; returns the number of records it held."""
         n_bad = len(chunk.malformed)
         if n_bad:
-            self.acc.add_reason(chunk.malformed_reason, n_bad)
-            if self.reject_writer is not None:
-                self.reject_writer.write(malformed_table(chunk.source, chunk.malformed, chunk.malformed_reason))
+            self._run(self._add_malformed, chunk)
         batch = chunk.batch
         if batch is None or batch.num_rows == 0:
             self.rows_in += n_bad
@@ -235,36 +273,61 @@ class Runner:
             present = set(batch.schema.names)
             self.key_fields = tuple(f for f in KEY_FIELDS if self.cols.get(f) and self.cols[f] in present)
         common = parse_common(batch, self.cols)
-        self.evaluate_common(common, chunk)
+        decided = self.decide(common)
+        self._run(self.consume, common, chunk, decided)
+        self._warn_dropped()
         return n_bad + n
 
+    def _run(self, fn: Any, *args: Any) -> None:
+        if self._stage is None:
+            fn(*args)
+        else:
+            self._stage.submit(fn, *args)
+
+    def _add_malformed(self, chunk: Chunk) -> None:
+        self.acc.add_reason(chunk.malformed_reason, len(chunk.malformed))
+        if self.reject_writer is not None:
+            self.reject_writer.write(malformed_table(chunk.source, chunk.malformed, chunk.malformed_reason))
+
     def evaluate_common(self, common: Any, chunk: Chunk, states: np.ndarray | None = None) -> tuple[Any, Any, np.ndarray]:
+        """Decide and consume one parsed batch on this thread; returns ``(resolved, result, ok rows)``."""
+        decided = self.decide(common, states)
+        self.consume(common, chunk, decided)
+        self._warn_dropped()
+        return decided[0], decided[1], decided[2]
+
+    def decide(self, common: Any, states: np.ndarray | None = None) -> tuple[Any, Any, np.ndarray]:
+        """Resolve and decide a parsed batch: ``(resolved, engine result, positions of the decided rows)``."""
         m = self.model
         res = resolve(common, m, m.states() if states is None else states, self.threads)
-        n = common.n
         if res.all_ok:  # the common case: decide the batch as it is, no gathers
-            ok = np.arange(n)
-
-            def take(a: np.ndarray) -> np.ndarray:
-                return a
+            ok = np.arange(common.n)
+            r = m.decide(res.server, res.pool, common.family, common.flows, self.threads)
         else:
             ok = np.flatnonzero(res.reason == 0)
+            r = m.decide(res.server[ok], res.pool[ok], common.family[ok], common.flows[ok], self.threads)
+        return res, r, ok
+
+    def consume(self, common: Any, chunk: Chunk, decided: tuple[Any, Any, np.ndarray]) -> None:
+        """Count a decided batch in the summary, write its rejects and decisions."""
+        res, r, ok = decided
+        n = common.n
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return a if res.all_ok else a[ok]
+
+        if not res.all_ok:
             bad = np.flatnonzero(res.reason != 0)
             self.acc.add_rejects(res.reason[bad])
             if self.reject_writer is not None:
                 rows = chunk.rows_of(bad)
                 self.reject_writer.write(rejects_table(chunk.source, rows, res.reason[bad], common.cols, bad))
-
-            def take(a: np.ndarray) -> np.ndarray:
-                return a[ok]
-        r = m.decide(take(res.server), take(res.pool), take(common.family), take(common.flows), self.threads)
         self.acc.add_decisions(take(res.location), take(res.pool), r.tier, r.server, r.location, r.ip, r.distance)
         self.acc.fallback += int(res.fallback.sum())
         timed = take(common.timed)
         if timed.any():
             sel = timed & (r.ip >= 0)
             if sel.all():
-                rows = ok
                 self.acc.add_timing(take(common.start_ns))
                 self.acc.add_concurrency(r.ip, common.origin_dict, take(common.origin_idx), take(common.port),
                                          take(common.start_ns), take(common.duration_ns))
@@ -282,21 +345,36 @@ class Runner:
                 if self.kept_rows + table.num_rows > self.keep_rows:
                     self.dropped = True
                     self.kept = []
-                    warnings.warn(
-                        f"more than {self.keep_rows:,} decided rows: decisions are not kept in memory; "
-                        "pass output= to write them to Parquet",
-                        RuntimeWarning,
-                        stacklevel=4,
-                    )
                 else:
                     self.kept.append(table)
                     self.kept_rows += table.num_rows
-        return res, r, ok
+
+    def _warn_dropped(self) -> None:
+        """Warn (on the calling thread) once decisions stopped being kept in memory."""
+        if self.dropped and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"more than {self.keep_rows:,} decided rows: decisions are not kept in memory; "
+                "pass output= to write them to Parquet",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
+    def close(self) -> None:
+        """Stop the background stage after a failure (``finish`` does it after a complete run)."""
+        if self._stage is not None:
+            stage, self._stage = self._stage, None
+            with contextlib.suppress(BaseException):  # the caller is already handling the first error
+                stage.close()
 
     def empty_decisions_schema(self) -> pa.Schema:
         return decisions_schema(self.key_fields or ())
 
     def finish(self) -> Summary:
+        if self._stage is not None:
+            stage, self._stage = self._stage, None
+            stage.close()  # every batch counted and handed to the writer (re-raises a failure)
+        self._warn_dropped()
         # The summary first: it is built while the writer thread still encodes the last batch.
         summary = self.acc.finish()
         if self.writer is not None:
@@ -345,12 +423,15 @@ def evaluate(
     cols = resolve_columns(columns)
     src = open_source(source, column_names(cols), batch_rows, dictionary=dictionary_columns(cols))
     runner = Runner(model, cols, output=output, rejects=rejects, keep_rows=keep_rows if output is None else 0,
-                    threads=threads, concurrency_resolution_ms=concurrency_resolution_ms)
+                    threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, pipeline=True)
     bar = _Progress(progress, src)
     try:
         for chunk in _prefetch(src.chunks):
             rows = runner.process(chunk)
             bar.advance(chunk.progress, rows)
+    except BaseException:
+        runner.close()
+        raise
     finally:
         bar.close()
     runner.acc.input_errors.extend(src.errors)
