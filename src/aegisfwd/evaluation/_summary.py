@@ -89,7 +89,8 @@ class Concurrency:
         self.resolution_ms = int(resolution_ms)
         self.keys: list[tuple[str, str, int]] = []
         self._key_index: dict[tuple[str, str, int], int] = {}
-        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (key, bucket, delta) events
+        self._raw: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (key, first, last) per connection
         self._pending = 0
         self.compact_every = 8_000_000
 
@@ -120,16 +121,22 @@ class Concurrency:
         first = start_ns // r
         end_ns = start_ns + duration_ns
         last = -((-end_ns) // r)  # ceil
-        last = np.maximum(last, first + 1)
-        k = np.concatenate((key, key))
-        t = np.concatenate((first, last))
-        d = np.concatenate((np.ones(key.shape[0], np.int64), np.full(key.shape[0], -1, np.int64)))
-        self._parts.append((k, t, d))
-        self._pending += k.shape[0]
+        np.maximum(last, first + 1, out=last)
+        # Kept as (key, +1 bucket, -1 bucket) until the next compaction, which lays them out as events.
+        self._raw.append((np.asarray(key, dtype=np.int64), first, last))
+        self._pending += 2 * key.shape[0]
         if self._pending >= self.compact_every:
             self.compact()
 
     def compact(self) -> None:
+        if self._raw:
+            keys = np.concatenate([p[0] for p in self._raw])
+            self._parts.append((
+                np.concatenate((keys, keys)),
+                np.concatenate([p[1] for p in self._raw] + [p[2] for p in self._raw]),
+                np.concatenate((np.ones(keys.shape[0], np.int64), np.full(keys.shape[0], -1, np.int64))),
+            ))
+            self._raw = []
         if len(self._parts) <= 1 and self._pending == 0:
             return
         if not self._parts:
