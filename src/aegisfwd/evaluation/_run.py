@@ -316,6 +316,20 @@ class Runner:
         def take(a: np.ndarray) -> np.ndarray:
             return a if res.all_ok else a[ok]
 
+        # The decisions table first: the writer thread (the busiest stage) starts encoding it while
+        # the counts below are taken.
+        want_table = self.writer is not None or (self.keep_rows and not self.dropped)
+        if want_table and ok.shape[0]:
+            table = decisions_table(common.cols, ok, self.key_fields or (), self.ids, take(res.server), r, n=n)
+            if self.writer is not None:
+                self.writer.write(table)
+            if self.keep_rows and not self.dropped:
+                if self.kept_rows + table.num_rows > self.keep_rows:
+                    self.dropped = True
+                    self.kept = []
+                else:
+                    self.kept.append(table)
+                    self.kept_rows += table.num_rows
         if not res.all_ok:
             bad = np.flatnonzero(res.reason != 0)
             self.acc.add_rejects(res.reason[bad])
@@ -336,18 +350,6 @@ class Runner:
                 rows = ok[sel]
                 self.acc.add_concurrency(r.ip[sel], common.origin_dict, common.origin_idx[rows], common.port[rows],
                                          common.start_ns[rows], common.duration_ns[rows])
-        want_table = self.writer is not None or (self.keep_rows and not self.dropped)
-        if want_table and ok.shape[0]:
-            table = decisions_table(common.cols, ok, self.key_fields or (), self.ids, take(res.server), r, n=n)
-            if self.writer is not None:
-                self.writer.write(table)
-            if self.keep_rows and not self.dropped:
-                if self.kept_rows + table.num_rows > self.keep_rows:
-                    self.dropped = True
-                    self.kept = []
-                else:
-                    self.kept.append(table)
-                    self.kept_rows += table.num_rows
 
     def _warn_dropped(self) -> None:
         """Warn (on the calling thread) once decisions stopped being kept in memory."""
