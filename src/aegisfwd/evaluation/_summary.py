@@ -149,7 +149,9 @@ class Concurrency:
             if int(k.max()) < 2**31 and int(k.min()) >= 0 and int(t.max()) - t0 < 2**32:
                 packed = (k << 32) | (t - t0)
                 del k, t
-                order = np.argsort(packed)
+                # Stable (timsort): the already-compacted part comes first and is sorted, so it is
+                # merged in one pass; only the new events are really sorted.
+                order = np.argsort(packed, kind="stable")
                 packed = packed[order]
                 d = d[order]
                 del order
