@@ -97,5 +97,6 @@ struct OwnedColumn {
 void register_hashing(py::module_& m);
 void register_engine(py::module_& m);
 void register_logkeys(py::module_& m);
+void register_concurrency(py::module_& m);
 
 }  // namespace aegisfwd::bindings

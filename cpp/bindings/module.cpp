@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
     aegisfwd::bindings::register_hashing(m);
     aegisfwd::bindings::register_engine(m);
     aegisfwd::bindings::register_logkeys(m);
+    aegisfwd::bindings::register_concurrency(m);
 }

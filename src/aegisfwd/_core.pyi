@@ -76,3 +76,13 @@ class Engine:
     def counts(self) -> dict[str, int]: ...
     @property
     def stats(self) -> dict[str, Any]: ...
+def fold_event_runs(
+    runs: list[tuple[npt.NDArray[np.int64], int, int, int]],
+    limit: int,
+    level: npt.NDArray[np.int64],
+    peak: npt.NDArray[np.int64],
+    peak_at: npt.NDArray[np.int64],
+) -> npt.NDArray[np.int64]: ...
+def pack_by_bucket(
+    buckets: npt.NDArray[np.int64], keys: npt.NDArray[np.int64], time_base: int, key_bits: int
+) -> npt.NDArray[np.int64]: ...
