@@ -592,20 +592,6 @@ def test_compact_dictionary_column(monkeypatch):
     assert col.to_pylist() == ["d", None, "b", "d"]
 
 
-def test_concurrency_add_new_keys_refuses_known_keys():
-    from aegisfwd.evaluation._summary import Concurrency
-
-    c = Concurrency()
-    assert c.add_new_keys([("a", "o", 1), ("b", "o", 1)]) == 0
-    assert c.key_ids([("b", "o", 1), ("c", "o", 1)]).tolist() == [1, 2]
-    assert c.add_new_keys([("d", "o", 1)]) == 3
-    with pytest.raises(ValueError, match="already"):
-        c.add_new_keys([("a", "o", 1)])
-    with pytest.raises(ValueError, match="twice"):
-        c.add_new_keys([("e", "o", 1), ("e", "o", 1)])
-    assert c.key_ids([("e", "o", 1)]).tolist() == [4] and len(c.keys) == 5  # nothing was half-added
-
-
 # ---------------------------------------------------------------------------------------------
 # PairIndex: dense ids of (uint64, uint64) pairs in order of first appearance
 # ---------------------------------------------------------------------------------------------
@@ -672,41 +658,3 @@ def test_parquet_arrow_memory_is_bounded_by_the_batch_not_the_file(tmp_path, mon
         ev = af.evaluate(paths[current], engine, batch_rows=5_000, progress=False, output=tmp_path / f"{current}-out.parquet")
         assert ev.summary.rows_decided == 20_000 * (3 if current == "small" else 12)
     assert peaks["big"] < 1.15 * peaks["small"] + (2 << 20), peaks  # with pre_buffer: 15 -> 23 MiB
-
-
-# ---------------------------------------------------------------------------------------------
-# Concurrency compaction: the summed (key, bucket) events equal a plain count, in both sort paths
-# ---------------------------------------------------------------------------------------------
-@given(
-    st.lists(
-        st.lists(st.tuples(st.integers(0, 6), st.integers(1, 50), st.integers(0, 30)), max_size=30),
-        min_size=1, max_size=4,
-    ),
-    st.sampled_from([0, 2**31, 2**40]),
-    st.sampled_from([0, 2**33 * 1_000_000]),
-    st.integers(1, 5),
-)
-def test_concurrency_compaction_matches_a_plain_count(batches, key_shift, time_shift, resolution):
-    from collections import Counter
-
-    from aegisfwd.evaluation._summary import Concurrency
-
-    c = Concurrency(resolution)
-    c.compact_every = 16  # compact often: parts and raw batches mix
-    want: Counter[tuple[int, int]] = Counter()
-    r = resolution * 1_000_000
-    for batch in batches:
-        key = np.array([k + key_shift * (k % 2) for k, _, _ in batch], np.int64)
-        start = np.array([s * 1_000_000 + time_shift * (k % 3 == 0) for k, s, _ in batch], np.int64)
-        dur = np.array([d * 1_000_000 for _, _, d in batch], np.int64)
-        c.add_events(key, start, dur)
-        for kk, ss, dd in zip(key.tolist(), start.tolist(), dur.tolist()):
-            first = ss // r
-            last = max(-(-(ss + dd) // r), first + 1)
-            want[(kk, first)] += 1
-            want[(kk, last)] -= 1
-    c.compact()
-    k, t, d = c._parts[0] if c._parts else (np.zeros(0), np.zeros(0), np.zeros(0))
-    got = dict(zip(zip(k.tolist(), t.tolist()), d.tolist()))
-    assert got == {kt: v for kt, v in want.items() if v}
-    assert list(zip(k.tolist(), t.tolist())) == sorted(got)  # sorted by key, then bucket

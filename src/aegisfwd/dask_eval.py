@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,7 @@ def evaluate_dask(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     threads: int | None = None,
     concurrency_resolution_ms: int = 1,
+    spill_dir: str | os.PathLike[str] | None = None,
 ) -> Evaluation:
     """Evaluate ``data`` on Dask and return an ``Evaluation`` whose summary merges every partition.
 
@@ -89,7 +90,9 @@ def evaluate_dask(
     one task, read on the worker with the same readers as ``af.evaluate``: workers must see the
     files). ``client``: a ``distributed.Client``; else ``scheduler`` (an address) connects one; else
     a running client is used if there is one, else Dask's local scheduler. ``output`` / ``rejects``
-    are directories that get one Parquet file per partition.
+    are directories that get one Parquet file per partition. Partition summaries are merged on the
+    client as they arrive (their concurrency connections spill to ``spill_dir`` beyond a few
+    million, as in ``af.evaluate``), so the client holds about one partition's summary at a time.
     """
     import dask
 
@@ -141,14 +144,27 @@ def evaluate_dask(
             for i, p in enumerate(parts)
         ]
         if client is not None:
-            summaries = client.gather(client.compute(tasks))
+            from distributed import as_completed
+
+            errors: dict[int, list[str]] = {}
+
+            def arriving() -> Iterator[Summary]:
+                futures = client.compute(tasks)
+                index = {f.key: i for i, f in enumerate(futures)}
+                for future, part in as_completed(futures, with_results=True):
+                    errors[index[future.key]] = part.input_errors
+                    future.release()
+                    yield part
+
+            summary = Summary.merge_all(arriving(), spill_dir=spill_dir)
+            # Merged in arrival order; input errors are listed in partition order all the same.
+            summary.input_errors = [e for i in sorted(errors) for e in errors[i]]
         else:
-            summaries = list(dask.compute(*tasks))
+            summary = Summary.merge_all(dask.compute(*tasks), spill_dir=spill_dir)
     finally:
         if own_client:
             client.close()
 
-    summary = Summary.merge_all(summaries)
     if not summary.coords:
         summary.coords = dict(model.coords)
     return Evaluation(

@@ -241,11 +241,12 @@ class Runner:
 
     def __init__(self, model: Model, cols: Mapping[str, str | None], *, output: str | Path | None = None,
                  rejects: str | Path | None = None, keep_rows: int = 0, threads: int | None = None,
-                 concurrency_resolution_ms: int = 1, pipeline: bool = False) -> None:
+                 concurrency_resolution_ms: int = 1, spill_dir: str | Path | None = None,
+                 pipeline: bool = False) -> None:
         self.model = model
         self.cols = dict(cols)
         self.ids = IdArrays(model)
-        self.acc = Accumulator(model, concurrency_resolution_ms)
+        self.acc = Accumulator(model, concurrency_resolution_ms, spill_dir)
         self.rows_in = 0
         self.threads = threads
         self.writer = TableWriter(output, parquet_options=decisions_parquet_options) if output is not None else None
@@ -407,6 +408,7 @@ def evaluate(
     threads: int | None = None,
     keep_rows: int = DEFAULT_KEEP_ROWS,
     concurrency_resolution_ms: int = 1,
+    spill_dir: str | Path | None = None,
 ) -> Evaluation:
     """Evaluate a request log against a topology: where every request's origin connection egresses.
 
@@ -416,7 +418,9 @@ def evaluate(
     compiled file. ``columns`` maps fields (Logpush names, plus ``ingress_server`` and ``pool``) to the
     log's column names (``None`` to ignore one). Decisions go to ``output`` (Parquet, written batch by
     batch) and/or stay in memory up to ``keep_rows`` rows; rows that cannot be evaluated are counted
-    per reason and written to ``rejects`` (Parquet, CSV or NDJSON by suffix) when given.
+    per reason and written to ``rejects`` (Parquet, CSV or NDJSON by suffix) when given. Connections
+    for the concurrency peaks beyond a few million spill to a temporary file in ``spill_dir``
+    (default: the system temporary directory, ``TMPDIR``), removed when the summary is dropped.
     """
     if batch_rows < 1:
         raise ValueError("batch_rows must be >= 1")
@@ -425,7 +429,8 @@ def evaluate(
     cols = resolve_columns(columns)
     src = open_source(source, column_names(cols), batch_rows, dictionary=dictionary_columns(cols))
     runner = Runner(model, cols, output=output, rejects=rejects, keep_rows=keep_rows if output is None else 0,
-                    threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, pipeline=True)
+                    threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir,
+                    pipeline=True)
     bar = _Progress(progress, src)
     try:
         for chunk in _prefetch(src.chunks):
@@ -491,6 +496,7 @@ def compare(
     progress: bool | None = None,
     threads: int | None = None,
     concurrency_resolution_ms: int = 1,
+    spill_dir: str | Path | None = None,
 ) -> Comparison:
     """What-if: evaluate one log against two topologies (e.g. two IP placements) row by row.
 
@@ -502,8 +508,8 @@ def compare(
     ma, mb = model_for(topology_a), model_for(topology_b)
     cols = resolve_columns(columns)
     src = open_source(source, column_names(cols), batch_rows, dictionary=dictionary_columns(cols))
-    ra = Runner(ma, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms)
-    rb = Runner(mb, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms)
+    ra = Runner(ma, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir)
+    rb = Runner(mb, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir)
     diff = CompareAccumulator(ma, mb)
     bar = _Progress(progress, src)
     try:

@@ -1,7 +1,7 @@
 """Mergeable summaries of an evaluation.
 
 A ``Summary`` holds full count maps keyed by ids (counts add, distances are kept as sums plus row
-counts, concurrency as per-time-bucket connection deltas), so summaries of the partitions of a log
+counts, concurrency as the connections themselves, see ``_concurrency``), so summaries of the partitions of a log
 merge into exactly the summary of the whole log; top-N lists are computed from the full maps only
 when asked. ``Accumulator`` builds one during a run with dense numpy counters over one topology's
 index spaces and turns them into id-keyed maps once, at the end.
@@ -10,6 +10,7 @@ index spaces and turns them into id-keyed maps once, at the end.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,12 +22,10 @@ import pyarrow as pa
 
 from .. import _core
 from .._types import Tier
+from ._concurrency import CONNECTION_LIMIT, Concurrency
 
 TIERS: tuple[str, ...] = ("LOCAL", "SAME_DC", "SAME_LOCATION", "REMOTE", "UNAVAILABLE")
 N_TIERS = len(TIERS)
-
-# Documented limit (Cloudflare): concurrent connections per egress IP per origin IP:port.
-CONNECTION_LIMIT = 40_000
 
 # Reasons a row cannot be evaluated (docs/evaluate.md "Rejected rows"), in the order they are tested.
 REASONS: tuple[str, ...] = (
@@ -55,198 +54,11 @@ def _add_maps(a: dict[Any, Any], b: dict[Any, Any]) -> dict[Any, Any]:
     return out
 
 
-def _add_nested(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-    out = {k: dict(v) for k, v in a.items()}
-    for k, v in b.items():
-        out[k] = _add_maps(out.get(k, {}), v)
-    return out
-
-
 def iso_ns(ns: int | None) -> str | None:
     if ns is None:
         return None
     secs, frac = divmod(int(ns), 10**9)
     return datetime.fromtimestamp(secs, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
-
-
-# ---------------------------------------------------------------------------------------------
-# Concurrency
-# ---------------------------------------------------------------------------------------------
-class Concurrency:
-    """Open origin connections per (egress IP, origin IP, origin port), as +1/-1 events per time bucket.
-
-    A row with start ``t`` and origin duration ``d`` is one connection open over ``[t, t + d)``; with
-    bucket width ``r`` (``resolution_ms``) it counts in every bucket it overlaps:
-    ``+1`` at ``floor(t / r)`` and ``-1`` at ``max(ceil((t + d) / r), floor(t / r) + 1)``. The peak is
-    the largest running sum per key, so at 1 ms it is the exact peak up to millisecond rounding and
-    at coarser widths an upper bound. Events with the same (key, bucket) are summed and zero sums
-    dropped, so memory grows with the distinct busy buckets, not the rows.
-    """
-
-    def __init__(self, resolution_ms: int = 1) -> None:
-        if resolution_ms < 1:
-            raise ValueError("resolution_ms must be >= 1")
-        self.resolution_ms = int(resolution_ms)
-        self.keys: list[tuple[str, str, int]] = []
-        self._key_index: dict[tuple[str, str, int], int] = {}
-        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (key, bucket, delta) events
-        self._raw: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (key, first, last) per connection
-        self._pending = 0
-        self.compact_every = 8_000_000
-
-    def key_ids(self, keys: Iterable[tuple[str, str, int]]) -> np.ndarray:
-        out = []
-        idx = self._key_index
-        for k in keys:
-            i = idx.get(k)
-            if i is None:
-                i = idx[k] = len(self.keys)
-                self.keys.append(k)
-            out.append(i)
-        return np.asarray(out, dtype=np.int64)
-
-    def add_new_keys(self, keys: list[tuple[str, str, int]]) -> int:
-        """Number keys known to be new (no check per key, unlike ``key_ids``); returns the first id."""
-        if len(set(keys)) != len(keys) or not self._key_index.keys().isdisjoint(keys):
-            raise ValueError("add_new_keys was given a key twice or one it already had")
-        first = len(self.keys)
-        self._key_index.update(zip(keys, range(first, first + len(keys))))
-        self.keys.extend(keys)
-        return first
-
-    def add_events(self, key: np.ndarray, start_ns: np.ndarray, duration_ns: np.ndarray) -> None:
-        if key.shape[0] == 0:
-            return
-        r = np.int64(self.resolution_ms) * np.int64(1_000_000)
-        first = start_ns // r
-        end_ns = start_ns + duration_ns
-        last = -((-end_ns) // r)  # ceil
-        np.maximum(last, first + 1, out=last)
-        # Kept as (key, +1 bucket, -1 bucket) until the next compaction, which lays them out as events.
-        self._raw.append((np.asarray(key, dtype=np.int64), first, last))
-        self._pending += 2 * key.shape[0]
-        if self._pending >= self.compact_every:
-            self.compact()
-
-    def compact(self) -> None:
-        """Sum the events of each (key, bucket) and drop zero sums: one sorted part remains.
-
-        Memory matters here (a long log holds tens of millions of events): the parts are joined
-        into one array per field and released before sorting, and (key, bucket) is sorted as one
-        packed int64 where the ranges allow (key below 2**31, buckets spanning under 2**32), so
-        the working space is about 40 bytes per event instead of 80."""
-        raw, parts = self._raw, self._parts
-        if not raw and (len(parts) <= 1 and self._pending == 0 or not parts):
-            return
-        n_raw = sum(p[0].shape[0] for p in raw)
-        k = np.concatenate([p[0] for p in parts] + [p[0] for p in raw] * 2)
-        t = np.concatenate([p[1] for p in parts] + [p[1] for p in raw] + [p[2] for p in raw])
-        d = np.concatenate([p[2] for p in parts] + [np.ones(n_raw, np.int64), np.full(n_raw, -1, np.int64)])
-        self._raw, self._parts = [], []
-        del raw, parts
-        if k.shape[0]:
-            t0 = int(t.min())
-            if int(k.max()) < 2**31 and int(k.min()) >= 0 and int(t.max()) - t0 < 2**32:
-                packed = (k << 32) | (t - t0)
-                del k, t
-                # Stable (timsort): the already-compacted part comes first and is sorted, so it is
-                # merged in one pass; only the new events are really sorted.
-                order = np.argsort(packed, kind="stable")
-                packed = packed[order]
-                d = d[order]
-                del order
-                new = np.empty(packed.shape[0], dtype=bool)
-                new[0] = True
-                np.not_equal(packed[1:], packed[:-1], out=new[1:])
-                starts = np.flatnonzero(new)
-                del new
-                d = np.add.reduceat(d, starts)
-                packed = packed[starts]
-                keep = d != 0
-                packed, d = packed[keep], d[keep]
-                k = packed >> 32
-                t = (packed & 0xFFFFFFFF) + t0
-            else:
-                order = np.lexsort((t, k))
-                k, t, d = k[order], t[order], d[order]
-                new = np.empty(k.shape[0], dtype=bool)
-                new[0] = True
-                new[1:] = (k[1:] != k[:-1]) | (t[1:] != t[:-1])
-                starts = np.flatnonzero(new)
-                d = np.add.reduceat(d, starts)
-                k, t = k[starts], t[starts]
-                keep = d != 0
-                k, t, d = k[keep], t[keep], d[keep]
-        self._parts = [(k, t, d)]
-        self._pending = 0
-        # Keep compacting rarely: the compacted size is the floor for the next trigger.
-        self.compact_every = max(8_000_000, 2 * int(k.shape[0]))
-
-    def merge(self, other: Concurrency) -> None:
-        if other.resolution_ms != self.resolution_ms:
-            raise ValueError(
-                f"cannot merge concurrency at {other.resolution_ms} ms into one at {self.resolution_ms} ms"
-            )
-        other.compact()
-        if not other._parts:
-            return
-        remap = self.key_ids(other.keys)
-        k, t, d = other._parts[0]
-        self._parts.append((remap[k] if k.shape[0] else k, t.copy(), d.copy()))
-        self._pending += k.shape[0]
-        self.compact()
-
-    def peaks(self) -> list[dict[str, Any]]:
-        """Per key: the peak of open connections and the start of the first bucket where it occurs,
-        largest peak first."""
-        self.compact()
-        if not self._parts or self._parts[0][0].shape[0] == 0:
-            return []
-        k, t, d = self._parts[0]
-        run = np.cumsum(d)
-        seg = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-        base = np.r_[0, run[seg[1:] - 1]]
-        seg_of = np.repeat(np.arange(seg.shape[0]), np.diff(np.r_[seg, k.shape[0]]))
-        level = run - base[seg_of]
-        peak = np.maximum.reduceat(level, seg)
-        # first position reaching the peak within each segment
-        at_peak = level == peak[seg_of]
-        first_pos = np.full(seg.shape[0], -1, dtype=np.int64)
-        pos = np.flatnonzero(at_peak)
-        segs = seg_of[pos]
-        uniq, first_idx = np.unique(segs, return_index=True)
-        first_pos[uniq] = pos[first_idx]
-        r_ns = self.resolution_ms * 1_000_000
-        out = []
-        # Largest peak first; equal peaks by key (egress IP, origin, port), so the order does not
-        # depend on the order keys were met in (batches, partitions, dictionary order).
-        keys = [self.keys[i] for i in k[seg].tolist()]
-        peaks = peak.tolist()
-        for s in sorted(range(len(keys)), key=lambda j: (-peaks[j], keys[j])):
-            ip, origin, port = keys[s]
-            out.append(
-                {
-                    "egress_ip": ip,
-                    "origin": _origin_text(origin, port),
-                    "peak": int(peak[s]),
-                    "at": iso_ns(int(t[first_pos[s]]) * r_ns),
-                    "share_of_limit": int(peak[s]) / CONNECTION_LIMIT,
-                }
-            )
-        return out
-
-    def __getstate__(self) -> dict[str, Any]:
-        self.compact()
-        return {"resolution_ms": self.resolution_ms, "keys": self.keys, "parts": self._parts}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["resolution_ms"])  # type: ignore[misc]
-        self.key_ids(state["keys"])
-        self._parts = list(state["parts"])
-
-
-def _origin_text(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,45 +92,50 @@ class Summary:
 
     # ---- merging ----------------------------------------------------------------------------
     def merge(self, other: Summary) -> Summary:
-        """A new summary of both (counts add; concurrency events merge)."""
-        conc = Concurrency(self.concurrency.resolution_ms)
-        conc.merge(self.concurrency)
-        conc.merge(other.concurrency)
-        tmin = [x for x in (self.time_min_ns, other.time_min_ns) if x is not None]
-        tmax = [x for x in (self.time_max_ns, other.time_max_ns) if x is not None]
-        return Summary(
-            rows_in=self.rows_in + other.rows_in,
-            rows_decided=self.rows_decided + other.rows_decided,
-            rows_rejected=self.rows_rejected + other.rows_rejected,
-            rejects=_add_maps(self.rejects, other.rejects),
-            tiers=_add_maps(self.tiers, other.tiers),
-            tiers_by_location=_add_nested(self.tiers_by_location, other.tiers_by_location),
-            tiers_by_pool=_add_nested(self.tiers_by_pool, other.tiers_by_pool),
-            flows=_add_maps(self.flows, other.flows),
-            flow_distance=_add_maps(self.flow_distance, other.flow_distance),
-            egress_servers=_add_maps(self.egress_servers, other.egress_servers),
-            egress_ips=_add_maps(self.egress_ips, other.egress_ips),
-            distance_sum=self.distance_sum + other.distance_sum,
-            distance_rows=self.distance_rows + other.distance_rows,
-            ingress_fallback_rows=self.ingress_fallback_rows + other.ingress_fallback_rows,
-            timed_rows=self.timed_rows + other.timed_rows,
-            time_min_ns=min(tmin) if tmin else None,
-            time_max_ns=max(tmax) if tmax else None,
-            concurrency=conc,
-            distance_unit=self.distance_unit if self.rows_in or not other.rows_in else other.distance_unit,
-            coords={**other.coords, **self.coords},
-            input_errors=self.input_errors + other.input_errors,
-        )
+        """A new summary of both (counts add; concurrency connections merge)."""
+        return Summary.merge_all([self, other])
 
     @staticmethod
-    def merge_all(summaries: Iterable[Summary]) -> Summary:
-        items = list(summaries)
-        if not items:
-            return Summary()
-        # Pairwise tree merge keeps each merge small.
-        while len(items) > 1:
-            items = [items[i].merge(items[i + 1]) if i + 1 < len(items) else items[i] for i in range(0, len(items), 2)]
-        return items[0]
+    def merge_all(summaries: Iterable[Summary], *, spill_dir: str | os.PathLike[str] | None = None) -> Summary:
+        """One summary of every part: counts add, and the parts' connections go into one
+        ``Concurrency`` (spilling to ``spill_dir``, default the first part's). Parts are consumed
+        one at a time (pass a generator and each can be freed once merged), each read once: a long
+        list of Dask partitions costs one pass."""
+        out = Summary()
+        conc: Concurrency | None = None
+        for part in summaries:
+            if conc is None:
+                conc = Concurrency(part.concurrency.resolution_ms, spill_dir or part.concurrency.spill_dir)
+                out.distance_unit = part.distance_unit
+            out._absorb(part)
+            conc.merge(part.concurrency)
+        if conc is not None:
+            out.concurrency = conc
+        return out
+
+    def _absorb(self, other: Summary) -> None:
+        """Add every count of ``other`` into this one, in place (not the concurrency)."""
+        if other.rows_in and not self.rows_in:
+            self.distance_unit = other.distance_unit  # the first part with rows names the unit
+        for name in ("rows_in", "rows_decided", "rows_rejected", "distance_sum", "distance_rows",
+                     "ingress_fallback_rows", "timed_rows"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("rejects", "tiers", "flows", "flow_distance", "egress_servers", "egress_ips"):
+            mine = getattr(self, name)
+            for k, v in getattr(other, name).items():
+                mine[k] = mine.get(k, 0) + v
+        for name in ("tiers_by_location", "tiers_by_pool"):
+            mine = getattr(self, name)
+            for k, v in getattr(other, name).items():
+                row = mine.setdefault(k, {})
+                for t, c in v.items():
+                    row[t] = row.get(t, 0) + c
+        tmin = [x for x in (self.time_min_ns, other.time_min_ns) if x is not None]
+        tmax = [x for x in (self.time_max_ns, other.time_max_ns) if x is not None]
+        self.time_min_ns = min(tmin) if tmin else None
+        self.time_max_ns = max(tmax) if tmax else None
+        self.coords = {**other.coords, **self.coords}
+        self.input_errors = self.input_errors + other.input_errors
 
     def counts_equal(self, other: Summary) -> bool:
         """Every count map and total equal (distances compared to 1e-6 relative); for tests."""
@@ -453,7 +270,7 @@ class Accumulator:
 
     _DENSE_FLOWS_MAX = 2048  # locations; beyond, flows are counted sparsely
 
-    def __init__(self, model: Any, resolution_ms: int = 1) -> None:
+    def __init__(self, model: Any, resolution_ms: int = 1, spill_dir: str | os.PathLike[str] | None = None) -> None:
         self.m = model
         L, P = len(model.location_ids), len(model.pool_ids)
         self.L = L
@@ -472,7 +289,7 @@ class Accumulator:
         self.timed = 0
         self.tmin: int | None = None
         self.tmax: int | None = None
-        self.concurrency = Concurrency(resolution_ms)
+        self.concurrency = Concurrency(resolution_ms, spill_dir)
         self._pairs = _core.PairIndex()
         self._ip_objects = np.array(model.ip_ids, dtype=object)
         self._origin_index: dict[str, int] = {}

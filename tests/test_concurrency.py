@@ -1,0 +1,318 @@
+"""Peak concurrency (aegisfwd.evaluation._concurrency and _core.fold_event_runs) against a plain count.
+
+The store sorts connections into runs, spills them, and folds them in a k-way merge; whatever the
+thresholds (so tests shrink them to a few events), the peaks and the buckets where they are first
+reached must equal a direct count of every key's running level.
+"""
+
+from __future__ import annotations
+
+import gc
+import pickle
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aegisfwd import _core
+from aegisfwd.evaluation._concurrency import Concurrency, _pack
+
+MS = 1_000_000
+
+
+def plain_peaks(rows: list[tuple[int, int, int]], resolution_ms: int) -> dict[int, tuple[int, int]]:
+    """{key: (peak, first bucket at the peak)} from (key, start ns, duration ns), the definition."""
+    r = resolution_ms * MS
+    events: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for key, start, duration in rows:
+        first = start // r
+        last = max(-(-(start + duration) // r), first + 1)
+        events[key][first] += 1
+        events[key][last] -= 1
+    out = {}
+    for key, buckets in events.items():
+        level = peak = 0
+        at = None
+        for t in sorted(buckets):
+            level += buckets[t]
+            if level > peak:
+                peak, at = level, t
+        out[key] = (peak, at)
+    return out
+
+
+def got_peaks(c: Concurrency) -> dict[int, tuple[int, int]]:
+    index = {k: i for i, k in enumerate(c.keys)}
+    r = c.resolution_ms * MS
+    out = {}
+    for p in c.peaks():
+        key = next(k for k in c.keys if k[0] == p["egress_ip"])
+        out[index[key]] = (p["peak"], _iso_to_ns(p["at"]) // r)
+    return out
+
+
+def _iso_to_ns(text: str) -> int:
+    from datetime import datetime, timezone
+
+    whole, frac = text.rstrip("Z").split(".")
+    secs = int(datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp())
+    return secs * 10**9 + int(frac)
+
+
+def store(n_keys: int, resolution_ms: int = 1, *, run_rows: int = 1 << 20, memory_events: int = 1 << 22,
+          block: int = 8192, spill_dir: Path | None = None) -> Concurrency:
+    c = Concurrency(resolution_ms, spill_dir)
+    c.run_rows, c.memory_events = run_rows, memory_events
+    c.merge_buffer_bytes, c.merge_min_block = 0, block
+    c.key_ids([(f"192.0.2.{k}", "203.0.113.1", 443) for k in range(n_keys)])
+    return c
+
+
+T0 = 1_714_564_800_000 * MS  # 2024-05-01T12:00:00Z
+
+batches_st = st.lists(
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 60_000_000), st.integers(0, 25_000_000)), max_size=25),
+    min_size=1, max_size=5,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches_st, st.integers(1, 5), st.sampled_from([1, 3, 1 << 20]), st.sampled_from([0, 7, 1 << 22]),
+       st.sampled_from([1, 2, 8192]))
+def test_peaks_equal_a_plain_count_whatever_the_thresholds(tmp_path_factory, batches, resolution, run_rows,
+                                                          memory_events, block):
+    c = store(6, resolution, run_rows=run_rows, memory_events=memory_events, block=block,
+              spill_dir=tmp_path_factory.getbasetemp())
+    rows = []
+    for batch in batches:
+        key = np.array([k for k, _, _ in batch], np.int64)
+        start = np.array([T0 + s for _, s, _ in batch], np.int64)
+        dur = np.array([d for _, _, d in batch], np.int64)
+        c.add_events(key, start, dur)
+        rows += [(k, T0 + s, d) for k, s, d in batch]
+    assert got_peaks(c) == plain_peaks(rows, resolution)
+    assert c.events == 2 * len(rows)
+
+
+def test_a_connection_closing_as_another_opens_is_not_two():
+    c = store(1)
+    # [0, 5 ms) and [5 ms, 9 ms): the second opens in the bucket where the first has closed.
+    c.add_events(np.array([0, 0]), np.array([T0, T0 + 5 * MS]), np.array([5 * MS, 4 * MS]))
+    assert [p["peak"] for p in c.peaks()] == [1]
+    assert c.peaks()[0]["at"].endswith("12:00:00.000000000Z")  # the first bucket at the peak
+
+
+def test_first_bucket_at_the_peak_is_reported():
+    c = store(1)
+    # Level 2 at 1 ms, back to 1, then 2 again at 20 ms: the peak is first reached at 1 ms.
+    c.add_events(np.array([0, 0, 0]), np.array([T0, T0 + MS, T0 + 20 * MS]), np.array([40 * MS, 2 * MS, MS]))
+    (p,) = c.peaks()
+    assert p["peak"] == 2 and p["at"] == "2024-05-01T12:00:00.001000000Z"
+
+
+def test_spilled_runs_go_to_spill_dir_and_are_removed(tmp_path):
+    c = store(3, run_rows=4, memory_events=0, spill_dir=tmp_path)
+    rng = np.random.default_rng(3)
+    rows = []
+    for _ in range(10):
+        k = rng.integers(0, 3, 10)
+        s = T0 + rng.integers(0, 10**9, 10)
+        d = rng.integers(0, 10**8, 10)
+        c.add_events(k, s, d)
+        rows += list(zip(k.tolist(), s.tolist(), d.tolist()))
+    assert c.spilled_bytes == 8 * 200  # all 200 events (an open and a close per row) are on disk
+    assert len(list(tmp_path.iterdir())) == 1
+    assert got_peaks(c) == plain_peaks(rows, 1)
+    del c
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []
+
+
+def _split_stores(rows, parts, **kw):
+    """The rows dealt round-robin to `parts` stores whose keys are numbered in different orders."""
+    stores = []
+    for p in range(parts):
+        c = Concurrency(1)
+        c.run_rows, c.memory_events = kw.get("run_rows", 1 << 20), kw.get("memory_events", 1 << 22)
+        names = [(f"192.0.2.{k}", "203.0.113.1", 443) for k in range(6)]
+        order = names[p:] + names[:p]  # a different numbering per part
+        c.key_ids(order)
+        mine = rows[p::parts]
+        if mine:
+            ids = c.key_ids([names[k] for k, _, _ in mine])
+            c.add_events(ids, np.array([s for _, s, _ in mine]), np.array([d for _, _, d in mine]))
+        stores.append(c)
+    return stores
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 60_000_000), st.integers(0, 25_000_000)), max_size=60),
+       st.integers(1, 4), st.sampled_from([(1 << 20, 1 << 22), (3, 0)]))
+def test_merge_of_parts_equals_the_whole(rows, parts, thresholds):
+    rows = [(k, T0 + s, d) for k, s, d in rows]
+    run_rows, memory_events = thresholds
+    whole = store(6, run_rows=run_rows, memory_events=memory_events)
+    if rows:
+        whole.add_events(np.array([k for k, _, _ in rows]), np.array([s for _, s, _ in rows]),
+                         np.array([d for _, _, d in rows]))
+    merged = Concurrency(1)
+    merged.run_rows, merged.memory_events = run_rows, memory_events
+    for part in _split_stores(rows, parts, run_rows=run_rows, memory_events=memory_events):
+        merged.merge(pickle.loads(pickle.dumps(part)))  # as Dask ships them
+    assert merged.peaks() == whole.peaks()
+
+
+def test_pickle_reads_spilled_runs_back(tmp_path):
+    c = store(2, run_rows=2, memory_events=0, spill_dir=tmp_path)
+    c.add_events(np.array([0, 1, 0, 1, 0]), T0 + np.arange(5) * MS, np.full(5, 10 * MS))
+    assert c.spilled_bytes > 0
+    back = pickle.loads(pickle.dumps(c))
+    assert back.spilled_bytes == 0 and back.peaks() == c.peaks()
+    assert [p["peak"] for p in back.peaks()] == [3, 2]
+
+
+def test_peaks_are_cached_until_more_events_arrive():
+    c = store(1)
+    c.add_events(np.array([0]), np.array([T0]), np.array([MS]))
+    first = c.peaks()
+    assert c.peaks() is first
+    c.add_events(np.array([0]), np.array([T0]), np.array([MS]))
+    assert c.peaks()[0]["peak"] == 2
+
+
+def test_add_events_rejects_bad_input_and_survives_huge_durations():
+    c = store(2)
+    with pytest.raises(ValueError, match="one length"):
+        c.add_events(np.array([0, 1]), np.array([T0]), np.array([MS, MS]))
+    with pytest.raises(ValueError, match=r"key ids must be in \[0, 2\)"):
+        c.add_events(np.array([2]), np.array([T0]), np.array([MS]))
+    with pytest.raises(ValueError, match="duration_ns must be >= 0"):
+        c.add_events(np.array([0]), np.array([T0]), np.array([-1]))
+    c.add_events(np.array([0, 0]), np.array([T0, T0 + MS]), np.array([np.iinfo(np.int64).max, MS]))
+    assert [p["peak"] for p in c.peaks()] == [2]
+    with pytest.raises(ValueError, match="resolution_ms"):
+        Concurrency(0)
+
+
+def test_merge_refuses_another_resolution():
+    with pytest.raises(ValueError, match="cannot merge concurrency at 2 ms into one at 1 ms"):
+        Concurrency(1).merge(Concurrency(2))
+
+
+# ---- _pack: one run normally, several when the buckets span too far for the key bits ---------
+def test_pack_splits_runs_whose_span_does_not_fit_and_the_fold_agrees():
+    rng = np.random.default_rng(0)
+    n_keys = (1 << 20) + 1  # 21 key bits: a span of 2**42 buckets no longer fits
+    keys = rng.integers(0, n_keys, 400)
+    buckets = np.concatenate([rng.integers(0, 1000, 200), rng.integers(1 << 43, (1 << 43) + 1000, 200)])
+    opens = _pack(buckets, keys, 1)
+    closes = _pack(buckets + 5, keys, -1)
+    assert len(opens) == 2 and len(closes) == 2
+    for run in opens + closes:
+        b = (run.data >> run.key_bits) + run.time_base
+        assert (np.diff(b) >= 0).all()
+    level, peak, at = (np.zeros(n_keys, np.int64) for _ in range(3))
+    runs = [(r.data, r.time_base, r.key_bits, r.sign) for r in opens + closes]
+    consumed = _core.fold_event_runs(runs, np.iinfo(np.int64).max, level, peak, at)
+    assert consumed.tolist() == [r.size for r in opens + closes]
+    assert not level.any()  # every connection closed
+    want = plain_peaks([(int(k), int(b) * MS, 5 * MS - 1) for k, b in zip(keys, buckets)], 1)
+    got = {int(k): (int(peak[k]), int(at[k])) for k in np.flatnonzero(peak)}
+    assert got == want
+
+
+def test_pack_of_nothing_is_no_run():
+    assert _pack(np.zeros(0, np.int64), np.zeros(0, np.int64), 1) == []
+
+
+# ---- fold_event_runs: the C++ fold checks everything before it changes anything ---------------
+def _state(n):
+    return np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
+
+
+@pytest.mark.parametrize(
+    ("runs", "message"),
+    [
+        ([(np.array([8, 4], np.int64), 0, 2, 1)], "run 1: not sorted by bucket at 1"),
+        ([(np.array([5], np.int64), 0, 2, 1)], "key 1 at 0 is not below the key count 1"),
+        ([(np.array([-4], np.int64), 0, 2, 1)], "negative packed value"),
+        ([(np.array([4], np.int64), 0, 0, 1)], "key_bits must be in"),
+        ([(np.array([4], np.int64), 0, 2, 2)], "sign must be"),
+        ([(np.array([4], np.int32), 0, 2, 1)], "dtype int64"),
+        ([(np.array([4], np.int64), 0, 2)], "tuple"),
+        ([(np.array([1 << 62], np.int64), (1 << 63) - 2, 1, 1)], "overflows"),
+    ],
+)
+def test_fold_rejects_bad_runs_without_changing_state(runs, message):
+    level, peak, at = _state(1)
+    good = (np.array([0, 4], np.int64), 0, 2, 1)  # a valid run first: nothing of it may be applied
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        _core.fold_event_runs([good, *runs], 100, level, peak, at)
+    assert not level.any() and not peak.any()
+
+
+def test_fold_rejects_bad_state():
+    runs = [(np.array([0], np.int64), 0, 1, 1)]
+    level, peak, at = _state(2)
+    with pytest.raises(ValueError, match="peak must have one entry per key"):
+        _core.fold_event_runs(runs, 10, level, peak[:1].copy(), at)
+    with pytest.raises(ValueError, match="dtype int64"):
+        _core.fold_event_runs(runs, 10, level, peak.astype(np.int32), at)
+    peak.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        _core.fold_event_runs(runs, 10, level, peak, at)
+
+
+def test_fold_stops_at_the_limit_and_resumes():
+    # key 0 opens at buckets 1, 2, 3 (+1 each) and closes at 2 (-1): levels 1, 1, 2.
+    opens = np.array([1, 2, 3], np.int64) << 1
+    closes = np.array([2], np.int64) << 1
+    level, peak, at = _state(1)
+    used = _core.fold_event_runs([(opens, 0, 1, 1), (closes, 0, 1, -1)], 3, level, peak, at)
+    assert used.tolist() == [2, 1] and level.tolist() == [1] and peak.tolist() == [1] and at.tolist() == [1]
+    used = _core.fold_event_runs([(opens[2:], 0, 1, 1), (closes[1:], 0, 1, -1)], 100, level, peak, at)
+    assert used.tolist() == [1, 0] and peak.tolist() == [2] and at.tolist() == [3]
+
+
+def test_concurrency_add_new_keys_refuses_known_keys():
+    c = Concurrency()
+    assert c.add_new_keys([("a", "o", 1), ("b", "o", 1)]) == 0
+    assert c.key_ids([("b", "o", 1), ("c", "o", 1)]).tolist() == [1, 2]
+    assert c.add_new_keys([("d", "o", 1)]) == 3
+    with pytest.raises(ValueError, match="already"):
+        c.add_new_keys([("a", "o", 1)])
+    with pytest.raises(ValueError, match="twice"):
+        c.add_new_keys([("e", "o", 1), ("e", "o", 1)])
+    assert c.key_ids([("e", "o", 1)]).tolist() == [4] and len(c.keys) == 5  # nothing was half-added
+
+
+# ---- pack_by_bucket: the C++ radix sort that makes a run ---------------------------------------
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**40), st.integers(0, 2**10 - 1)), max_size=300), st.integers(0, 3))
+def test_pack_by_bucket_is_a_stable_sort_by_bucket(events, spread):
+    buckets = np.array([b >> (10 * (3 - spread)) for b, _ in events], np.int64)  # spans from 2**10 to 2**40
+    keys = np.array([k for _, k in events], np.int64)
+    base = int(buckets.min()) if events else 0
+    got = _core.pack_by_bucket(buckets, keys, base, 10)
+    order = np.argsort(buckets, kind="stable")
+    want = ((buckets[order] - base) << 10) | keys[order]
+    assert got.tolist() == want.tolist()
+
+
+def test_pack_by_bucket_rejects_what_does_not_fit():
+    b, k = np.array([5, 6], np.int64), np.array([0, 3], np.int64)
+    with pytest.raises(ValueError, match="key 3 at 1 does not fit 1 bits"):
+        _core.pack_by_bucket(b, k, 5, 1)
+    with pytest.raises(ValueError, match="bucket 5 at 0 is outside"):
+        _core.pack_by_bucket(b, k, 6, 2)
+    with pytest.raises(ValueError, match="outside"):
+        _core.pack_by_bucket(np.array([2**61], np.int64), np.array([0], np.int64), 0, 2)
+    with pytest.raises(ValueError, match="key_bits must be in"):
+        _core.pack_by_bucket(b, k, 5, 63)
+    with pytest.raises(ValueError, match="one length"):
+        _core.pack_by_bucket(b, k[:1], 5, 2)
+    with pytest.raises(ValueError, match="dtype int64"):
+        _core.pack_by_bucket(b.astype(np.int32), k, 5, 2)
