@@ -397,6 +397,14 @@ def test_durations_prefer_ms_then_ns():
     assert got.tolist() == [10_000_000, 3_000_000, 7_000_000, 5, 2_500_000]
 
 
+def test_durations_beyond_int64_nanoseconds_are_invalid_not_wrapped():
+    ms = pa.array(["9300000000000", "9100000000000", "1e300", None])
+    ns = pa.array([None, None, None, 2**63 - 1], pa.uint64())
+    got, ok = ar.to_duration_ns(ms, ns, 4)
+    assert ok.tolist() == [False, True, False, True]
+    assert got.tolist()[1] == 9_100_000_000_000 * 10**6 and got.tolist()[3] == 2**63 - 1
+
+
 def test_numbers_from_any_type():
     ints, _, _, valid = ar.to_number(pa.array(["12", " 13 ", "1e3", "x", None, "", "-4"]))
     assert valid.tolist() == [True, True, True, False, False, False, True]

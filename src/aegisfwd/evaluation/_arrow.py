@@ -285,21 +285,25 @@ def _iso_slow(values: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
     return out, ok
 
 
+_MAX_DURATION_MS = 9.2e12  # * 10**6 stays below 2**63
+
+
 def to_duration_ns(ms: pa.Array | None, ns: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Origin response duration in ns: ``OriginResponseDurationMs`` (ms) where valid, else the older
-    ``OriginResponseTime`` (ns). Negative values are invalid."""
+    ``OriginResponseTime`` (ns). Negative values, and values too large for int64 nanoseconds (over
+    ~292 years), are invalid."""
     out = np.zeros(n, dtype=np.int64)
     ok = np.zeros(n, dtype=bool)
     if ms is not None:
         ints, is_int, floats, valid = to_number(ms)
-        good = valid & (floats >= 0)
+        good = valid & (floats >= 0) & (floats < _MAX_DURATION_MS)
         out[good & is_int] = ints[good & is_int] * 10**6
         f = good & ~is_int
         out[f] = np.round(floats[f] * 1e6).astype(np.int64)
         ok |= good
     if ns is not None:
         ints, is_int, floats, valid = to_number(ns)
-        good = valid & (floats >= 0) & ~ok
+        good = valid & (floats >= 0) & (is_int | (floats < 2.0**63)) & ~ok  # exact int64 or a float that fits
         out[good & is_int] = ints[good & is_int]
         f = good & ~is_int
         out[f] = np.round(floats[f]).astype(np.int64)
