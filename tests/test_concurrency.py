@@ -174,11 +174,12 @@ def test_pickle_reads_spilled_runs_back(tmp_path):
     assert [p["peak"] for p in back.peaks()] == [3, 2]
 
 
-def test_peaks_are_cached_until_more_events_arrive():
+def test_the_fold_is_kept_until_more_events_arrive():
     c = store(1)
     c.add_events(np.array([0]), np.array([T0]), np.array([MS]))
     first = c.peaks()
-    assert c.peaks() is first
+    ranking = c._ranking()
+    assert c.peaks() == first and c._ranking() is ranking
     c.add_events(np.array([0]), np.array([T0]), np.array([MS]))
     assert c.peaks()[0]["peak"] == 2
 
@@ -316,3 +317,15 @@ def test_pack_by_bucket_rejects_what_does_not_fit():
         _core.pack_by_bucket(b, k[:1], 5, 2)
     with pytest.raises(ValueError, match="dtype int64"):
         _core.pack_by_bucket(b.astype(np.int32), k, 5, 2)
+
+
+def test_top_peaks_and_counts_agree_with_the_full_list():
+    c = store(5)
+    rng = np.random.default_rng(7)
+    c.add_events(rng.integers(0, 5, 300), T0 + rng.integers(0, 10**9, 300), rng.integers(0, 10**8, 300))
+    full = c.peaks()
+    assert [p["peak"] for p in full] == sorted((p["peak"] for p in full), reverse=True)
+    for top in (0, 1, 3, 10):
+        assert c.peaks(top) == full[:top]
+    assert c.counts() == (len(full), 0)
+    assert all(p["share_of_limit"] == p["peak"] / 40_000 for p in full)

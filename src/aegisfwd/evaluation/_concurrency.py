@@ -151,6 +151,18 @@ class _Cursor:
         self.left -= count
 
 
+@dataclass
+class _Ranking:
+    """The folded peaks of the keys with connections, and their order (largest peak first)."""
+
+    ips: list[str]
+    origins: list[str]
+    ports: list[int]
+    values: np.ndarray
+    peak_at: np.ndarray  # bucket
+    order: np.ndarray
+
+
 class Concurrency:
     """Open origin connections per (egress IP, origin IP, origin port), folded into exact peaks.
 
@@ -178,7 +190,7 @@ class Concurrency:
         self._runs: list[_Run] = []
         self._memory_events = 0
         self._spill: _SpillFile | None = None
-        self._peaks: list[dict[str, Any]] | None = None
+        self._ranked: _Ranking | None = None
 
     # ---- keys ----------------------------------------------------------------------------------
     def key_ids(self, keys: Iterable[tuple[str, str, int]]) -> np.ndarray:
@@ -226,7 +238,7 @@ class Concurrency:
         np.maximum(last, first + 1, out=last)
         self._pending.append((key, first, last))
         self._pending_rows += n
-        self._peaks = None
+        self._ranked = None
         if self._pending_rows >= self.run_rows:
             self._flush_pending()
 
@@ -285,7 +297,7 @@ class Concurrency:
             return
         remap = self.key_ids(other.keys)
         identity = bool(remap.shape[0] == 0 or (remap == np.arange(remap.shape[0])).all())
-        self._peaks = None
+        self._ranked = None
         for run in other._runs:
             data = other._run_data(run)  # one run at a time: at most run_rows events
             if identity:
@@ -325,35 +337,51 @@ class Concurrency:
                     c.refill()
         return peak, peak_at
 
-    def peaks(self) -> list[dict[str, Any]]:
-        """Per key: the peak of open connections and the start of the first bucket where it occurs,
-        largest peak first; equal peaks by key (egress IP, origin, port), so the order does not
-        depend on the order keys were met in (batches, partitions, dictionary order)."""
-        if self._peaks is not None:
-            return self._peaks
-        from ._summary import iso_ns
+    def _ranking(self) -> _Ranking:
+        if self._ranked is None:
+            peak, peak_at = self._fold()
+            ids = np.flatnonzero(peak > 0)
+            keys = [self.keys[i] for i in ids.tolist()]
+            ips = [k[0] for k in keys]
+            origins = [k[1] for k in keys]
+            ports = [k[2] for k in keys]
+            values = peak[ids]
+            # numpy str arrays order by code point, as Python compares str: the order of sorting
+            # (-peak, key) tuples, in a fraction of the time on tens of thousands of keys.
+            order = np.lexsort((np.array(ports, dtype=np.int64), np.array(origins, dtype=str),
+                                np.array(ips, dtype=str), -values)) if keys else np.zeros(0, np.int64)
+            self._ranked = _Ranking(ips, origins, ports, values, peak_at[ids], order)
+        return self._ranked
 
-        peak, peak_at = self._fold()
-        ids = np.flatnonzero(peak > 0).tolist()
-        keys = self.keys
-        peaks = peak.tolist()
-        ids.sort(key=lambda i: (-peaks[i], keys[i]))
-        r_ns = self.resolution_ms * 1_000_000
-        at = peak_at.tolist()
-        out = []
-        for i in ids:
-            ip, origin, port = keys[i]
-            out.append(
-                {
-                    "egress_ip": ip,
-                    "origin": _origin_text(origin, port),
-                    "peak": peaks[i],
-                    "at": iso_ns(at[i] * r_ns),
-                    "share_of_limit": peaks[i] / CONNECTION_LIMIT,
-                }
-            )
-        self._peaks = out
-        return out
+    def peaks(self, top: int | None = None) -> list[dict[str, Any]]:
+        """Per key: the peak of open connections and the start of the first bucket where it occurs,
+        largest peak first (the first ``top`` only, when given); equal peaks by key (egress IP,
+        origin, port), so the order does not depend on the order keys were met in (batches,
+        partitions, dictionary order). The fold runs once and is kept until more connections
+        arrive."""
+        rk = self._ranking()
+        order = rk.order[:top].tolist() if top is not None else rk.order.tolist()
+        if not order:
+            return []
+        r_ns = np.int64(self.resolution_ms) * np.int64(1_000_000)
+        at_ns = (rk.peak_at[order] * r_ns).astype("datetime64[ns]")
+        at = np.datetime_as_string(at_ns, unit="ns").tolist()
+        values = rk.values[order].tolist()
+        return [
+            {
+                "egress_ip": rk.ips[i],
+                "origin": _origin_text(rk.origins[i], rk.ports[i]),
+                "peak": v,
+                "at": t + "Z",
+                "share_of_limit": v / CONNECTION_LIMIT,
+            }
+            for i, v, t in zip(order, values, at)
+        ]
+
+    def counts(self) -> tuple[int, int]:
+        """(keys with connections, keys whose peak exceeds CONNECTION_LIMIT)."""
+        rk = self._ranking()
+        return int(rk.values.shape[0]), int((rk.values > CONNECTION_LIMIT).sum())
 
     # ---- pickling (Dask ships partition summaries to the client) -----------------------------
     def __getstate__(self) -> dict[str, Any]:

@@ -271,19 +271,19 @@ def _sections(s: Summary, top: int, prefix: str = "", only: set[str] | None = No
         ) + _table([what[:-1], "rows"], [list(x) for x in topn])
         out.append((prefix + sid, f"Load per {what[:-1]}", content))
     if want("concurrency"):
-        peaks = s.concurrency.peaks()
+        n_keys, over = s.concurrency.counts()
+        peaks = s.concurrency.peaks(top)
         if peaks:
-            over = sum(1 for p in peaks if p["peak"] > CONNECTION_LIMIT)
             plot = _concurrency_plot(peaks, top)
             content = (
                 f"<p>Peak concurrent origin connections per (egress IP, origin IP:port), from each row's start "
                 f"time and origin duration at {s.concurrency.resolution_ms} ms resolution, against the documented "
                 f"limit of {CONNECTION_LIMIT:,} per egress IP per origin IP:port. "
-                f"<span class=\"{'bad' if over else ''}\">{over} of {len(peaks):,} pairs over the limit.</span> "
+                f"<span class=\"{'bad' if over else ''}\">{over} of {n_keys:,} pairs over the limit.</span> "
                 "Sampled logs show the sampled rows only.</p>"
                 + (_img(plot, "peak concurrent connections") if plot else "")
                 + _table(["egress IP", "origin", "peak", "share of limit", "first at"],
-                         [[p["egress_ip"], p["origin"], p["peak"], p["share_of_limit"], p["at"]] for p in peaks[:top]])
+                         [[p["egress_ip"], p["origin"], p["peak"], p["share_of_limit"], p["at"]] for p in peaks])
             )
         else:
             content = ('<p class="note">the log has no usable start timestamps and origin durations '
@@ -441,13 +441,13 @@ def print_summary(s: Summary, console: Any = None, *, top: int = 10, meta: dict[
         st = s.load_stats(counts)
         con.print(_rich_table(f"Load per {what} (top {top}; {st['count']:,} in use, max/mean {_fmt(st['max_over_mean'])})",
                               [what, "rows"], [list(x) for x in topn]))
-    peaks = s.concurrency.peaks()
+    peaks = s.concurrency.peaks(top)
     if peaks:
-        over = sum(1 for p in peaks if p["peak"] > CONNECTION_LIMIT)
+        over = s.concurrency.counts()[1]
         con.print(_rich_table(
             f"Peak concurrent connections per egress IP and origin (limit {CONNECTION_LIMIT:,}; {over} over)",
             ["egress IP", "origin", "peak", "share of limit", "first at"],
-            [[p["egress_ip"], p["origin"], p["peak"], p["share_of_limit"], p["at"]] for p in peaks[:top]]))
+            [[p["egress_ip"], p["origin"], p["peak"], p["share_of_limit"], p["at"]] for p in peaks]))
 
 
 def print_comparison(c: Any, console: Any = None, *, top: int = 10) -> None:

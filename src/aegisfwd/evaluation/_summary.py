@@ -221,7 +221,7 @@ class Summary:
 
     def to_dict(self, top: int = 20) -> dict[str, Any]:
         """A JSON-ready document: totals, full count maps and the top-N views (``summary.json``)."""
-        peaks = self.concurrency.peaks()
+        conc_keys, conc_over = self.concurrency.counts()
         return {
             "rows_in": self.rows_in,
             "rows_decided": self.rows_decided,
@@ -247,9 +247,9 @@ class Summary:
             "concurrency": {
                 "limit_per_egress_ip_per_origin": CONNECTION_LIMIT,
                 "resolution_ms": self.concurrency.resolution_ms,
-                "keys": len(peaks),
-                "over_limit": sum(1 for p in peaks if p["peak"] > CONNECTION_LIMIT),
-                "top": peaks[:top],
+                "keys": conc_keys,
+                "over_limit": conc_over,
+                "top": self.concurrency.peaks(top),
             },
             "tiers_by_location": {k: dict(v) for k, v in sorted(self.tiers_by_location.items())},
             "tiers_by_pool": {k: dict(v) for k, v in sorted(self.tiers_by_pool.items())},
