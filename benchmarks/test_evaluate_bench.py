@@ -1,4 +1,5 @@
-"""End-to-end log evaluation: read, parse, choose ingress, decide, summarise, write Parquet.
+"""End-to-end log evaluation: read, parse, choose ingress, decide, summarise (including the
+concurrency peaks the CLI shows), write Parquet.
 
 Groups (one per input size):
 
@@ -94,7 +95,11 @@ def test_evaluate_end_to_end(benchmark, eval_setup, sizes, tmp_path, name, file,
     out = tmp_path / "decisions.parquet"
 
     def run():
-        return af.evaluate(s["dir"] / file, s["model"], columns=columns, output=out, progress=False)
+        ev = af.evaluate(s["dir"] / file, s["model"], columns=columns, output=out, progress=False)
+        # What the CLI shows: the top concurrency peaks and the counts (the fold of every connection).
+        ev.summary.concurrency.peaks(20)
+        ev.summary.concurrency.counts()
+        return ev
 
     ev = benchmark.pedantic(run, rounds=sizes.rounds, iterations=1)
     _check(ev, s, out, s["n"], expect_all)

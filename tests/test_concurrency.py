@@ -178,8 +178,8 @@ def test_the_fold_is_kept_until_more_events_arrive():
     c = store(1)
     c.add_events(np.array([0]), np.array([T0]), np.array([MS]))
     first = c.peaks()
-    ranking = c._ranking()
-    assert c.peaks() == first and c._ranking() is ranking
+    folded = c._folded()
+    assert c.peaks() == first and c._folded() is folded
     c.add_events(np.array([0]), np.array([T0]), np.array([MS]))
     assert c.peaks()[0]["peak"] == 2
 
@@ -325,7 +325,107 @@ def test_top_peaks_and_counts_agree_with_the_full_list():
     c.add_events(rng.integers(0, 5, 300), T0 + rng.integers(0, 10**9, 300), rng.integers(0, 10**8, 300))
     full = c.peaks()
     assert [p["peak"] for p in full] == sorted((p["peak"] for p in full), reverse=True)
-    for top in (0, 1, 3, 10):
+    for top in (0, 1, 2, 3, 4, 5, 10):
         assert c.peaks(top) == full[:top]
     assert c.counts() == (len(full), 0)
     assert all(p["share_of_limit"] == p["peak"] / 40_000 for p in full)
+
+
+# ---- end to end: a log evaluated with spilling equals one evaluated in memory -----------------
+@pytest.fixture(scope="module")
+def world_log():
+    import importlib
+
+    from aegisfwd.evaluation.demo import make_table
+
+    world = importlib.import_module("aegisfwd.datasets").world(0)
+    import aegisfwd as af
+
+    return af.Engine(world), make_table(30_000, 11, topology=world)
+
+
+def test_evaluate_with_spilling_gives_the_same_peaks_in_bounded_memory(world_log, tmp_path, monkeypatch):
+    import aegisfwd as af
+
+    engine, table = world_log
+    in_memory = af.evaluate(table, engine, progress=False, batch_rows=4096).summary
+    assert in_memory.concurrency.spilled_bytes == 0 and in_memory.timed_rows > 25_000
+
+    monkeypatch.setattr(Concurrency, "run_rows", 1000)
+    monkeypatch.setattr(Concurrency, "memory_events", 3000)
+    monkeypatch.setattr(Concurrency, "merge_buffer_bytes", 8 * 500)
+    monkeypatch.setattr(Concurrency, "merge_min_block", 100)
+    held: list[int] = []
+    add = Concurrency.add_events
+
+    def watched(self, *args):
+        add(self, *args)
+        held.append(2 * self._pending_rows + self._memory_events)
+
+    monkeypatch.setattr(Concurrency, "add_events", watched)
+    spilled = af.evaluate(table, engine, progress=False, batch_rows=4096, spill_dir=tmp_path).summary
+    assert spilled.concurrency.spilled_bytes > 8 * 40_000  # most events went to disk
+    assert max(held) <= 2 * 1000 + 3000  # buffered connections + in-memory runs, never the whole log
+    assert spilled.concurrency.peaks() == in_memory.concurrency.peaks()
+    assert spilled.to_dict() == in_memory.to_dict()
+    del spilled
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_spill_dir(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from aegisfwd.cli import main
+
+    logs = Path(__file__).parent / "fixtures" / "logs"
+    monkeypatch.setattr(Concurrency, "run_rows", 1)
+    monkeypatch.setattr(Concurrency, "memory_events", 0)
+    made: list[Path] = []
+    spill_init = Concurrency._spill_runs
+
+    def spy(self):
+        spill_init(self)
+        made.append(Path(self._spill.dir))
+
+    monkeypatch.setattr(Concurrency, "_spill_runs", spy)
+    r = CliRunner().invoke(main, ["evaluate", str(logs / "quirks.ndjson"), "-t", str(logs / "topology.yaml"),
+                                  "--spill-dir", str(tmp_path), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert made and all(p.parent == tmp_path for p in made)
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []
+    bad = CliRunner().invoke(main, ["evaluate", str(logs / "quirks.ndjson"), "-t", str(logs / "topology.yaml"),
+                                    "--spill-dir", str(tmp_path / "missing")])
+    assert bad.exit_code == 2 and "does not exist" in bad.output
+
+
+def test_log_commands_pick_jemalloc_unless_told_otherwise(monkeypatch):
+    import pyarrow as pa
+
+    from aegisfwd._cli_evaluate import use_lean_arrow_pool
+
+    before = pa.default_memory_pool()
+    try:
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
+        use_lean_arrow_pool()
+        assert pa.default_memory_pool().backend_name == before.backend_name
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL")
+        try:
+            pa.jemalloc_memory_pool()
+        except NotImplementedError:
+            pytest.skip("this pyarrow build has no jemalloc")
+        use_lean_arrow_pool()
+        assert pa.default_memory_pool().backend_name == "jemalloc"
+    finally:
+        pa.set_memory_pool(before)
+
+
+def test_top_peaks_break_ties_at_the_boundary_by_key():
+    c = Concurrency(1)
+    names = [(f"192.0.2.{k}", "203.0.113.1", 443) for k in (9, 3, 7, 1, 5)]
+    c.key_ids(names)
+    # Keys 0 and 1 reach 2, the others 1: the top 3 is both 2s, then the smallest key among the 1s.
+    c.add_events(np.array([0, 0, 1, 1, 2, 3, 4]), np.full(7, T0), np.full(7, MS))
+    assert [(p["egress_ip"], p["peak"]) for p in c.peaks(3)] == [("192.0.2.3", 2), ("192.0.2.9", 2), ("192.0.2.1", 1)]
+    assert c.peaks(3) == c.peaks()[:3]

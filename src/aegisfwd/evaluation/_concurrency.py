@@ -152,15 +152,12 @@ class _Cursor:
 
 
 @dataclass
-class _Ranking:
-    """The folded peaks of the keys with connections, and their order (largest peak first)."""
+class _Folded:
+    """The fold's result for the keys with connections: key ids, peaks, first bucket at the peak."""
 
-    ips: list[str]
-    origins: list[str]
-    ports: list[int]
+    ids: np.ndarray
     values: np.ndarray
-    peak_at: np.ndarray  # bucket
-    order: np.ndarray
+    peak_at: np.ndarray
 
 
 class Concurrency:
@@ -190,7 +187,7 @@ class Concurrency:
         self._runs: list[_Run] = []
         self._memory_events = 0
         self._spill: _SpillFile | None = None
-        self._ranked: _Ranking | None = None
+        self._fold_result: _Folded | None = None
 
     # ---- keys ----------------------------------------------------------------------------------
     def key_ids(self, keys: Iterable[tuple[str, str, int]]) -> np.ndarray:
@@ -238,7 +235,7 @@ class Concurrency:
         np.maximum(last, first + 1, out=last)
         self._pending.append((key, first, last))
         self._pending_rows += n
-        self._ranked = None
+        self._fold_result = None
         if self._pending_rows >= self.run_rows:
             self._flush_pending()
 
@@ -297,7 +294,7 @@ class Concurrency:
             return
         remap = self.key_ids(other.keys)
         identity = bool(remap.shape[0] == 0 or (remap == np.arange(remap.shape[0])).all())
-        self._ranked = None
+        self._fold_result = None
         for run in other._runs:
             data = other._run_data(run)  # one run at a time: at most run_rows events
             if identity:
@@ -337,21 +334,35 @@ class Concurrency:
                     c.refill()
         return peak, peak_at
 
-    def _ranking(self) -> _Ranking:
-        if self._ranked is None:
+    def _folded(self) -> _Folded:
+        if self._fold_result is None:
             peak, peak_at = self._fold()
             ids = np.flatnonzero(peak > 0)
-            keys = [self.keys[i] for i in ids.tolist()]
-            ips = [k[0] for k in keys]
-            origins = [k[1] for k in keys]
-            ports = [k[2] for k in keys]
-            values = peak[ids]
-            # numpy str arrays order by code point, as Python compares str: the order of sorting
-            # (-peak, key) tuples, in a fraction of the time on tens of thousands of keys.
-            order = np.lexsort((np.array(ports, dtype=np.int64), np.array(origins, dtype=str),
-                                np.array(ips, dtype=str), -values)) if keys else np.zeros(0, np.int64)
-            self._ranked = _Ranking(ips, origins, ports, values, peak_at[ids], order)
-        return self._ranked
+            self._fold_result = _Folded(ids, peak[ids], peak_at[ids])
+        return self._fold_result
+
+    def _ranked(self, top: int | None) -> np.ndarray:
+        """Positions (into ``_folded()``) of the ``top`` largest peaks, ties by key; all when None.
+
+        Only keys whose peak reaches the top-th largest value can be in the top, so only those are
+        sorted by key: a handful for the report's top 20, instead of every key."""
+        f = self._folded()
+        n = f.values.shape[0]
+        if top is not None and top < n:
+            if top <= 0:
+                return np.zeros(0, np.int64)
+            threshold = np.partition(f.values, n - top)[n - top]
+            pos = np.flatnonzero(f.values >= threshold)
+        else:
+            pos = np.arange(n)
+        keys = [self.keys[i] for i in f.ids[pos].tolist()]
+        if not keys:
+            return pos
+        # numpy str arrays order by code point, as Python compares str: the order of sorting
+        # (-peak, key) tuples, in a fraction of the time on tens of thousands of keys.
+        order = np.lexsort((np.array([k[2] for k in keys], dtype=np.int64), np.array([k[1] for k in keys], dtype=str),
+                            np.array([k[0] for k in keys], dtype=str), -f.values[pos]))
+        return pos[order[:top]]
 
     def peaks(self, top: int | None = None) -> list[dict[str, Any]]:
         """Per key: the peak of open connections and the start of the first bucket where it occurs,
@@ -359,29 +370,28 @@ class Concurrency:
         origin, port), so the order does not depend on the order keys were met in (batches,
         partitions, dictionary order). The fold runs once and is kept until more connections
         arrive."""
-        rk = self._ranking()
-        order = rk.order[:top].tolist() if top is not None else rk.order.tolist()
-        if not order:
+        f = self._folded()
+        pos = self._ranked(top)
+        if pos.shape[0] == 0:
             return []
         r_ns = np.int64(self.resolution_ms) * np.int64(1_000_000)
-        at_ns = (rk.peak_at[order] * r_ns).astype("datetime64[ns]")
-        at = np.datetime_as_string(at_ns, unit="ns").tolist()
-        values = rk.values[order].tolist()
-        return [
-            {
-                "egress_ip": rk.ips[i],
-                "origin": _origin_text(rk.origins[i], rk.ports[i]),
+        at = np.datetime_as_string((f.peak_at[pos] * r_ns).astype("datetime64[ns]"), unit="ns").tolist()
+        out = []
+        for i, v, t in zip(f.ids[pos].tolist(), f.values[pos].tolist(), at):
+            ip, origin, port = self.keys[i]
+            out.append({
+                "egress_ip": ip,
+                "origin": _origin_text(origin, port),
                 "peak": v,
                 "at": t + "Z",
                 "share_of_limit": v / CONNECTION_LIMIT,
-            }
-            for i, v, t in zip(order, values, at)
-        ]
+            })
+        return out
 
     def counts(self) -> tuple[int, int]:
         """(keys with connections, keys whose peak exceeds CONNECTION_LIMIT)."""
-        rk = self._ranking()
-        return int(rk.values.shape[0]), int((rk.values > CONNECTION_LIMIT).sum())
+        f = self._folded()
+        return int(f.values.shape[0]), int((f.values > CONNECTION_LIMIT).sum())
 
     # ---- pickling (Dask ships partition summaries to the client) -----------------------------
     def __getstate__(self) -> dict[str, Any]:
