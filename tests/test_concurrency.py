@@ -429,3 +429,42 @@ def test_top_peaks_break_ties_at_the_boundary_by_key():
     c.add_events(np.array([0, 0, 1, 1, 2, 3, 4]), np.full(7, T0), np.full(7, MS))
     assert [(p["egress_ip"], p["peak"]) for p in c.peaks(3)] == [("192.0.2.3", 2), ("192.0.2.9", 2), ("192.0.2.1", 1)]
     assert c.peaks(3) == c.peaks()[:3]
+
+
+def test_spill_problems_are_clear_errors(tmp_path):
+    import aegisfwd as af
+
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    c = store(1, run_rows=1, memory_events=0, spill_dir=blocked)
+    with pytest.raises(af.SpillError, match="cannot create the concurrency spill file in .*file-not-dir"):
+        c.add_events(np.array([0]), np.array([T0]), np.array([MS]))
+
+    c = store(1, run_rows=1, memory_events=0, spill_dir=tmp_path)
+    c.add_events(np.array([0, 0]), np.array([T0, T0]), np.array([MS, MS]))
+    c._spill.file.truncate(8)  # the file lost its tail behind our back
+    with pytest.raises(af.SpillError, match="shorter than written"):
+        c.peaks()
+    assert isinstance(af.SpillError("x"), OSError)
+
+
+def test_cli_reports_a_spill_error_as_one_line(tmp_path, monkeypatch):
+    import tempfile
+
+    from click.testing import CliRunner
+
+    from aegisfwd.cli import main
+
+    logs = Path(__file__).parent / "fixtures" / "logs"
+    monkeypatch.setattr(Concurrency, "run_rows", 1)
+    monkeypatch.setattr(Concurrency, "memory_events", 0)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", full)
+    r = CliRunner().invoke(main, ["evaluate", str(logs / "quirks.ndjson"), "-t", str(logs / "topology.yaml"),
+                                  "--spill-dir", str(tmp_path), "--no-progress"])
+    assert r.exit_code == 2, r.output
+    assert "cannot create the concurrency spill file" in r.output and "No space left" in r.output
+    assert "Traceback" not in r.output

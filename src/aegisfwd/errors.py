@@ -54,3 +54,8 @@ class BatchInputError(AegisError, ValueError):
 
 class CompiledFileError(AegisError, ValueError):
     """A compiled topology file or buffer that is truncated, corrupt or of another version."""
+
+
+class SpillError(AegisError, OSError):
+    """The concurrency analysis could not write or read back its spill file (disk full, a directory
+    it may not write, the file removed while in use); the message names the file."""

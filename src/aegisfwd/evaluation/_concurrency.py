@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .. import _core
+from ..errors import SpillError
 
 # Documented limit (Cloudflare): concurrent connections per egress IP per origin IP:port.
 CONNECTION_LIMIT = 40_000
@@ -91,9 +92,14 @@ class _SpillFile:
     interpreter exits (``weakref.finalize``)."""
 
     def __init__(self, owner: object, spill_dir: str | os.PathLike[str] | None) -> None:
-        self.dir = tempfile.mkdtemp(prefix="aegisfwd-concurrency-", dir=spill_dir)
-        self.path = Path(self.dir) / "runs.bin"
-        self.file: BinaryIO = open(self.path, "w+b")  # noqa: SIM115 - closed by the finalizer
+        try:
+            self.dir = tempfile.mkdtemp(prefix="aegisfwd-concurrency-", dir=spill_dir)
+            self.path = Path(self.dir) / "runs.bin"
+            self.file: BinaryIO = open(self.path, "w+b")  # noqa: SIM115 - closed by the finalizer
+        except OSError as exc:
+            where = spill_dir if spill_dir is not None else tempfile.gettempdir()
+            raise SpillError(f"cannot create the concurrency spill file in {where}: {exc} "
+                             "(choose another directory with spill_dir= / --spill-dir)") from exc
         self.size = 0
         self._finalizer = weakref.finalize(owner, _SpillFile._remove, self.file, self.dir)
 
@@ -104,16 +110,25 @@ class _SpillFile:
 
     def append(self, data: np.ndarray) -> int:
         offset = self.size
-        self.file.seek(offset)
-        data.tofile(self.file)
+        try:
+            self.file.seek(offset)
+            data.tofile(self.file)
+            self.file.flush()
+        except OSError as exc:
+            raise SpillError(f"cannot write the concurrency spill file {self.path}: {exc} "
+                             "(choose another directory with spill_dir= / --spill-dir)") from exc
         self.size += data.nbytes
         return offset
 
     def read(self, offset: int, count: int) -> np.ndarray:
-        self.file.seek(offset)
-        out = np.fromfile(self.file, dtype=np.int64, count=count)
+        try:
+            self.file.seek(offset)
+            out = np.fromfile(self.file, dtype=np.int64, count=count)
+        except OSError as exc:
+            raise SpillError(f"cannot read the concurrency spill file {self.path}: {exc}") from exc
         if out.shape[0] != count:
-            raise OSError(f"spill file {self.path} is shorter than expected (read {out.shape[0]} of {count} events)")
+            raise SpillError(f"the concurrency spill file {self.path} is shorter than written "
+                             f"(read {out.shape[0]} of {count} events at byte {offset}): was it truncated?")
         return out
 
     def close(self) -> None:
