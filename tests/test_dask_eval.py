@@ -114,3 +114,21 @@ def test_cli_scheduler(cluster, tmp_path):
     assert r.exit_code == 0, r.output
     assert "Tier mix" in r.output
     assert pq.read_table(out).num_rows == 11 + 9
+
+
+def test_dask_lists_input_errors_in_file_order_whatever_finishes_first(cluster, tmp_path):
+    import gzip
+    import json
+
+    topo = af.load_topology(LOGS / "topology.yaml")
+    d = tmp_path / "logs"
+    d.mkdir()
+    rows = _log(400, seed=4).to_pylist()
+    for name, n in (("a", 50), ("b", 400), ("c", 5)):  # different sizes: they finish in any order
+        data = gzip.compress("".join(json.dumps(r) + "\n" for r in rows[:n]).encode() * 20)
+        (d / f"{name}.json.gz").write_bytes(data[: len(data) // 2])  # cut: each reports an input error
+    ev = af.evaluate_dask(d, topo, client=cluster)
+    local = af.evaluate(d, topo, progress=False)
+    assert ev.summary.input_errors == local.summary.input_errors
+    assert len(ev.summary.input_errors) == 3 and "a.json.gz" in ev.summary.input_errors[0]
+    assert ev.summary.counts_equal(local.summary)
