@@ -70,11 +70,12 @@ def test_choose_ingress_tie_on_weight_takes_larger_key():
     assert set(got[:50]) <= {0, 1, 3} and 2 not in got
 
 
-@pytest.mark.parametrize("size", [2, 7, 8, 9, 15, 16, 17, 24, 25, 33, 180, 690])
+@pytest.mark.parametrize("size", [*range(1, 21), 24, 25, 33, 180, 690])
 def test_choose_ingress_every_vector_tail(size):
-    """Range sizes around the 8-lane vector width and its two running maxima (odd/even vectors),
-    with some servers down, shared and distinct ranges per call, and a weight-0 candidate (a key
-    equal to the row's ingress hash) that must still win when it is the only one up."""
+    """Range sizes around the 4-lane (AVX2) and 8-lane (AVX-512) vector widths and their two running
+    maxima (odd/even vectors): every tail length of both, with some servers down, shared and
+    distinct ranges per call, and a weight-0 candidate (a key equal to the row's ingress hash) that
+    must still win when it is the only one up."""
     rng = np.random.default_rng(size)
     keys = rng.integers(0, 2**64 - 1, size + 10, dtype=np.uint64, endpoint=True)
     states = (rng.random(size + 10) < 0.2).astype(np.uint8)
@@ -92,6 +93,61 @@ def test_choose_ingress_every_vector_tail(size):
     states[10 + size - 1] = 0
     got = _all_ways([10], [10 + size], [int(flows[0])], keys.tolist(), states.tolist())
     assert got == [10 + size - 1]
+
+
+def _unmix64(y: int) -> int:
+    """The inverse of mix64 (a bijection): undo each xorshift and multiply by the inverse constant."""
+    def unxorshift(v: int, s: int) -> int:
+        x = v
+        for _ in range(64 // s + 1):
+            x = v ^ (x >> s)
+        return x
+
+    m = 2**64
+    x = unxorshift(y, 31)
+    x = x * pow(0x94D049BB133111EB, -1, m) % m
+    x = unxorshift(x, 27)
+    x = x * pow(0xBF58476D1CE4E5B9, -1, m) % m
+    return unxorshift(x, 30)
+
+
+@pytest.mark.parametrize("count", range(1, 10))
+def test_choose_ingress_top_bit_weights_and_lane_counts(count):
+    """Chosen weights, lane counts 1..9: the winner's weight has its top bit set and the others are
+    just below 2**63 (a signed 64-bit compare, as AVX2's, would pick one of those), the winner tied
+    with a later candidate (the lower index wins), the winner at every position; the next range's
+    keys, right after this list, and the lanes past it (keys 0) all weigh more than any candidate,
+    so a lane past the list that takes part wins and shows."""
+    from aegisfwd._hashing import ingress_flow_hash, mix64
+
+    # A flow whose weight for key 0 (the value a masked lane loads) is above every candidate's.
+    flow = next(f for f in range(1 << 20) if mix64(ingress_flow_hash(f)) >> 60 == 0xF)
+    h = ingress_flow_hash(flow)
+    assert _unmix64(mix64(12345)) == 12345
+
+    def key_of(w: int) -> int:
+        return _unmix64(w) ^ h
+
+    top = 0xF000_0000_0000_0000 - 1  # heavier than any candidate below, lighter than key 0's lane
+    for at in range(count):
+        weights = [0x7FFF_FFFF_FFFF_FFFF - q for q in range(count)]
+        weights[at] = 0x8000_0000_0000_0000 + 7
+        if at + 2 < count:
+            weights[at + 2] = weights[at]  # a tie: the lower index wins
+        beyond = [top - q for q in range(8)]  # the next range's servers
+        keys = [key_of(w) for w in weights + beyond]
+        states = [0] * len(keys)
+        # The row of interest, then a row over the next range so that its keys follow this list in
+        # the kernel's candidate arrays.
+        got = _all_ways([0, count], [count, count + 8], [flow, flow], keys, states)
+        assert got[0] == at, (count, at, got)
+        assert got[1] == count
+        # Only the low-weight candidates are up around a lone top-bit one.
+        weights = [q for q in range(count)]
+        weights[at] = 0xFFFF_FFFF_FFFF_FFFF if count > 1 else 0
+        keys = [key_of(w) for w in weights + beyond]
+        got = _all_ways([0, count], [count, count + 8], [flow, flow], keys, states)
+        assert got[0] == (at if count > 1 else 0), (count, at, got)
 
 
 def test_choose_ingress_large_group_chunks():

@@ -1,9 +1,10 @@
 // Log evaluation helpers: ingress rendezvous and string hashing (cpp/include/aegisfwd/logkeys.hpp).
 //
-// The AVX-512 ingress kernel is one function compiled with a target attribute and called only
+// The AVX2 and AVX-512 ingress kernels are each one function (plus a weight helper carrying the
+// same target attribute and called only by it) compiled with a target attribute and called only
 // after the CPU check, so this translation unit needs no per-file compiler flags and no inline
-// function is shared with code built for another instruction set (only the attributed function
-// contains AVX-512 instructions; mix64 & co. are constexpr and inlined into each caller as
+// function is shared with code built for another instruction set (only the attributed functions
+// contain AVX2 / AVX-512 instructions; mix64 & co. are constexpr and inlined into each caller as
 // compiled for that caller).
 #include "aegisfwd/logkeys.hpp"
 
@@ -39,6 +40,15 @@ struct Candidates {
     std::vector<std::uint64_t> keys;
     std::vector<std::int32_t> index;
 };
+
+bool cpu_has_avx2() {
+#if defined(AEGISFWD_LOGKEYS_X86)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+#else
+    return false;
+#endif
+}
 
 bool cpu_has_avx512() {
 #if defined(AEGISFWD_LOGKEYS_X86)
@@ -80,6 +90,109 @@ void rows_generic(const std::uint64_t* flow, const std::int32_t* rid, std::size_
 }
 
 #if defined(AEGISFWD_LOGKEYS_X86)
+// weight(h, key) of four keys `x` with its sign bit flipped, so that signed 64-bit compares
+// (_mm256_cmpgt_epi64, AVX2 has no unsigned one) order weights as unsigned. AVX2 has no 64-bit
+// multiply-low either: x * c = lo(x)lo(c) + ((hi(x)lo(c) + lo(x)hi(c)) << 32) (mod 2^64).
+__attribute__((target("avx2"))) inline __m256i weights256(__m256i hv, __m256i x) {
+    const __m256i m1lo = _mm256_set1_epi64x(static_cast<long long>(0xBF58476D1CE4E5B9ULL & 0xFFFFFFFFULL));
+    const __m256i m1hi = _mm256_set1_epi64x(static_cast<long long>(0xBF58476D1CE4E5B9ULL >> 32));
+    const __m256i m2lo = _mm256_set1_epi64x(static_cast<long long>(0x94D049BB133111EBULL & 0xFFFFFFFFULL));
+    const __m256i m2hi = _mm256_set1_epi64x(static_cast<long long>(0x94D049BB133111EBULL >> 32));
+    const __m256i sign = _mm256_set1_epi64x(static_cast<long long>(0x8000000000000000ULL));
+    x = _mm256_xor_si256(x, hv);
+    x = _mm256_xor_si256(x, _mm256_srli_epi64(x, 30));
+    __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(x, 32), m1lo), _mm256_mul_epu32(x, m1hi));
+    x = _mm256_add_epi64(_mm256_mul_epu32(x, m1lo), _mm256_slli_epi64(cross, 32));
+    x = _mm256_xor_si256(x, _mm256_srli_epi64(x, 27));
+    cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(x, 32), m2lo), _mm256_mul_epu32(x, m2hi));
+    x = _mm256_add_epi64(_mm256_mul_epu32(x, m2lo), _mm256_slli_epi64(cross, 32));
+    x = _mm256_xor_si256(x, _mm256_srli_epi64(x, 31));
+    return _mm256_xor_si256(x, sign);
+}
+
+// Rows [a, b): four candidates per vector, two independent running maxima (even and odd vectors)
+// like rows_avx512. Per lane the best (biased) weight and its position; only the last vector of a
+// list can be partial: it is read with a masked load and its lanes past the list never update.
+// The winner is the largest weight (unsigned) and, among equal weights, the smallest position:
+// the same rule as rows_generic.
+__attribute__((target("avx2"))) void rows_avx2(const std::uint64_t* flow, const std::int32_t* rid, std::size_t a,
+                                               std::size_t b, const Candidates& c, std::int32_t* out) {
+    const Range* ranges = c.ranges.data();
+    const std::uint64_t* keys = c.keys.data();
+    const std::int32_t* index = c.index.data();
+    const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
+    const __m256i none = _mm256_set1_epi64x(-1);  // position "none": the largest unsigned value
+    const __m256i wmin = _mm256_set1_epi64x(static_cast<long long>(0x8000000000000000ULL));  // weight 0, biased
+    const __m256i four = _mm256_set1_epi64x(4);
+    for (std::size_t i = a; i < b; ++i) {
+        const std::int32_t r = rid[i];
+        if (r < 0) {
+            out[i] = -1;
+            continue;
+        }
+        const Range& R = ranges[r];
+        const std::int32_t m = R.count;
+        const std::uint64_t* K = keys + R.begin;
+        if (m == 1) {
+            out[i] = index[R.begin];
+            continue;
+        }
+        const __m256i hv = _mm256_set1_epi64x(static_cast<long long>(ingress_flow_hash(flow[i])));
+        // All-ones in the lanes l < min(m, 4): the first vector may be the only, partial one.
+        const __m256i k0 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(m), lane);
+        const __m256i w0 = weights256(hv, _mm256_maskload_epi64(reinterpret_cast<const long long*>(K), k0));
+        __m256i bw_a = _mm256_blendv_epi8(wmin, w0, k0);
+        __m256i bp_a = _mm256_blendv_epi8(none, lane, k0);
+        __m256i bw_b = wmin;
+        __m256i bp_b = none;
+        __m256i pos = _mm256_add_epi64(lane, four);
+        std::int32_t j = 4;
+        for (; j + 8 <= m; j += 8) {  // two full vectors
+            const __m256i wb = weights256(hv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(K + j)));
+            const __m256i gb = _mm256_cmpgt_epi64(wb, bw_b);
+            bw_b = _mm256_blendv_epi8(bw_b, wb, gb);
+            bp_b = _mm256_blendv_epi8(bp_b, pos, gb);
+            pos = _mm256_add_epi64(pos, four);
+            const __m256i wa = weights256(hv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(K + j + 4)));
+            const __m256i ga = _mm256_cmpgt_epi64(wa, bw_a);
+            bw_a = _mm256_blendv_epi8(bw_a, wa, ga);
+            bp_a = _mm256_blendv_epi8(bp_a, pos, ga);
+            pos = _mm256_add_epi64(pos, four);
+        }
+        if (j + 4 <= m) {  // one more full vector
+            const __m256i wb = weights256(hv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(K + j)));
+            const __m256i gb = _mm256_cmpgt_epi64(wb, bw_b);
+            bw_b = _mm256_blendv_epi8(bw_b, wb, gb);
+            bp_b = _mm256_blendv_epi8(bp_b, pos, gb);
+            pos = _mm256_add_epi64(pos, four);
+            j += 4;
+        }
+        if (j < m) {  // 1-3 keys left: masked load, lanes past the list never update
+            const __m256i kt = _mm256_cmpgt_epi64(_mm256_set1_epi64x(m - j), lane);
+            const __m256i wt = weights256(hv, _mm256_maskload_epi64(reinterpret_cast<const long long*>(K + j), kt));
+            const __m256i gt = _mm256_and_si256(kt, _mm256_cmpgt_epi64(wt, bw_a));
+            bw_a = _mm256_blendv_epi8(bw_a, wt, gt);
+            bp_a = _mm256_blendv_epi8(bp_a, pos, gt);
+        }
+        // Lanes that never saw a candidate hold weight 0 and position "none": if 0 is the largest
+        // weight, a real candidate with weight 0 has a smaller position, so it still wins.
+        alignas(32) std::uint64_t W[8];
+        alignas(32) std::uint64_t P[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(W), _mm256_xor_si256(bw_a, wmin));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(W + 4), _mm256_xor_si256(bw_b, wmin));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(P), bp_a);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(P + 4), bp_b);
+        std::uint64_t best_w = W[0], best_p = P[0];
+        for (int q = 1; q < 8; ++q) {
+            if (W[q] > best_w || (W[q] == best_w && P[q] < best_p)) {
+                best_w = W[q];
+                best_p = P[q];
+            }
+        }
+        out[i] = index[R.begin + static_cast<std::int32_t>(best_p)];
+    }
+}
+
 // weight(h, key) of eight keys (lanes outside `k` load 0).
 __attribute__((target("avx512f,avx512dq"))) inline __m512i weights512(__m512i hv, __mmask8 k, const std::uint64_t* p,
                                                                       __m512i m1, __m512i m2) {
@@ -224,6 +337,7 @@ void string_hashes_impl(const Off* offsets, std::size_t n, const std::uint8_t* d
 
 std::vector<std::string> available_isas() {
     std::vector<std::string> out{"generic"};
+    if (cpu_has_avx2()) out.emplace_back("avx2");
     if (cpu_has_avx512()) out.emplace_back("avx512");
     return out;
 }
@@ -231,14 +345,18 @@ std::vector<std::string> available_isas() {
 void choose_ingress(const std::int32_t* first, const std::int32_t* end, const std::uint64_t* flow, std::size_t n,
                     const std::uint64_t* server_key, const std::uint8_t* state, std::size_t n_servers,
                     std::int32_t* out, unsigned threads, const std::string& isa) {
-    bool use512 = false;
+    enum class Kernel { generic, avx2, avx512 };
+    Kernel kernel = Kernel::generic;
     if (isa == "auto" || isa.empty()) {
-        use512 = cpu_has_avx512();
+        kernel = cpu_has_avx512() ? Kernel::avx512 : cpu_has_avx2() ? Kernel::avx2 : Kernel::generic;
     } else if (isa == "avx512") {
         if (!cpu_has_avx512()) throw std::invalid_argument("isa 'avx512' is not available on this CPU or build");
-        use512 = true;
+        kernel = Kernel::avx512;
+    } else if (isa == "avx2") {
+        if (!cpu_has_avx2()) throw std::invalid_argument("isa 'avx2' is not available on this CPU or build");
+        kernel = Kernel::avx2;
     } else if (isa != "generic") {
-        throw std::invalid_argument("unknown isa '" + isa + "': expected auto, generic or avx512");
+        throw std::invalid_argument("unknown isa '" + isa + "': expected auto, generic, avx2 or avx512");
     }
     if (n_servers > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
         throw std::invalid_argument("too many servers");
@@ -279,12 +397,16 @@ void choose_ingress(const std::int32_t* first, const std::int32_t* end, const st
     // Pass 2 (parallel, read-only shared state): the rendezvous per row.
     parallel_rows(n, threads, [&](std::size_t a, std::size_t b) {
 #if defined(AEGISFWD_LOGKEYS_X86)
-        if (use512) {
+        if (kernel == Kernel::avx512) {
             rows_avx512(flow, rid.data(), a, b, c, out);
             return;
         }
+        if (kernel == Kernel::avx2) {
+            rows_avx2(flow, rid.data(), a, b, c, out);
+            return;
+        }
 #endif
-        (void)use512;
+        (void)kernel;
         rows_generic(flow, rid.data(), a, b, c, out);
     });
 }

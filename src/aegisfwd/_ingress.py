@@ -7,9 +7,10 @@ evaluator picks the server among the **up** servers of that range by rendezvous 
 wins, exactly like the egress choice, so one server going down moves only the rows that were on it.
 
 ``choose_ingress`` runs the compiled twin (``aegisfwd._core.choose_ingress``: one pass over the rows,
-the up servers of each distinct range listed once per call, eight weights per AVX-512 vector where
-the CPU has it, rows split over threads without the GIL). ``choose_ingress_np`` is the vectorised
-numpy version and ``choose_ingress_py`` the plain-Python definition; tests pin all three together.
+the up servers of each distinct range listed once per call, eight weights per AVX-512 vector or
+four per AVX2 vector where the CPU has them, a scalar loop elsewhere, rows split over threads
+without the GIL). ``choose_ingress_np`` is the vectorised numpy version and ``choose_ingress_py``
+the plain-Python definition; tests pin all three together.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def choose_ingress(
     of every server (0 = up; one per key). Returns int32 server indices, -1 where the range holds no
     up server. A row with ``end <= first`` is empty; any other range must lie in
     ``[0, len(server_keys))`` (``ValueError`` otherwise). ``threads``: ``None`` or 0 = all cores;
-    ``isa``: ``"auto"``, ``"generic"`` or ``"avx512"`` (``_core.logkeys_isas()`` lists those here).
+    ``isa``: ``"auto"`` (AVX-512, else AVX2, else generic), ``"generic"``, ``"avx2"`` or ``"avx512"``
+    (``_core.logkeys_isas()`` lists those this CPU runs; another one is a ``ValueError``).
     """
     def arg(x: np.ndarray, dtype: type) -> np.ndarray:
         return np.require(x, dtype=dtype, requirements=["C", "A"])

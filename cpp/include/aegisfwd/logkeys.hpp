@@ -14,7 +14,8 @@ namespace aegisfwd::logkeys {
 
 inline constexpr std::uint64_t kStringSeed = 0x8EBC6AF09C88C6E3ULL;
 
-// Instruction sets the ingress kernel can use on this CPU and build, "generic" first.
+// Instruction sets the ingress kernel can use on this CPU and build: "generic", then "avx2" and
+// "avx512" where supported.
 std::vector<std::string> available_isas();
 
 // For each row i, the up server (state[s] == 0) of [first[i], end[i]) with the largest ingress
@@ -22,7 +23,8 @@ std::vector<std::string> available_isas();
 // duplicate keys can tie: mix64 is a bijection) the lower index wins. out[i] = -1 when the range
 // is empty or holds no up server. Rows with end <= first are empty; any other row must satisfy
 // 0 <= first < end <= n_servers (std::invalid_argument otherwise, before anything is written).
-// `threads` = 0: all cores; `isa` = "auto", "generic" or "avx512".
+// `threads` = 0: all cores; `isa` = "auto" (avx512, else avx2, else generic: whatever this CPU
+// has), "generic", "avx2" or "avx512" (std::invalid_argument when this CPU lacks it).
 void choose_ingress(const std::int32_t* first, const std::int32_t* end, const std::uint64_t* flow, std::size_t n,
                     const std::uint64_t* server_key, const std::uint8_t* state, std::size_t n_servers,
                     std::int32_t* out, unsigned threads, const std::string& isa);
