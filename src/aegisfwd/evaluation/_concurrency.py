@@ -349,6 +349,11 @@ class Concurrency:
                     c.refill()
         return peak, peak_at
 
+    def fold(self) -> None:
+        """Fold every connection now (``peaks()`` and ``counts()`` then only read the result);
+        ``evaluate`` calls it while its writer thread still encodes the last batches."""
+        self._folded()
+
     def _folded(self) -> _Folded:
         if self._fold_result is None:
             peak, peak_at = self._fold()

@@ -242,7 +242,7 @@ class Runner:
     def __init__(self, model: Model, cols: Mapping[str, str | None], *, output: str | Path | None = None,
                  rejects: str | Path | None = None, keep_rows: int = 0, threads: int | None = None,
                  concurrency_resolution_ms: int = 1, spill_dir: str | Path | None = None,
-                 pipeline: bool = False) -> None:
+                 pipeline: bool = False, fold_concurrency: bool = False) -> None:
         self.model = model
         self.cols = dict(cols)
         self.ids = IdArrays(model)
@@ -258,6 +258,7 @@ class Runner:
         self._warned = False
         self.key_fields: tuple[str, ...] | None = None
         self._stage = _Stage("aegisfwd-summary") if pipeline else None
+        self.fold_concurrency = fold_concurrency  # fold in finish() (not for Dask parts: they merge first)
 
     def process(self, chunk: Chunk) -> int:
         """Evaluate one chunk; returns the number of records it held."""
@@ -378,8 +379,11 @@ class Runner:
             stage, self._stage = self._stage, None
             stage.close()  # every batch counted and handed to the writer (re-raises a failure)
         self._warn_dropped()
-        # The summary first: it is built while the writer thread still encodes the last batch.
+        # The summary first: it is built while the writer thread still encodes the last batch, and
+        # so is the concurrency fold (C++, without the GIL) when the caller will show the peaks.
         summary = self.acc.finish()
+        if self.fold_concurrency:
+            summary.concurrency.fold()
         if self.writer is not None:
             self.writer.close(self.empty_decisions_schema())
         if self.reject_writer is not None:
@@ -430,7 +434,7 @@ def evaluate(
     src = open_source(source, column_names(cols), batch_rows, dictionary=dictionary_columns(cols))
     runner = Runner(model, cols, output=output, rejects=rejects, keep_rows=keep_rows if output is None else 0,
                     threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir,
-                    pipeline=True)
+                    pipeline=True, fold_concurrency=True)
     bar = _Progress(progress, src)
     try:
         for chunk in _prefetch(src.chunks):
