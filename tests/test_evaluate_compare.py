@@ -103,3 +103,17 @@ def test_cli_compare(tmp_path):
 def test_cli_missing_log():
     r = CliRunner().invoke(main, ["evaluate", "/nonexistent/log.json", "-t", str(A)])
     assert r.exit_code == 2 and "no such file" in r.output
+
+
+def test_log_commands_freeze_startup_objects_only_while_they_run():
+    import gc
+
+    from aegisfwd._cli_evaluate import startup_objects_frozen
+
+    assert gc.get_freeze_count() == 0
+    with startup_objects_frozen():
+        assert gc.get_freeze_count() > 1000  # the imported libraries at least
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), startup_objects_frozen():
+        raise RuntimeError("a failed run unfreezes too")
+    assert gc.get_freeze_count() == 0
