@@ -398,6 +398,13 @@ def test_cli_spill_dir(tmp_path, monkeypatch):
     bad = CliRunner().invoke(main, ["evaluate", str(logs / "quirks.ndjson"), "-t", str(logs / "topology.yaml"),
                                     "--spill-dir", str(tmp_path / "missing")])
     assert bad.exit_code == 2 and "does not exist" in bad.output
+    made.clear()
+    r = CliRunner().invoke(main, ["compare", str(logs / "basic.csv"), "-t", str(logs / "topology.yaml"),
+                                  "-t", str(logs / "topology-b.yaml"), "--spill-dir", str(tmp_path), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert made and all(p.parent == tmp_path for p in made)  # both topologies' analyses spilled there
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_log_commands_pick_jemalloc_unless_told_otherwise(monkeypatch):

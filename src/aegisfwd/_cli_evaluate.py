@@ -144,8 +144,10 @@ def evaluate(logs: tuple[str, ...], topology: Path, output: Path | None, report_
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Engine threads per batch.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.option("--spill-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Where concurrency events of long logs spill (default: the system temporary directory).")
 def compare(logs: tuple[str, ...], topologies: tuple[Path, ...], report_dir: Path | None, maps: tuple[str, ...],
-            batch_rows: int, threads: int | None, top: int, progress: bool | None) -> None:
+            batch_rows: int, threads: int | None, top: int, progress: bool | None, spill_dir: Path | None) -> None:
     """What-if: evaluate the same logs under topology A and topology B (e.g. two IP placements) and
     show the tier-mix change, the rows and flows whose egress moved, and the distance saved or added."""
     if len(topologies) != 2:
@@ -158,7 +160,7 @@ def compare(logs: tuple[str, ...], topologies: tuple[Path, ...], report_dir: Pat
 
     with startup_objects_frozen():
         c = run(paths, topologies[0], topologies[1], columns=columns, batch_rows=batch_rows, progress=progress,
-                threads=threads)
+                threads=threads, spill_dir=spill_dir)
     console = _console()
     c.print(console, top=top)
     if report_dir is not None:
