@@ -7,10 +7,12 @@ reached must equal a direct count of every key's running level.
 
 from __future__ import annotations
 
+import functools
 import gc
 import pickle
 from collections import defaultdict
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from aegisfwd import _core
 from aegisfwd.evaluation._concurrency import Concurrency, _pack
 
 MS = 1_000_000
+FOLD = _core.fold_event_runs
 
 
 def plain_peaks(rows: list[tuple[int, int, int]], resolution_ms: int) -> dict[int, tuple[int, int]]:
@@ -79,11 +82,11 @@ batches_st = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(batches_st, st.integers(1, 5), st.sampled_from([1, 3, 1 << 20]), st.sampled_from([0, 7, 1 << 22]),
-       st.sampled_from([1, 2, 8192]))
+       st.sampled_from([1, 2, 8192]), st.sampled_from(["auto", "sweep", "heap"]))
 def test_peaks_equal_a_plain_count_whatever_the_thresholds(tmp_path_factory, batches, resolution, run_rows,
-                                                          memory_events, block):
+                                                          memory_events, block, strategy):
     c = store(6, resolution, run_rows=run_rows, memory_events=memory_events, block=block,
               spill_dir=tmp_path_factory.getbasetemp())
     rows = []
@@ -93,7 +96,8 @@ def test_peaks_equal_a_plain_count_whatever_the_thresholds(tmp_path_factory, bat
         dur = np.array([d for _, _, d in batch], np.int64)
         c.add_events(key, start, dur)
         rows += [(k, T0 + s, d) for k, s, d in batch]
-    assert got_peaks(c) == plain_peaks(rows, resolution)
+    with mock.patch.object(_core, "fold_event_runs", functools.partial(FOLD, strategy=strategy)):
+        assert got_peaks(c) == plain_peaks(rows, resolution)
     assert c.events == 2 * len(rows)
 
 
@@ -475,3 +479,23 @@ def test_cli_reports_a_spill_error_as_one_line(tmp_path, monkeypatch):
     assert r.exit_code == 2, r.output
     assert "cannot create the concurrency spill file" in r.output and "No space left" in r.output
     assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize(("strategy", "span"), [("sweep", 50), ("heap", 50), ("heap", 10**12)])
+def test_fold_strategies_agree_on_dense_and_sparse_runs(strategy, span):
+    # Dense (span 50): auto sweeps; sparse (buckets up to 10**12 apart): auto takes the heap (a
+    # forced sweep would visit every one of the 10**12 buckets).
+    rng = np.random.default_rng(5)
+    runs = []
+    for sign in (1, -1, 1, -1):
+        buckets = np.sort(rng.integers(0, span, 300))
+        keys = rng.integers(0, 9, 300)
+        runs += [(r.data, r.time_base, r.key_bits, r.sign) for r in _pack(buckets, keys, sign)]
+    results = []
+    for how in ("auto", strategy):
+        level, peak, at = _state(9)
+        used = _core.fold_event_runs(runs, 10**13, level, peak, at, strategy=how)
+        results.append((used.tolist(), level.tolist(), peak.tolist(), at.tolist()))
+    assert results[0] == results[1]
+    with pytest.raises(ValueError, match="strategy must be"):
+        _core.fold_event_runs([], 0, *_state(1), strategy="fast")

@@ -19,8 +19,17 @@ carray<std::int64_t> state_array(const py::handle& obj, const char* what, std::s
     return a;
 }
 
+concurrency::FoldStrategy strategy_of(const std::string& name) {
+    if (name == "auto") return concurrency::FoldStrategy::automatic;
+    if (name == "sweep") return concurrency::FoldStrategy::sweep;
+    if (name == "heap") return concurrency::FoldStrategy::heap;
+    throw std::invalid_argument("strategy must be 'auto', 'sweep' or 'heap', got '" + name + "'");
+}
+
 py::array_t<std::int64_t> fold_event_runs(const py::list& runs, std::int64_t limit, const py::handle& level,
-                                          const py::handle& peak, const py::handle& peak_at) {
+                                          const py::handle& peak, const py::handle& peak_at,
+                                          const std::string& strategy) {
+    const auto how = strategy_of(strategy);
     auto lv = checked_array<std::int64_t>(level, "level");
     if (lv.ndim() != 1) throw std::invalid_argument("level must be 1-dimensional");
     const auto n_keys = static_cast<std::size_t>(lv.size());
@@ -53,7 +62,7 @@ py::array_t<std::int64_t> fold_event_runs(const py::list& runs, std::int64_t lim
         // frame; every run is checked before any state changes.
         py::gil_scoped_release release;
         const concurrency::PeakState state{lv.mutable_data(), pk.mutable_data(), at.mutable_data(), n_keys};
-        concurrency::fold_runs(parsed.data(), parsed.size(), limit, state, counts.data());
+        concurrency::fold_runs(parsed.data(), parsed.size(), limit, state, counts.data(), how);
     }
     auto out = consumed.mutable_unchecked<1>();
     for (std::size_t r = 0; r < counts.size(); ++r) out(static_cast<py::ssize_t>(r)) = static_cast<std::int64_t>(counts[r]);
@@ -82,10 +91,11 @@ py::array_t<std::int64_t> pack_by_bucket(const py::handle& buckets, const py::ha
 
 void register_concurrency(py::module_& m) {
     m.def("fold_event_runs", &fold_event_runs, py::arg("runs"), py::arg("limit"), py::arg("level"), py::arg("peak"),
-          py::arg("peak_at"),
+          py::arg("peak_at"), py::arg("strategy") = "auto",
           "Fold, in bucket order, every event with bucket < limit of runs [(int64 packed sorted by bucket, "
           "time_base, key_bits, sign)] into the int64 per-key level/peak/peak_at arrays (in place); returns "
-          "the int64 count of events applied per run (docs/evaluate.md 'Concurrent connections').");
+          "the int64 count of events applied per run (docs/evaluate.md 'Concurrent connections'). strategy: "
+          "'auto', 'sweep' (bucket by bucket) or 'heap' (run heads in a heap): the same result.");
     m.def("pack_by_bucket", &pack_by_bucket, py::arg("buckets"), py::arg("keys"), py::arg("time_base"),
           py::arg("key_bits"),
           "int64 (buckets - time_base) << key_bits | keys, stably sorted by bucket (radix sort): one run "

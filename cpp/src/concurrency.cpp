@@ -98,23 +98,51 @@ void pack_by_bucket(const std::int64_t* buckets, const std::int64_t* keys, std::
     if (src != out) std::memcpy(out, src, n * sizeof(std::int64_t));
 }
 
-std::size_t fold_runs(const EventRun* runs, std::size_t n_runs, std::int64_t limit, const PeakState& state,
-                      std::size_t* consumed) {
-    if (n_runs != 0 && (runs == nullptr || consumed == nullptr)) throw std::invalid_argument("no runs given");
-    if (state.n_keys != 0 && (state.level == nullptr || state.peak == nullptr || state.peak_at == nullptr))
-        throw std::invalid_argument("no state arrays given");
-    std::vector<std::size_t> end(n_runs);
-    for (std::size_t r = 0; r < n_runs; ++r) end[r] = checked_prefix(runs[r], r, limit, state.n_keys);
+namespace {
 
-    // Min-heap of (next bucket, run) over runs with events left below the limit.
+// Applies every event of `run` at `bucket` from pos[r] on (they are consecutive: runs are sorted).
+inline void apply_bucket(const EventRun& run, std::size_t r, std::int64_t bucket, const std::vector<std::size_t>& end,
+                         std::vector<std::size_t>& pos, const PeakState& state, std::vector<std::int64_t>& touched) {
+    const std::int64_t key_mask = (std::int64_t{1} << run.key_bits) - 1;
+    std::size_t i = pos[r];
+    for (; i < end[r] && bucket_of(run, run.packed[i]) == bucket; ++i) {
+        const std::int64_t key = run.packed[i] & key_mask;
+        state.level[key] += run.sign;
+        touched.push_back(key);
+    }
+    pos[r] = i;
+}
+
+// After every event of a bucket: raise the peaks of the keys it touched.
+inline void raise_peaks(const std::vector<std::int64_t>& touched, std::int64_t bucket, const PeakState& state) {
+    for (const std::int64_t key : touched) {
+        if (state.level[key] > state.peak[key]) {
+            state.peak[key] = state.level[key];
+            state.peak_at[key] = bucket;
+        }
+    }
+}
+
+// Bucket by bucket over [first, last], every run at each: O(span x runs). Best when runs are dense
+// in time (a log's runs typically all cover its whole window with events in most buckets).
+void fold_sweep(const EventRun* runs, const std::vector<std::size_t>& live, std::int64_t first, std::int64_t last,
+                const std::vector<std::size_t>& end, std::vector<std::size_t>& pos, const PeakState& state) {
+    std::vector<std::int64_t> touched;
+    for (std::int64_t bucket = first;; ++bucket) {
+        touched.clear();
+        for (const std::size_t r : live) apply_bucket(runs[r], r, bucket, end, pos, state, touched);
+        raise_peaks(touched, bucket, state);
+        if (bucket == last) break;
+    }
+}
+
+// A min-heap of run heads: O(groups x log runs), whatever the gaps between buckets.
+void fold_heap(const EventRun* runs, const std::vector<std::size_t>& live, const std::vector<std::size_t>& end,
+               std::vector<std::size_t>& pos, const PeakState& state) {
     using Head = std::pair<std::int64_t, std::size_t>;
     std::priority_queue<Head, std::vector<Head>, std::greater<Head>> heads;
-    std::vector<std::size_t> pos(n_runs, 0);
-    for (std::size_t r = 0; r < n_runs; ++r)
-        if (end[r] > 0) heads.emplace(bucket_of(runs[r], runs[r].packed[0]), r);
-
+    for (const std::size_t r : live) heads.emplace(bucket_of(runs[r], runs[r].packed[pos[r]]), r);
     std::vector<std::int64_t> touched;
-    std::size_t total = 0;
     while (!heads.empty()) {
         const std::int64_t bucket = heads.top().first;
         touched.clear();
@@ -122,26 +150,53 @@ std::size_t fold_runs(const EventRun* runs, std::size_t n_runs, std::int64_t lim
         while (!heads.empty() && heads.top().first == bucket) {
             const std::size_t r = heads.top().second;
             heads.pop();
-            const EventRun& run = runs[r];
-            const std::int64_t key_mask = (std::int64_t{1} << run.key_bits) - 1;
-            std::size_t i = pos[r];
-            for (; i < end[r] && bucket_of(run, run.packed[i]) == bucket; ++i) {
-                const std::int64_t key = run.packed[i] & key_mask;
-                state.level[key] += run.sign;
-                touched.push_back(key);
-            }
-            total += i - pos[r];
-            pos[r] = i;
-            if (i < end[r]) heads.emplace(bucket_of(run, run.packed[i]), r);
+            apply_bucket(runs[r], r, bucket, end, pos, state, touched);
+            if (pos[r] < end[r]) heads.emplace(bucket_of(runs[r], runs[r].packed[pos[r]]), r);
         }
-        for (const std::int64_t key : touched) {
-            if (state.level[key] > state.peak[key]) {
-                state.peak[key] = state.level[key];
-                state.peak_at[key] = bucket;
-            }
-        }
+        raise_peaks(touched, bucket, state);
     }
-    for (std::size_t r = 0; r < n_runs; ++r) consumed[r] = pos[r];
+}
+
+}  // namespace
+
+std::size_t fold_runs(const EventRun* runs, std::size_t n_runs, std::int64_t limit, const PeakState& state,
+                      std::size_t* consumed, FoldStrategy strategy) {
+    if (n_runs != 0 && (runs == nullptr || consumed == nullptr)) throw std::invalid_argument("no runs given");
+    if (state.n_keys != 0 && (state.level == nullptr || state.peak == nullptr || state.peak_at == nullptr))
+        throw std::invalid_argument("no state arrays given");
+    std::vector<std::size_t> end(n_runs);
+    for (std::size_t r = 0; r < n_runs; ++r) end[r] = checked_prefix(runs[r], r, limit, state.n_keys);
+
+    std::vector<std::size_t> pos(n_runs, 0);
+    std::vector<std::size_t> live;
+    std::size_t events = 0;
+    std::int64_t first = std::numeric_limits<std::int64_t>::max();
+    std::int64_t last = std::numeric_limits<std::int64_t>::min();
+    for (std::size_t r = 0; r < n_runs; ++r) {
+        if (end[r] == 0) continue;
+        live.push_back(r);
+        events += end[r];
+        first = std::min(first, bucket_of(runs[r], runs[r].packed[0]));
+        last = std::max(last, bucket_of(runs[r], runs[r].packed[end[r] - 1]));
+    }
+    if (!live.empty()) {
+        bool sweep = strategy == FoldStrategy::sweep;
+        if (strategy == FoldStrategy::automatic) {
+            // The sweep visits (span x runs) pairs, the heap about 20 steps per event: sweep when
+            // that is cheaper (computed in double: the span may be near 2**63).
+            const double span = static_cast<double>(last) - static_cast<double>(first) + 1.0;
+            sweep = span * static_cast<double>(live.size()) <= 8.0 * static_cast<double>(events);
+        }
+        if (sweep)
+            fold_sweep(runs, live, first, last, end, pos, state);
+        else
+            fold_heap(runs, live, end, pos, state);
+    }
+    std::size_t total = 0;
+    for (std::size_t r = 0; r < n_runs; ++r) {
+        consumed[r] = pos[r];
+        total += pos[r];
+    }
     return total;
 }
 

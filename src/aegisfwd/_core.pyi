@@ -82,6 +82,7 @@ def fold_event_runs(
     level: npt.NDArray[np.int64],
     peak: npt.NDArray[np.int64],
     peak_at: npt.NDArray[np.int64],
+    strategy: str = "auto",
 ) -> npt.NDArray[np.int64]: ...
 def pack_by_bucket(
     buckets: npt.NDArray[np.int64], keys: npt.NDArray[np.int64], time_base: int, key_bits: int

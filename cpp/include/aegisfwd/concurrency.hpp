@@ -48,7 +48,14 @@ struct PeakState {
 // applied (a prefix). Returns the total. std::invalid_argument, before anything changes, when a
 // run is not sorted by bucket, holds a negative value or a key >= n_keys, has key_bits outside
 // [1, 62], a sign other than +1/-1, or a bucket that overflows int64.
+//
+// Two ways to walk the buckets, with the same result: `sweep` visits every bucket of the span at
+// every run (O(span x runs): fast when runs are dense in time, as a log's are), `heap` keeps a
+// min-heap of run heads (O(events x log runs), whatever the gaps); `automatic` picks the sweep
+// when span x runs <= 8 x events.
+enum class FoldStrategy { automatic, sweep, heap };
+
 std::size_t fold_runs(const EventRun* runs, std::size_t n_runs, std::int64_t limit, const PeakState& state,
-                      std::size_t* consumed);
+                      std::size_t* consumed, FoldStrategy strategy = FoldStrategy::automatic);
 
 }  // namespace aegisfwd::concurrency
