@@ -1,5 +1,6 @@
 // Engine construction (derived indexes), kernel dispatch, the seqlock and state changes.
 #include "aegisfwd/engine.hpp"
+#include "aegisfwd/cpu.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -41,25 +42,6 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-bool cpu_has_avx2() {
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-#else
-    return false;
-#endif
-}
-
-bool cpu_has_avx512() {
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-#else
-    return false;
-#endif
-}
-
 }  // namespace
 
 namespace detail {
@@ -89,8 +71,8 @@ void huge_deallocate(void* p, std::size_t bytes) noexcept {
 
 std::vector<std::string> available_isas() {
     std::vector<std::string> out{"generic"};
-    if (detail::kernel_avx2_compiled() && cpu_has_avx2()) out.emplace_back("avx2");
-    if (detail::kernel_avx512_compiled() && cpu_has_avx512()) out.emplace_back("avx512");
+    if (detail::kernel_avx2_compiled() && cpu::has_avx2()) out.emplace_back("avx2");
+    if (detail::kernel_avx512_compiled() && cpu::has_avx512()) out.emplace_back("avx512");
     return out;
 }
 
@@ -103,8 +85,8 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
     const auto Ls = static_cast<std::size_t>(L);
 
     // ---- kernel selection ---------------------------------------------------------------------
-    const bool can512 = detail::kernel_avx512_compiled() && cpu_has_avx512();
-    const bool can2 = detail::kernel_avx2_compiled() && cpu_has_avx2();
+    const bool can512 = detail::kernel_avx512_compiled() && cpu::has_avx512();
+    const bool can2 = detail::kernel_avx2_compiled() && cpu::has_avx2();
     if (isa == "auto" || isa.empty()) {
         if (can512) {
             isa_name_ = "avx512";

@@ -7,6 +7,7 @@
 // contain AVX2 / AVX-512 instructions; mix64 & co. are constexpr and inlined into each caller as
 // compiled for that caller).
 #include "aegisfwd/logkeys.hpp"
+#include "aegisfwd/cpu.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -40,24 +41,6 @@ struct Candidates {
     std::vector<std::uint64_t> keys;
     std::vector<std::int32_t> index;
 };
-
-bool cpu_has_avx2() {
-#if defined(AEGISFWD_LOGKEYS_X86)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-#else
-    return false;
-#endif
-}
-
-bool cpu_has_avx512() {
-#if defined(AEGISFWD_LOGKEYS_X86)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-#else
-    return false;
-#endif
-}
 
 // Rows [a, b): generic code. The candidate lists are in ascending index order and only a strictly
 // larger weight replaces the best, so among equal weights the first (lowest index) wins, as in the
@@ -337,8 +320,8 @@ void string_hashes_impl(const Off* offsets, std::size_t n, const std::uint8_t* d
 
 std::vector<std::string> available_isas() {
     std::vector<std::string> out{"generic"};
-    if (cpu_has_avx2()) out.emplace_back("avx2");
-    if (cpu_has_avx512()) out.emplace_back("avx512");
+    if (cpu::has_avx2()) out.emplace_back("avx2");
+    if (cpu::has_avx512()) out.emplace_back("avx512");
     return out;
 }
 
@@ -348,12 +331,12 @@ void choose_ingress(const std::int32_t* first, const std::int32_t* end, const st
     enum class Kernel { generic, avx2, avx512 };
     Kernel kernel = Kernel::generic;
     if (isa == "auto" || isa.empty()) {
-        kernel = cpu_has_avx512() ? Kernel::avx512 : cpu_has_avx2() ? Kernel::avx2 : Kernel::generic;
+        kernel = cpu::has_avx512() ? Kernel::avx512 : cpu::has_avx2() ? Kernel::avx2 : Kernel::generic;
     } else if (isa == "avx512") {
-        if (!cpu_has_avx512()) throw std::invalid_argument("isa 'avx512' is not available on this CPU or build");
+        if (!cpu::has_avx512()) throw std::invalid_argument("isa 'avx512' is not available on this CPU or build");
         kernel = Kernel::avx512;
     } else if (isa == "avx2") {
-        if (!cpu_has_avx2()) throw std::invalid_argument("isa 'avx2' is not available on this CPU or build");
+        if (!cpu::has_avx2()) throw std::invalid_argument("isa 'avx2' is not available on this CPU or build");
         kernel = Kernel::avx2;
     } else if (isa != "generic") {
         throw std::invalid_argument("unknown isa '" + isa + "': expected auto, generic, avx2 or avx512");
