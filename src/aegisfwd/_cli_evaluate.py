@@ -57,6 +57,20 @@ def use_lean_arrow_pool() -> None:
         pass
 
 
+_spill_dir_option = click.option(
+    "--spill-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+    help="Where concurrency events of long logs spill (default: the system temporary directory).")
+
+
+@contextlib.contextmanager
+def log_run_process() -> Iterator[None]:
+    """How the log commands prepare their own process for one run: the lean Arrow pool, and the
+    startup objects frozen while the run lasts."""
+    use_lean_arrow_pool()
+    with startup_objects_frozen():
+        yield
+
+
 @contextlib.contextmanager
 def startup_objects_frozen() -> Iterator[None]:
     """For the log commands: while the run lasts, every object alive at its start (the imported
@@ -99,8 +113,7 @@ def _check_logs(logs: tuple[str, ...]) -> list[str]:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Engine threads per batch.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
-@click.option("--spill-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
-              help="Where concurrency events of long logs spill (default: the system temporary directory).")
+@_spill_dir_option
 def evaluate(logs: tuple[str, ...], topology: Path, output: Path | None, report_dir: Path | None, rejects: Path | None,
              maps: tuple[str, ...], scheduler: str | None, batch_rows: int, threads: int | None, top: int,
              progress: bool | None, spill_dir: Path | None) -> None:
@@ -109,16 +122,15 @@ def evaluate(logs: tuple[str, ...], topology: Path, output: Path | None, report_
     concurrency. Rows that cannot be evaluated are counted per reason, never dropped silently."""
     columns = _parse_maps(maps)
     paths = _check_logs(logs)
-    use_lean_arrow_pool()
-    if scheduler:
-        from .dask_eval import evaluate_dask
+    with log_run_process():
+        if scheduler:
+            from .dask_eval import evaluate_dask
 
-        ev = evaluate_dask(paths, topology, columns=columns, output=output, rejects=rejects,
-                           scheduler=scheduler, batch_rows=batch_rows, threads=threads, spill_dir=spill_dir)
-    else:
-        from .evaluation import evaluate as run
+            ev = evaluate_dask(paths, topology, columns=columns, output=output, rejects=rejects,
+                               scheduler=scheduler, batch_rows=batch_rows, threads=threads, spill_dir=spill_dir)
+        else:
+            from .evaluation import evaluate as run
 
-        with startup_objects_frozen():
             ev = run(paths, topology, columns=columns, output=output, rejects=rejects, batch_rows=batch_rows,
                      progress=progress, threads=threads, keep_rows=0, spill_dir=spill_dir)
     console = _console()
@@ -144,8 +156,7 @@ def evaluate(logs: tuple[str, ...], topology: Path, output: Path | None, report_
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Engine threads per batch.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
-@click.option("--spill-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
-              help="Where concurrency events of long logs spill (default: the system temporary directory).")
+@_spill_dir_option
 def compare(logs: tuple[str, ...], topologies: tuple[Path, ...], report_dir: Path | None, maps: tuple[str, ...],
             batch_rows: int, threads: int | None, top: int, progress: bool | None, spill_dir: Path | None) -> None:
     """What-if: evaluate the same logs under topology A and topology B (e.g. two IP placements) and
@@ -155,10 +166,9 @@ def compare(logs: tuple[str, ...], topologies: tuple[Path, ...], report_dir: Pat
                                  param_hint="--topology")
     columns = _parse_maps(maps)
     paths = _check_logs(logs)
-    use_lean_arrow_pool()
     from .evaluation import compare as run
 
-    with startup_objects_frozen():
+    with log_run_process():
         c = run(paths, topologies[0], topologies[1], columns=columns, batch_rows=batch_rows, progress=progress,
                 threads=threads, spill_dir=spill_dir)
     console = _console()
