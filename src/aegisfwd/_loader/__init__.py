@@ -9,14 +9,18 @@ back into a document), ``codes`` (every issue code) and ``paths`` (where an issu
 from __future__ import annotations
 
 from .codes import ERROR_CODES
-from .load import load_topology, topology_from_dict
+from .load import load_topology, topology_from_bytes, topology_from_dict
 from .paths import format_path
+from .readers import mapped_bytes, read_bytes
 from .serialise import topology_to_dict
 
 __all__ = [
     "ERROR_CODES",
     "format_path",
     "load_topology",
+    "mapped_bytes",
+    "read_bytes",
+    "topology_from_bytes",
     "topology_from_dict",
     "topology_to_dict",
 ]

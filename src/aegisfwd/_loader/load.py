@@ -19,10 +19,10 @@ from ..errors import TopologyError, TopologyIssue
 from ..topology import Topology
 from .checker import Checker
 from .paths import Loc, describe, format_path
-from .readers import read_document
+from .readers import Buffer, parse_document, read_document
 from .shape import shape_issues
 
-__all__ = ["load_topology", "topology_from_dict"]
+__all__ = ["load_topology", "topology_from_bytes", "topology_from_dict"]
 
 
 def _order_key(data: Any, loc: Loc, cache: dict[int, dict[Any, int]]) -> list[int]:
@@ -80,3 +80,9 @@ def load_topology(path: str | os.PathLike[str]) -> Topology:
     """Load and validate a topology file (``.json``, ``.yaml``/``.yml`` or ``.toml``)."""
     path = Path(path)
     return topology_from_dict(read_document(path), source=str(path))
+
+
+def topology_from_bytes(raw: Buffer, path: str | os.PathLike[str]) -> Topology:
+    """Validate the bytes of a topology file already read (its extension names the format)."""
+    path = Path(path)
+    return topology_from_dict(parse_document(raw, path), source=str(path))

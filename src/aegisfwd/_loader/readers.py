@@ -7,14 +7,20 @@ wins), are errors here.
 from __future__ import annotations
 
 import json
+import mmap
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..errors import TopologyError, TopologyIssue
 
-__all__ = ["read_document"]
+__all__ = ["mapped_bytes", "parse_document", "read_bytes", "read_document"]
+
+#: What the file's bytes come as: ``bytes``, or a read-only memory map of the file.
+Buffer = bytes | mmap.mmap
 
 
 def _yaml_load(text: str, issues: list[TopologyIssue]) -> Any:
@@ -116,9 +122,21 @@ def _fail(issues: list[TopologyIssue], source: str) -> TopologyError:
 
 def read_document(path: Path) -> Any:
     """The parsed document of a ``.json``, ``.yaml``/``.yml`` or ``.toml`` file, not yet validated."""
+    return parse_document(read_bytes(path), path)
+
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of a topology file whose extension names a format we read."""
+    with mapped_bytes(path) as raw:
+        return bytes(raw)
+
+
+@contextmanager
+def mapped_bytes(path: Path) -> Iterator[Buffer]:
+    """The bytes of a topology file whose extension names a format we read, memory-mapped read-only
+    while the block runs (hashing them then costs no copy)."""
     source = str(path)
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
+    if path.suffix.lower() not in _READERS:
         raise _fail(
             [
                 TopologyIssue(
@@ -132,15 +150,29 @@ def read_document(path: Path) -> Any:
             source,
         )
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
     except FileNotFoundError:
         raise _fail([TopologyIssue("file-not-found", "", f"no such file: {source}")], source) from None
-    except OSError as exc:
-        raise _fail(
-            [TopologyIssue("read-error", "", f"cannot read {source}: {exc.strerror or exc}")], source
-        ) from None
+    except (OSError, ValueError) as exc:
+        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise _fail([TopologyIssue("read-error", "", f"cannot read {source}: {message}")], source) from None
+    if mapped is None:
+        yield b""
+        return
     try:
-        text = raw.decode("utf-8-sig")
+        yield mapped
+    finally:
+        mapped.close()
+
+
+def parse_document(raw: Buffer, path: Path) -> Any:
+    """Parse the bytes of a topology file in the format its extension names (see ``read_bytes``)."""
+    source = str(path)
+    reader = _READERS[path.suffix.lower()]
+    try:
+        text = str(raw, "utf-8-sig")
     except UnicodeDecodeError as exc:
         raise _fail(
             [TopologyIssue("parse-error", "", f"byte {exc.start}: the file is not UTF-8 text")], source

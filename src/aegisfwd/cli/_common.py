@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..compiled import MAGIC as COMPILED_MAGIC
 from ..errors import TopologyError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,9 +37,10 @@ def topology_error_text(exc: TopologyError) -> str:
 
 
 def is_compiled_file(path: Path) -> bool:
+    from .._file_cache import is_compiled_file as starts_with_magic
+
     try:
-        with path.open("rb") as fh:
-            return fh.read(len(COMPILED_MAGIC)) == COMPILED_MAGIC
+        return starts_with_magic(path)
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
 
@@ -57,12 +57,22 @@ def load_compiled(path: Path) -> CompiledTopology:
     return load_compiled(path)
 
 
-def open_engine(path: Path) -> Any:
-    """An ``Engine`` on a topology file or a compiled file (recognised by its magic bytes)."""
+def open_engine(path: Path, *, cache: bool = True, with_model: bool = False) -> Any:
+    """An ``Engine`` on a topology file (through the compiled-file cache unless ``cache`` is off)
+    or a compiled file (recognised by its magic bytes); ``with_model`` for ``explain``."""
+    from .._file_cache import open_compiled
     from ..engine import Engine
 
-    source: Any = load_compiled(path) if is_compiled_file(path) else load_topology(path)
-    return Engine(source)
+    is_compiled_file(path)  # an unreadable file is one clean input error
+    return Engine(open_compiled(path, cache=cache, with_model=with_model))
+
+
+#: ``--no-cache`` of the commands that decide from a topology file.
+no_cache_option = click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Parse and compile the topology file even when the compiled-file cache holds it (and do not store it).",
+)
 
 
 def plural(n: int, word: str, plural: str | None = None) -> str:

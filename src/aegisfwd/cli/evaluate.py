@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ..evaluation._prepare import FIELDS
+from ._common import no_cache_option
 
 _MAP_HELP = (
     "Use log column COL for FIELD (repeatable). FIELD is a Logpush field name "
@@ -90,6 +91,13 @@ def startup_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
+def _model(topology: Path, no_cache: bool) -> Any:
+    """The evaluation model of a topology file, its compiled tables through the cache."""
+    from ..evaluation._model import Model
+
+    return Model(topology, cache=not no_cache)
+
+
 def _check_logs(logs: tuple[str, ...]) -> list[str]:
     for p in logs:
         if not Path(p).exists():
@@ -114,24 +122,26 @@ def _check_logs(logs: tuple[str, ...]) -> list[str]:
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @_spill_dir_option
+@no_cache_option
 def evaluate(logs: tuple[str, ...], topology: Path, output: Path | None, report_dir: Path | None, rejects: Path | None,
              maps: tuple[str, ...], scheduler: str | None, batch_rows: int, threads: int | None, top: int,
-             progress: bool | None, spill_dir: Path | None) -> None:
+             progress: bool | None, spill_dir: Path | None, no_cache: bool) -> None:
     """Evaluate request logs (Parquet, CSV, NDJSON; gzip or not; files or directories): where each
     request's connection to the origin egresses, the tier mix, forwarding flows, load and
     concurrency. Rows that cannot be evaluated are counted per reason, never dropped silently."""
     columns = _parse_maps(maps)
     paths = _check_logs(logs)
     with log_run_process():
+        model = _model(topology, no_cache)
         if scheduler:
             from ..evaluation._dask import evaluate_dask
 
-            ev = evaluate_dask(paths, topology, columns=columns, output=output, rejects=rejects,
+            ev = evaluate_dask(paths, model, columns=columns, output=output, rejects=rejects,
                                scheduler=scheduler, batch_rows=batch_rows, threads=threads, spill_dir=spill_dir)
         else:
             from ..evaluation import evaluate as run
 
-            ev = run(paths, topology, columns=columns, output=output, rejects=rejects, batch_rows=batch_rows,
+            ev = run(paths, model, columns=columns, output=output, rejects=rejects, batch_rows=batch_rows,
                      progress=progress, threads=threads, keep_rows=0, spill_dir=spill_dir)
     console = _console()
     ev.print(console, top=top)
@@ -157,8 +167,10 @@ def evaluate(logs: tuple[str, ...], topology: Path, output: Path | None, report_
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @_spill_dir_option
+@no_cache_option
 def compare(logs: tuple[str, ...], topologies: tuple[Path, ...], report_dir: Path | None, maps: tuple[str, ...],
-            batch_rows: int, threads: int | None, top: int, progress: bool | None, spill_dir: Path | None) -> None:
+            batch_rows: int, threads: int | None, top: int, progress: bool | None, spill_dir: Path | None,
+            no_cache: bool) -> None:
     """What-if: evaluate the same logs under topology A and topology B (e.g. two IP placements) and
     show the tier-mix change, the rows and flows whose egress moved, and the distance saved or added."""
     if len(topologies) != 2:
@@ -169,7 +181,7 @@ def compare(logs: tuple[str, ...], topologies: tuple[Path, ...], report_dir: Pat
     from ..evaluation import compare as run
 
     with log_run_process():
-        c = run(paths, topologies[0], topologies[1], columns=columns, batch_rows=batch_rows, progress=progress,
+        c = run(paths, _model(topologies[0], no_cache), _model(topologies[1], no_cache), columns=columns, batch_rows=batch_rows, progress=progress,
                 threads=threads, spill_dir=spill_dir)
     console = _console()
     c.print(console, top=top)

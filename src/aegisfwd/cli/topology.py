@@ -22,6 +22,7 @@ from ._common import (
     is_compiled_file,
     load_compiled,
     load_topology,
+    no_cache_option,
     open_engine,
     plural,
     topology_summary,
@@ -110,9 +111,15 @@ def compile_command(file: Path, out: Path) -> None:
 )
 @click.option("--explain", is_flag=True, help="Also print the trace of the rules tried.")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as one JSON object.")
-def decide(file: Path, server: str, pool: str, family: str, flow: int, explain: bool, as_json: bool) -> None:
-    """Decide where one request egresses from: tier, egress server, DC, location, source IP, distance."""
-    engine = open_engine(file)
+@no_cache_option
+def decide(
+    file: Path, server: str, pool: str, family: str, flow: int, explain: bool, as_json: bool, no_cache: bool
+) -> None:
+    """Decide where one request egresses from: tier, egress server, DC, location, source IP, distance.
+
+    A topology file's compiled tables are cached per file content (see docs/cli.md), so a second
+    decision on the same file starts in milliseconds."""
+    engine = open_engine(file, cache=not no_cache, with_model=explain)
     fam = int(family)
     d = engine.decide(server, pool, fam, flow=flow)
     unit = distance_unit(engine)

@@ -18,19 +18,18 @@ class Model:
 
     ``topology`` may be a ``Topology``, a ``CompiledTopology``, an engine (``af.Engine`` or
     ``af.ReferenceEngine``) or a path to a topology file (YAML/JSON/TOML) or a saved compiled file.
+    ``cache``: take a topology file's compiled tables from the compiled-file cache (``_file_cache``;
+    the command line does, unless ``--no-cache``).
     """
 
-    def __init__(self, topology: Any) -> None:
+    def __init__(self, topology: Any, *, cache: bool = False) -> None:
         import aegisfwd as af
 
-        from ..compiled import MAGIC
+        from .._file_cache import open_compiled
 
         source = topology
         if isinstance(topology, (str, os.PathLike)):
-            path = Path(topology)
-            with open(path, "rb") as f:
-                head = f.read(len(MAGIC))
-            topology = af.load_compiled(path) if head == MAGIC else af.load_topology(path)
+            topology = open_compiled(Path(topology), cache=cache)
         self.source = str(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__
 
         if hasattr(topology, "decide_batch"):
