@@ -238,7 +238,7 @@ def assert_same_tables(x: CompiledTopology, y: CompiledTopology) -> None:
 
 
 def spec_topology(**changes: Any) -> Topology:
-    """The SPEC example, with its DCs listed out of location order, plus a location with no DC."""
+    """The example topology of docs/topology-format.md, with its DCs listed out of location order, plus a location with no DC."""
     parts: dict[str, Any] = {
         "locations": (
             Location("LHR", "London", 51.47, -0.45),

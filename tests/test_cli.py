@@ -54,7 +54,7 @@ def test_validate_bad_file_prints_every_error_with_its_path(runner: CliRunner) -
     for issue in issues:
         assert issue.path and issue.path in result.output
         assert str(issue) in result.output
-    # The paths the file's four mistakes live at (SPEC's path notation).
+    # The paths the file's four mistakes live at (the path notation of docs/topology-format.md).
     for path in ("pools[0].ips[1].holders[0]", "pools[0].ips[2].address", "pools[1].id", "server_states"):
         assert path in result.output
     assert "4 errors" in result.output

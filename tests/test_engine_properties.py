@@ -1,6 +1,6 @@
 """Property tests: the compiled ``Engine`` answers exactly as ``ReferenceEngine`` on random
 topologies, states and requests, on every C++ kernel this machine runs (scalar and batch calls,
-``errors="mark"`` rows, exceptions), and keeps SPEC's consistent-hashing promises."""
+``errors="mark"`` rows, exceptions), and keeps the consistent-hashing promises of docs/decision.md."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def test_numpy_index_batches_take_the_direct_path(isa, data):
 
 @given(data=st.data())
 def test_only_flows_on_a_removed_candidate_move(data):
-    """SPEC: when a candidate becomes ineligible, only the flows that were on it move."""
+    """docs/decision.md: when a candidate becomes ineligible, only the flows that were on it move."""
     topo = data.draw(topologies(min_servers=2))
     eng = af.Engine(topo)
     eng.set_states(np.zeros(len(topo.server_ids), dtype=np.uint8))

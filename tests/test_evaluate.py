@@ -282,7 +282,7 @@ def test_column_mapping_and_explicit_server_and_pool(topo):
 
 
 def test_colo_with_no_up_server_falls_back(topo, basic_table):
-    """SPEC: a down ingress server is still answered by the same rules; a colo whose servers are all
+    """docs/decision.md: a down ingress server is still answered by the same rules; a colo whose servers are all
     down keeps its rows (ingress among all its servers), counted as fallback rows."""
     engine = af.ReferenceEngine(topo)
     engine.set_state("JFK", "down")

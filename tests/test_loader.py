@@ -61,7 +61,7 @@ def errors_for(doc: Any) -> list[tuple[str, str]]:
     return issues_of(exc)
 
 
-# ---- the SPEC example in three formats -------------------------------------------------------
+# ---- the documented example in three formats -------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""``ReferenceEngine`` on small hand-built topologies: every tier, tie and state rule of SPEC.md."""
+"""``ReferenceEngine`` on small hand-built topologies: every tier, tie and state rule of docs/decision.md."""
 
 from __future__ import annotations
 

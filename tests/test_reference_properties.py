@@ -1,4 +1,4 @@
-"""Properties of ``ReferenceEngine`` on random topologies (SPEC "The decision", "Which candidate").
+"""Properties of ``ReferenceEngine`` on random topologies (docs/decision.md: "The chain", "Which candidate").
 
 The oracle here is deliberately naive and independent of ``reference.py``: it expands holder names
 through the dataclasses (no index ranges), computes distances from coordinates or the matrix in its

@@ -88,7 +88,7 @@ class PurePythonPeer:
                 self.ips.setdefault(g, []).append(_IP(ip.network, index, names))
                 index += 1
                 self.holder_locations[g] = self.holder_locations.get(g, frozenset()) | where
-        # distance[a][b], rounded as SPEC says; unreachable pairs are left out.
+        # distance[a][b], rounded as docs/decision.md says; unreachable pairs are left out.
         ids = t.location_ids
         matrix = t.distance_matrix().tolist()
         self.distance: dict[str, dict[str, float]] = {

@@ -5,7 +5,8 @@
     engine = af.Engine(topo)
     d = engine.decide("lhr01-s001", "acme", 4, flow=0x9E3779B97F4A7C15)
 
-The contract is SPEC.md; ``docs/`` documents the hashing scheme and the compiled table layout.
+The contract is ``docs/decision.md``; ``docs/`` also documents the topology format, the hashing
+scheme and the compiled table layout.
 """
 
 from __future__ import annotations

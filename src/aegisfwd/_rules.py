@@ -2,7 +2,7 @@
 
 It reads the validated ``Topology`` model only (never the compiled tables), in the canonical index
 order of ``topology.py``, and answers with the hashing scheme of ``_hashing.py``. Its decision
-procedure, ``decide_request``, is written to be read next to SPEC "The decision":
+procedure, ``decide_request``, is written to be read next to ``docs/decision.md``, "The chain":
 
     1. LOCAL          the ingress server is a candidate
     2. SAME_DC        another server of the ingress DC is a candidate
@@ -14,7 +14,7 @@ A *candidate* holds at least one *applicable* IP (the request's pool and family)
 Among the candidates of the rule that applies, rendezvous hashing on the flow picks the server;
 among the applicable IPs it holds, rendezvous hashing picks the IP.
 
-Where SPEC is silent, this is what every engine does (the compiled ``Engine`` is tested to match):
+Where the chain alone is silent, this is what every engine does (the compiled ``Engine`` is tested to match):
 
 * SAME_DC excludes the ingress server itself; SAME_LOCATION means servers of the ingress location
   outside the ingress DC. The ingress server's own state matters for LOCAL only (it can be a
@@ -137,7 +137,7 @@ class ReferenceModel:
 
     # ---- facts used by the decision -----------------------------------------------------------
     def applicable_ips(self, pool: int, family: int) -> tuple[int, ...]:
-        """IP indices in ``pool`` with ``family`` (SPEC "applicable")."""
+        """IP indices in ``pool`` with ``family`` (docs/decision.md, "Definitions")."""
         return self.applicable.get((pool, family), ())
 
     def holds(self, server: int, ip: int) -> bool:
@@ -191,7 +191,7 @@ def model_of(topology: Topology) -> ReferenceModel:
 
 
 # ---------------------------------------------------------------------------------------------
-# The decision (SPEC "The decision", "Which candidate, and which IP", "Result")
+# The decision (docs/decision.md: "The chain", "Which candidate, and which source IP", "The result")
 # ---------------------------------------------------------------------------------------------
 def decide_request(
     m: ReferenceModel,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class Tier(enum.IntEnum):
-    """Which rule of the forwarding chain decided (SPEC "The decision")."""
+    """Which rule of the forwarding chain decided (docs/decision.md, "The chain")."""
 
     LOCAL = 0
     SAME_DC = 1

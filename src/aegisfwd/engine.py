@@ -76,7 +76,7 @@ _I4, _U1, _U8 = np.dtype(np.int32), np.dtype(np.uint8), np.dtype(np.uint64)
 
 
 class Engine(EngineCore):
-    """Decides where the connection to a customer's origin egresses (SPEC.md).
+    """Decides where the connection to a customer's origin egresses (docs/decision.md).
 
     ``Engine(topology)`` compiles a ``Topology``; ``Engine(compiled)`` runs a ``CompiledTopology``
     (e.g. ``af.load_compiled(path)``, memory-mapped: the engine reads the file's arrays in place).

@@ -1,4 +1,4 @@
-"""Great-circle distance and the rounding every implementation compares on (SPEC "Distances")."""
+"""Great-circle distance and the rounding every implementation compares on (docs/decision.md, "Distances and ties")."""
 
 from __future__ import annotations
 

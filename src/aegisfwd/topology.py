@@ -1,7 +1,7 @@
 """The topology model: locations -> data centers -> servers, Aegis IP pools, states, distances.
 
 ``Topology`` holds a *validated* topology (``Topology.from_dict`` / ``load_topology`` check every rule
-of SPEC "Rules a loader enforces" and report all errors at once). It also fixes the canonical index
+of ``docs/topology-format.md`` and report all errors at once). It also fixes the canonical index
 order that the compiled tables, both engines and batch results use (``docs/compiled-format.md``).
 """
 
@@ -92,7 +92,7 @@ class Topology:
     # ---- construction ---------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: Any, *, source: str | None = None) -> Topology:
-        """Validate a parsed topology document (SPEC "Topology file") and build the model.
+        """Validate a parsed topology document (``docs/topology-format.md``) and build the model.
 
         Raises ``TopologyError`` listing every problem with its path.
         """

@@ -1,4 +1,4 @@
-// The decision engine (SPEC "The decision"): LOCAL -> SAME_DC -> SAME_LOCATION -> REMOTE ->
+// The decision engine (docs/decision.md, "The chain"): LOCAL -> SAME_DC -> SAME_LOCATION -> REMOTE ->
 // UNAVAILABLE, exact rendezvous choice of server and IP (docs/hashing.md), live server states.
 // The algorithm, the derived structures and the concurrency mechanism are in docs/engine.md.
 #pragma once

@@ -43,7 +43,7 @@ def _console() -> Any:
 def use_lean_arrow_pool() -> None:
     """For the log commands (this process is ours): Arrow's jemalloc pool where the build has it.
 
-    Measured on a 50M-row log (docs/evaluate.md "Performance"): the default mimalloc pool keeps
+    Measured on a 50M-row log (benchmarks/README.md, "Log evaluation figures"): the default mimalloc pool keeps
     ~150 MB more resident than jemalloc for the same work, at no speed gain. A pool chosen with
     ARROW_DEFAULT_MEMORY_POOL is left alone, and so is a build without jemalloc."""
     import os
@@ -79,7 +79,7 @@ def startup_objects_frozen() -> Iterator[None]:
     collections that a long run triggers do not traverse them again and again; unfrozen after.
 
     Each full collection cost ~40 ms, about one per million rows; `aegisfwd evaluate` on a 1M-row
-    Parquet log measured 0.73-0.75 s instead of 0.76-0.89 s (docs/evaluate.md "Performance").
+    Parquet log measured 0.73-0.75 s instead of 0.76-0.89 s (benchmarks/README.md, "Log evaluation figures").
     ``gc.collect()`` first, so nothing that is already garbage is frozen."""
     import gc
 

@@ -225,7 +225,7 @@ def resolve(common: Common, model: Any, states: np.ndarray, threads: int | None 
         if ok_mask is not None:
             none_up &= ok_mask
         if none_up.any():
-            # SPEC: an ingress server that is itself draining or down is still answered by the
+            # docs/decision.md: an ingress server that is itself draining or down is still answered by the
             # same rules; a colo with no up server keeps its traffic in this evaluation.
             rows = np.flatnonzero(none_up)
             server[rows] = choose_ingress(
