@@ -44,7 +44,7 @@ def plot(records: list[dict], output: Path, title: str | None = None) -> None:
     colors = {t: plt.get_cmap("viridis")(0.15 + 0.7 * i / max(1, len(threads) - 1)) for i, t in enumerate(threads)}
     fig, axes = plt.subplots(len(workloads), 1, figsize=(11, 3.6 * len(workloads)), squeeze=False)
     width = 0.8 / len(threads)
-    for ax, workload in zip(axes[:, 0], workloads):
+    for ax, workload in zip(axes[:, 0], workloads, strict=True):
         rows = [r for r in records if r["workload"] == workload]
         by_path: dict[str, dict[int, dict]] = defaultdict(dict)
         for r in rows:
@@ -82,7 +82,7 @@ def plot(records: list[dict], output: Path, title: str | None = None) -> None:
         ax.set_xticklabels(paths, rotation=20, ha="right", fontsize=8)
         ax.grid(axis="y", which="major", alpha=0.3)
         handles, labels = ax.get_legend_handles_labels()
-        seen = dict(zip(labels, handles))
+        seen = dict(zip(labels, handles, strict=True))
         if any(r["computes"] != "full" for r in rows):
             from matplotlib.patches import Patch
 

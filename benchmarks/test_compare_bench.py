@@ -68,7 +68,7 @@ def test_floor_copy(benchmark, workload, bench_threads, sizes) -> None:
             benchmark.extra_info["decisions_per_s"] = len(workload) / benchmark.stats.stats.min
         else:
             benchmark(copy)
-        for s, d in zip(copy.src, copy.dst):
+        for s, d in zip(copy.src, copy.dst, strict=True):
             assert (s == d).all()
 
 

@@ -82,7 +82,7 @@ def test_batch(benchmark, world: World, sizes, isa: str, threads: int) -> None:
 
 
 def _rows(world: World, m: int) -> list[tuple[int, int, int, int]]:
-    return list(zip(*(a[:m].tolist() for a in world.args)))
+    return list(zip(*(a[:m].tolist() for a in world.args), strict=True))
 
 
 @pytest.mark.parametrize("method", ["decide", "decide_indices"])

@@ -81,7 +81,7 @@ def _check(ev, s, out_path, n, expect_all: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "name, file, columns, expect_all",
+    ("name", "file", "columns", "expect_all"),
     [
         ("parquet, ingress by colo", "log.parquet", None, True),
         ("parquet, ingress server column", "log-with-server.parquet", {"ingress_server": "EdgeServer"}, True),

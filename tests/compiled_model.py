@@ -141,7 +141,7 @@ def assert_matches_model(topo: Topology, c: CompiledTopology) -> None:
     for d, dc in enumerate(c.dcs):
         first, end = a["dc_server_start"][d], a["dc_server_start"][d + 1]
         assert [c.servers[s] for s in range(first, end)] == [
-            s for s, x in zip(e["servers"], e["server_dc"]) if x == dc
+            s for s, x in zip(e["servers"], e["server_dc"], strict=True) if x == dc
         ]
         assert c.locations[a["dc_location"][d]] == next(x.location for x in topo.data_centers if x.id == dc)
     for loc in range(L):

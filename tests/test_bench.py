@@ -172,7 +172,7 @@ def test_workloads_are_deterministic() -> None:
     for name in WORKLOADS:
         a, b = make(name, 500, seed=3), make(name, 500, seed=3)
         assert a.topology is b.topology
-        for x, y in zip(a.columns, b.columns):
+        for x, y in zip(a.columns, b.columns, strict=True):
             assert np.array_equal(x, y)
         c = make(name, 500, seed=4)
         assert not np.array_equal(a.requests.flow, c.requests.flow)
@@ -193,8 +193,8 @@ def test_scarce_ipv4_holds_each_ipv4_address_in_one_location() -> None:
     world = make("world", 1).topology
     assert topo.server_ids == world.server_ids and topo.pool_ids == world.pool_ids
     location_ids = set(topo.location_ids)
-    for pool, original in zip(topo.pools, world.pools):
-        for ip, before in zip(pool.ips, original.ips):
+    for pool, original in zip(topo.pools, world.pools, strict=True):
+        for ip, before in zip(pool.ips, original.ips, strict=True):
             assert ip.network == before.network
             if ip.family == 4:
                 assert len(ip.holders) == 1 and ip.holders[0] in location_ids
@@ -219,7 +219,7 @@ def test_floor_copies_every_column_and_counts_42_bytes() -> None:
     for threads in (1, 3):
         with bench_floor.CopyColumns(1001, threads) as copy:
             copy()
-            for s, d in zip(copy.src, copy.dst):
+            for s, d in zip(copy.src, copy.dst, strict=True):
                 assert np.array_equal(s, d)
     f = bench_floor.measure_floor(10_000, threads=2, repeat=2, min_seconds=0)
     assert f.rows == 10_000 and f.threads == 2
@@ -235,7 +235,7 @@ def topology_and_requests(draw):
         st.lists(st.tuples(st.integers(0, n_s - 1), st.integers(0, n_p - 1), st.sampled_from((4, 6)), FLOWS),
                  min_size=1, max_size=30)
     )
-    s, p, f, h = zip(*rows)
+    s, p, f, h = zip(*rows, strict=True)
     cols = (np.array(s, np.int32), np.array(p, np.int32), np.array(f, np.uint8), np.array(h, np.uint64))
     return topo, cols
 
@@ -250,7 +250,7 @@ def test_python_peer_agrees_on_every_column(case) -> None:
 def test_python_peer_scalar_decide_answers_with_ids(case) -> None:
     topo, cols = case
     peer, ref = _peer("python", topo), af.ReferenceEngine(topo)
-    for s, p, f, h in zip(*(c.tolist() for c in cols)):
+    for s, p, f, h in zip(*(c.tolist() for c in cols), strict=True):
         tier, server, dc, location, ip, distance = peer.decide(topo.server_ids[s], topo.pool_ids[p], f, h)
         d = ref.decide(s, p, f, flow=h)
         assert (tier, server, dc, location, ip) == (int(d.tier), d.server, d.dc, d.location, d.ip)

@@ -95,7 +95,7 @@ def test_nogil_decisions_match_python(consumer, world_like):
     fl = rng.integers(0, 2**64, n, dtype=np.uint64)
     expected = engine.decide_batch(s, p, f, fl, errors="mark")
     got = consumer.decide_loop(engine, s, p, f, fl)
-    for name, column in zip(("tier", "server", "dc", "location", "ip", "distance"), got):
+    for name, column in zip(("tier", "server", "dc", "location", "ip", "distance"), got, strict=True):
         assert np.array_equal(column, getattr(expected, name), equal_nan=True), name
     (tier, server, ip), invalid = consumer.decide_many(engine, s, p, f, fl)
     assert invalid == int((expected.tier == af.Tier.INVALID).sum()) > 0

@@ -57,7 +57,7 @@ def test_save_load_round_trip(tmp_path: Any, compiled: CompiledTopology, data: b
         for name, array in loaded.arrays.items():
             assert array.flags.c_contiguous and not array.flags.writeable, name
             if array.size:
-                with pytest.raises(ValueError):
+                with pytest.raises(ValueError, match="read-only"):
                     array.reshape(-1)[0] = 0
         assert loaded.to_bytes() == data
     assert_matches_model(spec_topology(), load_compiled(path))
@@ -99,7 +99,7 @@ def test_pickle_round_trip(compiled: CompiledTopology, data: bytes) -> None:
 
 
 def test_save_failure_leaves_nothing(tmp_path: Any, compiled: CompiledTopology) -> None:
-    with pytest.raises(OSError):
+    with pytest.raises(FileNotFoundError):
         compiled.save(tmp_path / "missing-dir" / "t.aegis")
     assert list(tmp_path.iterdir()) == []
 
@@ -135,7 +135,7 @@ def rewrite_header(data: bytes, edit: Callable[[dict[str, Any]], Any]) -> bytes:
 
 def rewrite_prefix(data: bytes, **fields: Any) -> bytes:
     names = ("magic", "version", "hlen", "total", "header_crc", "payload_crc")
-    values = dict(zip(names, PREFIX.unpack_from(data, 0)))
+    values = dict(zip(names, PREFIX.unpack_from(data, 0), strict=True))
     values.update(fields)
     return PREFIX.pack(*(values[n] for n in names)) + data[32:]
 

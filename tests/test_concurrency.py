@@ -126,7 +126,7 @@ def test_spilled_runs_go_to_spill_dir_and_are_removed(tmp_path):
         s = T0 + rng.integers(0, 10**9, 10)
         d = rng.integers(0, 10**8, 10)
         c.add_events(k, s, d)
-        rows += list(zip(k.tolist(), s.tolist(), d.tolist()))
+        rows += list(zip(k.tolist(), s.tolist(), d.tolist(), strict=True))
     assert c.spilled_bytes == 8 * 200  # all 200 events (an open and a close per row) are on disk
     assert len(list(tmp_path.iterdir())) == 1
     assert got_peaks(c) == plain_peaks(rows, 1)
@@ -224,7 +224,7 @@ def test_pack_splits_runs_whose_span_does_not_fit_and_the_fold_agrees():
     consumed = _core.fold_event_runs(runs, np.iinfo(np.int64).max, level, peak, at)
     assert consumed.tolist() == [r.size for r in opens + closes]
     assert not level.any()  # every connection closed
-    want = plain_peaks([(int(k), int(b) * MS, 5 * MS - 1) for k, b in zip(keys, buckets)], 1)
+    want = plain_peaks([(int(k), int(b) * MS, 5 * MS - 1) for k, b in zip(keys, buckets, strict=True)], 1)
     got = {int(k): (int(peak[k]), int(at[k])) for k in np.flatnonzero(peak)}
     assert got == want
 

@@ -53,7 +53,7 @@ def test_one_location_per_colo_with_coordinates(world: af.Topology) -> None:
     with_coords = [c for c in ds.colos() if c.lat is not None]
     assert len(world.locations) == len(with_coords) == 337
     assert [loc.id for loc in world.locations] == [c.code for c in with_coords]
-    for loc, colo in zip(world.locations, with_coords):
+    for loc, colo in zip(world.locations, with_coords, strict=True):
         assert (loc.lat, loc.lon) == (colo.lat, colo.lon)
     assert world.distances is None
 
@@ -234,7 +234,7 @@ def test_zipf_sampler_equals_searchsorted() -> None:
 
 def test_requests_are_deterministic_per_seed(world: af.Topology, sample: ds.Requests) -> None:
     again = ds.requests(world, 400_000, seed=7)
-    for a, b in zip(sample.as_dict().values(), again.as_dict().values()):
+    for a, b in zip(sample.as_dict().values(), again.as_dict().values(), strict=True):
         assert np.array_equal(a, b)
     other = ds.requests(world, 1_000, seed=8)
     assert not np.array_equal(other.flow, sample.flow[:1_000])
@@ -243,7 +243,7 @@ def test_requests_are_deterministic_per_seed(world: af.Topology, sample: ds.Requ
 def test_requests_edge_cases(world: af.Topology) -> None:
     empty = ds.requests(world, 0)
     assert len(empty) == 0 and empty.flow.dtype == np.uint64
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="n must be >= 0"):
         ds.requests(world, -1)
 
 

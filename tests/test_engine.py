@@ -163,7 +163,7 @@ def test_set_state_errors(engine):
         engine.set_state(10**6, "down")
     with pytest.raises(ValueError, match="invalid state"):
         engine.set_state("LHR", "sleeping")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="one state per server"):
         engine.set_states([0, 1])
 
 

@@ -246,7 +246,7 @@ def test_random_corruption_is_rejected_or_harmless(compiled, isa):
     rng = np.random.default_rng(123)
     names = [n for n, a in compiled.arrays.items() if a.dtype.kind in "iu" and "_id_" not in n]
     built = 0
-    for trial in range(400):
+    for _trial in range(400):
         arrays = {k: np.array(v) for k, v in compiled.arrays.items()}
         for _ in range(int(rng.integers(1, 3))):
             name = names[int(rng.integers(0, len(names)))]

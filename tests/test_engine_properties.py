@@ -83,7 +83,7 @@ def test_batch_decisions_equal_reference(isa, data):
     topo = data.draw(topologies())
     ref, eng = engines(topo, data.draw(states(topo)), isa)
     rows = data.draw(request_lists(topo, invalid=True, max_size=40))
-    columns = [list(c) for c in zip(*rows)] if rows else [[], [], [], []]
+    columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[], [], [], []]
     threads = data.draw(st.sampled_from([None, 1, 2]))
     # errors="mark": bad rows come back INVALID, the rest decided.
     expected = ref.decide_batch(*columns, errors="mark")

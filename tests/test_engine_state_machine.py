@@ -62,7 +62,7 @@ class EngineMatchesReference(RuleBasedStateMachine):
     @rule(data=st.data(), mark=st.booleans())
     def decide_batch(self, data, mark):
         rows = data.draw(request_lists(self.topo, invalid=mark, max_size=30))
-        columns = [list(c) for c in zip(*rows)] if rows else [[], [], [], []]
+        columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[], [], [], []]
         errors = "mark" if mark else "raise"
         got = self.engine.decide_batch(*columns, errors=errors)
         expected = self.ref.decide_batch(*columns, errors=errors)

@@ -72,7 +72,7 @@ def basic_table() -> pa.Table:
 
 def _tiers_by_ray(table: pa.Table) -> dict[str, str]:
     d = table.select(["RayID", "tier"]).to_pydict()
-    return {r: str(t) for r, t in zip(d["RayID"], d["tier"])}
+    return {r: str(t) for r, t in zip(d["RayID"], d["tier"], strict=True)}
 
 
 def _write_formats(table: pa.Table, d: Path) -> dict[str, Path]:
@@ -467,7 +467,7 @@ def test_concurrency_equals_plain_python_over_many_batches(tmp_path):
     dec = ev.decisions.to_pydict()
     src = {r["RayID"]: r for r in table.to_pylist()}
     events: dict[tuple[str, str, int], dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for ray, ip in zip(dec["RayID"], dec["egress_ip"]):
+    for ray, ip in zip(dec["RayID"], dec["egress_ip"], strict=True):
         if ip is None:
             continue
         r = src[ray]

@@ -179,9 +179,9 @@ def test_choose_ingress_many_rows_threads_agree():
 def test_choose_ingress_rejects_bad_ranges():
     keys, states = np.zeros(3, np.uint64), np.zeros(3, np.uint8)
     for impl in (choose_ingress, choose_ingress_np):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"server range .*outside \[0, "):
             impl(np.array([0], np.int32), np.array([5], np.int32), np.array([1], np.uint64), keys, states)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"server range .*outside \[0, "):
             impl(np.array([-1], np.int32), np.array([2], np.int32), np.array([1], np.uint64), keys, states)
     # An empty range (end <= first) is no error, wherever it points: the row has no server.
     got = choose_ingress(np.array([7, 2], np.int32), np.array([7, -5], np.int32), np.array([1, 2], np.uint64), keys, states)
@@ -237,7 +237,7 @@ def test_hash_strings_matches_python(values, cut):
         pa.array(values, pa.string_view()),
     ):
         h, ok = _hash_all_ways(arr)
-        for v, hv, okv in zip(values, h.tolist(), ok.tolist()):
+        for v, hv, okv in zip(values, h.tolist(), ok.tolist(), strict=True):
             assert okv == bool(v)
             if v:
                 assert hv == ar.string_hash_py(v.encode("utf-8"))
@@ -317,7 +317,7 @@ def test_flow_keys_match_python(rows):
     ports = pa.array([r[1] for r in rows], pa.int64())
     rays = pa.array([r[2] for r in rows], pa.string())
     flows, ok = ar.flow_keys(ips, ports, rays, len(rows))
-    for (ip, port, ray), f, o in zip(rows, flows.tolist(), ok.tolist()):
+    for (ip, port, ray), f, o in zip(rows, flows.tolist(), ok.tolist(), strict=True):
         want = ar.flow_key_py(ip, port, ray)
         assert o == (want is not None)
         if want is not None:
@@ -376,7 +376,7 @@ def test_ip_family_matches_ipaddress(values):
 
 
 @pytest.mark.parametrize(
-    "value, family",
+    ("value", "family"),
     [("192.0.2.1", 4), ("::1", 6), ("2001:db8::1", 6), ("::ffff:192.0.2.1", 6), ("1:2:3:4:5:6:7::", 6),
      ("", 0), ("   ", 0), ("garbage", 0), ("01.2.3.4", 0), ("256.0.0.1", 0), ("1.2.3", 0), ("1::2::3", 0),
      ("fe80::1%eth0", 0), ("192.0.2.0/24", 0), ("[2001:db8::1]", 0), (" 192.0.2.1 ", 4)],
@@ -409,7 +409,7 @@ NS = 1_700_000_000_123_456_789
 
 
 @pytest.mark.parametrize(
-    "value, want",
+    ("value", "want"),
     [
         (NS, NS),  # unixnano, beyond float64 precision
         (str(NS), NS),
@@ -528,7 +528,7 @@ def test_memory_is_bounded_by_the_batch_not_the_log(tmp_path):
 def test_hash_strings_ascii_fast_path_matches_python(values):
     """ASCII columns take the NUL-padded matrix path; it must equal the byte-wise definition."""
     h, ok = ar.hash_strings(pa.array(values, pa.string()), len(values))
-    for v, hv, okv in zip(values, h.tolist(), ok.tolist()):
+    for v, hv, okv in zip(values, h.tolist(), ok.tolist(), strict=True):
         assert okv == bool(v)
         if v:
             assert hv == ar.string_hash_py(v.encode("ascii"))
@@ -603,7 +603,7 @@ def test_model_colo_and_zone_rules():
     m = model_for(af.Engine(af.load_topology(Path(__file__).parent / "fixtures" / "logs" / "topology.yaml")))
     colos = list(m.colo_lookup) + [c.lower() for c in m.colo_lookup] + [f" {c} " for c in m.colo_lookup] + ["", None, "zzz"]
     codes = m.colo_codes(pa.array(colos), len(colos)).tolist()
-    for v, c in zip(colos, codes):
+    for v, c in zip(colos, codes, strict=True):
         want = _lookup_py(v, m.colo_lookup, lambda x: m.colo_upper.get(x.upper()))
         if isinstance(want, tuple):
             assert (int(m.colo_first[c]), int(m.colo_end[c]), int(m.colo_location[c])) == want
@@ -628,7 +628,7 @@ def test_compact_indices_matches_numpy(case):
     want_kept = np.unique(idx[idx >= 0])
     assert kept.dtype == np.int32 and new.dtype == np.int32
     assert kept.tolist() == want_kept.tolist()
-    assert [-1 if i < 0 else int(kept[j]) for i, j in zip(indices, new.tolist())] == indices
+    assert [-1 if i < 0 else int(kept[j]) for i, j in zip(indices, new.tolist(), strict=True)] == indices
 
 
 def test_compact_indices_rejects_bad_input():

@@ -341,7 +341,7 @@ def test_an_entry_with_a_shape_error_does_not_hide_its_other_errors() -> None:
 
 
 def test_topology_error_is_a_value_error_listing_every_issue() -> None:
-    with pytest.raises(ValueError) as exc:
+    with pytest.raises(ValueError, match=r"error\(s\)") as exc:
         af.load_topology(BAD / "unknown-holder.yaml")
     err = exc.value
     assert isinstance(err, af.TopologyError)

@@ -61,7 +61,7 @@ class PurePythonPeer:
             for s in dc.servers:
                 self.server_dc[s] = dc.id
                 self.server_location[s] = dc.location
-        self.up: set[str] = {s for s, st in zip(t.server_ids, t.initial_states().tolist()) if st == 0}
+        self.up: set[str] = {s for s, st in zip(t.server_ids, t.initial_states().tolist(), strict=True) if st == 0}
         self.key: dict[str, int] = {s: server_key(s) for s in t.server_ids}
         self.location_rank = {lid: i for i, lid in enumerate(t.location_ids)}
 
@@ -92,7 +92,7 @@ class PurePythonPeer:
         ids = t.location_ids
         matrix = t.distance_matrix().tolist()
         self.distance: dict[str, dict[str, float]] = {
-            a: {b: d for b, d in zip(ids, row) if not math.isnan(d)} for a, row in zip(ids, matrix)
+            a: {b: d for b, d in zip(ids, row, strict=True) if not math.isnan(d)} for a, row in zip(ids, matrix, strict=True)
         }
         # Index tables for the batch interface.
         self._server_ids: Sequence[str] = t.server_ids
@@ -176,7 +176,7 @@ class PurePythonPeer:
         sid, pid = self._server_ids, self._pool_ids
         server_index, dc_index, location_index = self._server_index, self._dc_index, self._location_index
         for row, (s, p, f, fl) in enumerate(
-            zip(server.tolist(), pool.tolist(), family.tolist(), flow.tolist())
+            zip(server.tolist(), pool.tolist(), family.tolist(), flow.tolist(), strict=True)
         ):
             tier, target, ip, d = self._decide(sid[s], pid[p], f, fl)
             out_tier[row] = tier

@@ -2,14 +2,17 @@
 ``_fast.pxd``."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, final
 
 from ._types import Decision, Tier
 
 def mix64(x: int) -> int: ...
 
+@final
 class FastDecision:
     """The result of ``Engine.decide``: the attributes of ``Decision``, equal to it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None: ...
 
     @property
     def tier(self) -> Tier: ...
@@ -32,7 +35,7 @@ class FastDecision:
     @property
     def ip_index(self) -> int: ...
     def to_decision(self) -> Decision: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 class EngineCore:

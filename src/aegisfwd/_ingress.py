@@ -124,7 +124,7 @@ def choose_ingress_np(
     starts = np.concatenate(([0], bounds))
     stops = np.concatenate((bounds, [order.shape[0]]))
 
-    for a, b in zip(starts.tolist(), stops.tolist()):
+    for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
         group = order[a:b]
         lo, hi = int(first[group[0]]), int(end[group[0]])
         cand = lo + np.flatnonzero(states[lo:hi] == 0)
@@ -160,7 +160,7 @@ def choose_ingress_py(
 ) -> list[int]:
     """Plain-Python definition of ``choose_ingress`` (one row at a time), for tests."""
     out = []
-    for lo, hi, flow in zip(first, end, flows):
+    for lo, hi, flow in zip(first, end, flows, strict=True):
         h = ingress_flow_hash(int(flow))
         best, best_rank = -1, (-1, -1)
         for s in range(int(lo), int(hi)):

@@ -29,7 +29,7 @@ class Tier(enum.IntEnum):
 TIER_NAMES: dict[int, str] = {t.value: t.name for t in Tier}
 
 
-class Decision(metaclass=abc.ABCMeta):
+class Decision(metaclass=abc.ABCMeta):  # noqa: B024 - an ABC for register(FastDecision), no abstract API
     """The answer for one request.
 
     The compiled engine returns its own compact result type (``aegisfwd._fast.FastDecision``) with the
@@ -151,7 +151,7 @@ class BatchResult:
         """True when every column is identical (NaN distances compare equal)."""
         return all(
             np.array_equal(a, b, equal_nan=(name == "distance"))
-            for (name, a), b in zip(self.columns().items(), other.columns().values())
+            for (name, a), b in zip(self.columns().items(), other.columns().values(), strict=True)
         )
 
     def decision(self, row: int) -> Decision:

@@ -173,7 +173,7 @@ class Topology:
         first = [0] * len(self.locations)
         end = [0] * len(self.locations)
         seen = [False] * len(self.locations)
-        for dc, (a, b) in zip(self.ordered_data_centers, self.dc_server_ranges):
+        for dc, (a, b) in zip(self.ordered_data_centers, self.dc_server_ranges, strict=True):
             loc = li[dc.location]
             if not seen[loc]:
                 first[loc], seen[loc] = a, True
@@ -184,7 +184,7 @@ class Topology:
             if not seen[loc]:
                 first[loc] = end[loc] = cursor
             cursor = end[loc]
-        return tuple(zip(first, end))
+        return tuple(zip(first, end, strict=True))
 
     def holder_range(self, name: str) -> tuple[int, int]:
         """Server range named by a holder (a server, DC or location id). KeyError if unknown."""

@@ -91,7 +91,7 @@ class CopyColumns:
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
 
     def _copy(self, sl: slice) -> None:
-        for s, d in zip(self.src, self.dst):
+        for s, d in zip(self.src, self.dst, strict=True):
             np.copyto(d[sl], s[sl])
 
     def __call__(self) -> None:

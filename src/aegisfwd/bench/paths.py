@@ -144,7 +144,7 @@ def _decisions_to_columns(answers: Sequence[Any]) -> Columns:
             row = a
         else:
             row = (a.tier, a.server_index, a.dc_index, a.location_index, a.ip_index, a.distance)
-        for name, v in zip(FULL_COLUMNS, row):
+        for name, v in zip(FULL_COLUMNS, row, strict=True):
             out[name][i] = v
     return out
 
@@ -305,7 +305,7 @@ class Bench:
     def scalar(self, w: Workload, rows: int) -> list[Prepared]:
         """Every scalar path of the engine (``scalar_backends``), then ``reference.decide``."""
         h = w.head(rows)
-        args = list(zip(*(c.tolist() for c in h.columns)))
+        args = list(zip(*(c.tolist() for c in h.columns), strict=True))
         out = []
         named = list(scalar_backends(self.engine(w)).items())
         named.append(("reference.decide", self.reference(w).decide))

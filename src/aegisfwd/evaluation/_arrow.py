@@ -474,7 +474,7 @@ def hash_strings_np(arr: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarra
             h[rows] = x
     if long_rows.shape[0]:
         py = s.take(pa.array(long_rows)).to_pylist()
-        for r, v in zip(long_rows.tolist(), py):
+        for r, v in zip(long_rows.tolist(), py, strict=True):
             h[r] = np.uint64(string_hash_py(v.encode("utf-8")))
     return h, nonempty
 

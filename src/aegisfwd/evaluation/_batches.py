@@ -71,7 +71,7 @@ def evaluate_batches(batches: Any, topology: Any, *, columns: Mapping[str, str |
                 {
                     **keys,
                     "ingress_server": full["ingress_server"],
-                    "tier": pa.array([t if k >= 0 else None for t, k in zip(tier_names, tier.tolist())], pa.string()),
+                    "tier": pa.array([t if k >= 0 else None for t, k in zip(tier_names, tier.tolist(), strict=True)], pa.string()),
                     "egress_server": full["egress_server"],
                     "egress_dc": full["egress_dc"],
                     "egress_location": full["egress_location"],

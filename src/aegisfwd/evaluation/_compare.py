@@ -190,13 +190,13 @@ class CompareAccumulator:
             u, inv = np.unique(key, return_inverse=True)
             counts = np.bincount(inv, minlength=u.shape[0])
             dsum = np.bincount(inv, weights=np.nan_to_num(d, nan=0.0), minlength=u.shape[0])
-            for k, c, ds in zip(u.tolist(), counts.tolist(), dsum.tolist()):
+            for k, c, ds in zip(u.tolist(), counts.tolist(), dsum.tolist(), strict=True):
                 self.flows[k] += c
                 self.flow_dist[k] = self.flow_dist.get(k, 0.0) + ds
         if moved_srv.any():
             pool = res_a.pool[both][moved_srv].astype(np.int64)
             u, c = np.unique(pool, return_counts=True)
-            self.pools.update(dict(zip(u.tolist(), c.tolist())))
+            self.pools.update(dict(zip(u.tolist(), c.tolist(), strict=True)))
 
     def finish(self) -> CompareSummary:
         s = self.s

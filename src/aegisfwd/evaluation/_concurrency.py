@@ -221,7 +221,7 @@ class Concurrency:
         if len(set(keys)) != len(keys) or not self._key_index.keys().isdisjoint(keys):
             raise ValueError("add_new_keys was given a key twice or one it already had")
         first = len(self.keys)
-        self._key_index.update(zip(keys, range(first, first + len(keys))))
+        self._key_index.update(zip(keys, range(first, first + len(keys)), strict=True))
         self.keys.extend(keys)
         return first
 
@@ -339,7 +339,7 @@ class Concurrency:
             waiting = [c for c in live if c.left]
             limit = min((c.last_bucket() for c in waiting), default=_INT64_MAX)
             consumed = _core.fold_event_runs([c.args for c in live], limit, level, peak, peak_at)
-            for c, used in zip(live, consumed.tolist()):
+            for c, used in zip(live, consumed.tolist(), strict=True):
                 if used:
                     c.buf = c.buf[used:]
             for c in waiting:
@@ -397,7 +397,7 @@ class Concurrency:
         r_ns = np.int64(self.resolution_ms) * np.int64(1_000_000)
         at = np.datetime_as_string((f.peak_at[pos] * r_ns).astype("datetime64[ns]"), unit="ns").tolist()
         out = []
-        for i, v, t in zip(f.ids[pos].tolist(), f.values[pos].tolist(), at):
+        for i, v, t in zip(f.ids[pos].tolist(), f.values[pos].tolist(), at, strict=True):
             ip, origin, port = self.keys[i]
             out.append({
                 "egress_ip": ip,

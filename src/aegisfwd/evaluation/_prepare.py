@@ -154,7 +154,7 @@ class Lookup:
             codes = np.full(len(d), MISSING, dtype=np.int32)
         miss = np.flatnonzero(pos < 0)
         if miss.shape[0]:
-            for j, v in zip(miss.tolist(), d.take(pa.array(miss)).to_pylist()):
+            for j, v in zip(miss.tolist(), d.take(pa.array(miss)).to_pylist(), strict=True):
                 codes[j] = self._slow(v)
         self._last = (dictionary, codes)
         return codes
