@@ -22,12 +22,14 @@ from .errors import (
     BatchInputError,
     CompiledFileError,
     InvalidFamilyError,
+    SharedEngineError,
     SpillError,
     TopologyError,
     TopologyIssue,
     UnknownIdError,
 )
 from .reference import ReferenceEngine
+from .shared_engine import SharedEngine
 from .topology import AegisIP, DataCenter, DistanceMatrix, Location, Pool, Topology, load_topology
 
 __version__ = "0.1.0"
@@ -49,6 +51,8 @@ __all__ = [
     "Location",
     "Pool",
     "ReferenceEngine",
+    "SharedEngine",
+    "SharedEngineError",
     "SpillError",
     "Tier",
     "Topology",

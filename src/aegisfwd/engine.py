@@ -107,6 +107,21 @@ class Engine(EngineCore):
             model = topology.topology
         else:
             raise TypeError(f"Engine needs a Topology or a CompiledTopology, got {type(topology).__name__}")
+        self._init_tables(compiled, model, backend)
+        if backend == "reference":
+            self._core_engine = None
+            self._ref = ReferenceEngine(model if model is not None else compiled)
+            self._attach_reference(self._ref)
+            return
+        isa = _resolve_isa(isa)
+        try:
+            core = _core.Engine(compiled.arrays, None, isa)
+        except (ValueError, IndexError) as exc:
+            raise CompiledFileError(f"compiled tables rejected by the engine: {exc}") from None
+        self._init_core(core)
+
+    def _init_tables(self, compiled: CompiledTopology, model: Topology | None, backend: str) -> None:
+        """Ids and lookups of ``compiled`` (also used by ``SharedEngine``)."""
         self._backend = backend
         self._compiled = compiled
         self._topology = model
@@ -119,18 +134,9 @@ class Engine(EngineCore):
         self._dc_lookup_d = compiled.dc_index
         self._location_lookup_d = compiled.location_index
         self._pool_lookup_d = compiled.pool_index
-        if backend == "reference":
-            self._core_engine = None
-            self._ref = ReferenceEngine(model if model is not None else compiled)
-            self._attach_reference(self._ref)
-            return
-        isa = isa if isa is not None else os.environ.get(ENV_ISA) or "auto"
-        if isa != "auto" and isa not in available_isas():
-            raise ValueError(f"isa {isa!r} is not available here: expected auto or one of {available_isas()}")
-        try:
-            core = _core.Engine(compiled.arrays, None, isa)
-        except (ValueError, IndexError) as exc:
-            raise CompiledFileError(f"compiled tables rejected by the engine: {exc}") from None
+
+    def _init_core(self, core: Any) -> None:
+        """Run decisions on ``core`` (an ``aegisfwd._core.Engine``, per-process or shared)."""
         self._core_engine = core
         self._ref = None
         servers, pools = self._ids[0], self._ids[4]
@@ -349,6 +355,13 @@ class Engine(EngineCore):
             f"Engine({c['locations']} locations, {c['dcs']} DCs, {c['servers']} servers, "
             f"{c['pools']} pools, {c['ips']} IPs; backend={self._backend}, isa={self.isa})"
         )
+
+
+def _resolve_isa(isa: str | None) -> str:
+    isa = isa if isa is not None else os.environ.get(ENV_ISA) or "auto"
+    if isa != "auto" and isa not in available_isas():
+        raise ValueError(f"isa {isa!r} is not available here: expected auto or one of {available_isas()}")
+    return isa
 
 
 def _state_codes(states: Any, n: int) -> np.ndarray:
