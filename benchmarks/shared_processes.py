@@ -18,8 +18,13 @@ Measured, with every worker alive at once:
   *last* worker's decision shows the new answer (CLOCK_MONOTONIC, shared by all processes), and the
   parent's own ``set_state`` call time.
 
+With ``--speed``, also the decision speed of both engines in this process, interleaved round by
+round (best of ``--rounds``), so that their ratio comes from one run on a noisy machine: a batch of
+1,000,000 world requests on one thread, and 20,000 scalar ``decide`` calls.
+
     python benchmarks/shared_processes.py                 # world, 8 workers, 40 changes
     python benchmarks/shared_processes.py --processes 4 --changes 10 --json out.json
+    python benchmarks/shared_processes.py --modes none --speed
 """
 
 from __future__ import annotations
@@ -174,7 +179,42 @@ def run_mode(mode: str, path: str, processes: int, changes: int, interval_s: flo
     return result
 
 
+def speed(path: str, rounds: int) -> dict[str, Any]:
+    compiled = af.load_compiled(path)
+    topo = af.datasets.world(seed=0)
+    req = af.datasets.requests(topo, 1_000_000, seed=1)
+    args = (req.server, req.pool, req.family, req.flow)
+    rows = list(zip(*(a[:20_000].tolist() for a in args)))
+    private = af.Engine(compiled)
+    best: dict[str, float] = {}
+    with af.SharedEngine.create(compiled) as owner:
+        worker = af.SharedEngine.attach(owner.name, compiled)
+        assert worker.decide_batch(*args).equals(private.decide_batch(*args))
+        for _ in range(rounds):
+            for kind, engine in (("private", private), ("shared", worker)):
+                t = time.perf_counter()
+                engine.decide_batch(*args, threads=1)
+                best[f"{kind}.batch"] = min(best.get(f"{kind}.batch", 1e9), time.perf_counter() - t)
+                decide = engine.decide
+                t = time.perf_counter()
+                for a, b, c, d in rows:
+                    decide(a, b, c, d)
+                best[f"{kind}.scalar"] = min(best.get(f"{kind}.scalar", 1e9), time.perf_counter() - t)
+        worker.close()
+    out: dict[str, Any] = {"mode": "speed", "rounds": rounds}
+    for what, n in (("batch", len(args[0])), ("scalar", len(rows))):
+        p, q = best[f"private.{what}"], best[f"shared.{what}"]
+        out[what] = {"private_ns": p / n * 1e9, "shared_ns": q / n * 1e9, "shared_over_private": q / p}
+    return out
+
+
 def summary(r: dict[str, Any]) -> str:
+    if r["mode"] == "speed":
+        return "\n".join(
+            f"   speed: {what:6} private {r[what]['private_ns']:6.1f} ns, shared {r[what]['shared_ns']:6.1f} ns "
+            f"per decision: shared/private {r[what]['shared_over_private']:.3f} (best of {r['rounds']})"
+            for what in ("batch", "scalar")
+        )
     pss = r["pss_kb"]
     line = (
         f"{r['mode']:>8}: PSS per worker {statistics.median(pss) / 1024:7.1f} MiB (min {min(pss) / 1024:.1f}, "
@@ -201,6 +241,8 @@ def main() -> int:
     ap.add_argument("--changes", type=int, default=40)
     ap.add_argument("--interval-us", type=float, default=200.0, help="worker wait between decisions")
     ap.add_argument("--modes", default="baseline,private,shared")
+    ap.add_argument("--speed", action="store_true", help="also time decisions of both engines, interleaved")
+    ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -208,7 +250,13 @@ def main() -> int:
         af.datasets.world(seed=0).compile().save(path)
         results = []
         for mode in args.modes.split(","):
+            if mode == "none":
+                continue
             r = run_mode(mode, path, args.processes, args.changes, args.interval_us / 1e6)
+            print(summary(r), flush=True)
+            results.append(r)
+        if args.speed:
+            r = speed(path, args.rounds)
             print(summary(r), flush=True)
             results.append(r)
     if args.json:
