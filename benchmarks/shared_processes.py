@@ -227,9 +227,10 @@ def summary(r: dict[str, Any]) -> str:
             line += (
                 f"\n          change seen by all {r['processes']}: median {statistics.median(lat):8.0f} us, "
                 f"max {max(lat):8.0f} us; parent's call median {statistics.median(r['call_us']):6.0f} us, "
-                f"max {max(r['call_us']):6.0f} us; decisions started after the call returned that saw the old "
-                f"state: {r['stale_after_return']}"
+                f"max {max(r['call_us']):6.0f} us"
             )
+            if r["mode"] == "shared":  # (private: the call only sends the change; workers apply it later)
+                line += f"; decisions started after the call returned that saw the old state: {r['stale_after_return']}"
         else:
             line += f"\n          only {r['workers_seeing_every_change']} workers saw every change"
     return line

@@ -159,7 +159,7 @@ def _watch(name, path, request, before, ready, conn):
 
 
 def test_state_change_in_one_process_seen_by_another(tmp_path, grid):
-    topo, compiled = grid
+    _topo, compiled = grid
     path = tmp_path / "grid.aegis"
     compiled.save(path)
     compiled = af.load_compiled(path)
@@ -201,7 +201,7 @@ def _flip(name, path, a, b, flips, stop):
 
 
 def test_batches_during_flips_by_another_process(tmp_path, grid):
-    topo, compiled = grid
+    _topo, compiled = grid
     path = tmp_path / "grid.aegis"
     compiled.save(path)
     compiled = af.load_compiled(path)
@@ -307,7 +307,11 @@ def test_writer_killed_mid_change_is_repaired(tmp_path):
             odd += owner._state_version % 2
             # A reader first (it may find the version odd and repair), then a writer.
             result: list[af.BatchResult] = []
-            t = threading.Thread(target=lambda: result.append(owner.decide_batch(*args, threads=1)))
+
+            def read(out: list[af.BatchResult] = result) -> None:
+                out.append(owner.decide_batch(*args, threads=1))
+
+            t = threading.Thread(target=read)
             t.start()
             t.join(30)
             assert result, "a reader hung after the writer died"
@@ -321,7 +325,7 @@ def test_writer_killed_mid_change_is_repaired(tmp_path):
 
 
 def test_attach_errors(grid, tmp_path):
-    topo, compiled = grid
+    _topo, compiled = grid
     other = af.Topology.from_dict(
         {
             "locations": [{"id": "X", "lat": 0.0, "lon": 0.0}],
@@ -368,7 +372,7 @@ def test_attach_errors(grid, tmp_path):
 
 def test_unfinished_segment_is_refused(grid):
     """A segment whose builder has not set its ready flag (still building, or died doing so)."""
-    topo, compiled = grid
+    _topo, compiled = grid
     with af.SharedEngine.create(compiled) as owner:
         good = bytearray(shm(owner.name).read_bytes())
     # The ready flag is the only 32-bit 1 the header holds at a 64-byte boundary past the array
@@ -390,8 +394,19 @@ def test_unfinished_segment_is_refused(grid):
     pytest.fail("no ready flag found in the header")
 
 
-def test_closed_engine_raises_clearly(grid):
+def test_explain_on_a_shared_engine(grid):
     topo, compiled = grid
+    with af.SharedEngine.create(compiled) as owner:  # compiled in this process: the model is known
+        private = af.Engine(topo)
+        for engine in (owner, private):
+            engine.set_state("L0", "down")
+        for pool in topo.pool_ids[:5]:
+            request = (topo.server_ids[0], pool, 4, 11)
+            assert owner.explain(*request) == private.explain(*request)
+
+
+def test_closed_engine_raises_clearly(grid):
+    _topo, compiled = grid
     with af.SharedEngine.create(compiled) as owner:
         worker = af.SharedEngine.attach(owner.name, compiled)
         worker.close()
@@ -412,7 +427,7 @@ def test_closed_engine_raises_clearly(grid):
 
 
 def test_unlink_removes_the_segment(grid):
-    topo, compiled = grid
+    _topo, compiled = grid
     owner = af.SharedEngine.create(compiled)
     name = owner.name
     assert shm(name).exists() and owner.is_owner
@@ -444,7 +459,7 @@ def _child_drops_inherited_owner(engine, conn):
 
 
 def test_forked_child_does_not_unlink(grid):
-    topo, compiled = grid
+    _topo, compiled = grid
     with af.SharedEngine.create(compiled) as owner:
         parent, child = CTX.Pipe()
         p = CTX.Process(target=_child_drops_inherited_owner, args=(owner, child))
@@ -457,7 +472,7 @@ def test_forked_child_does_not_unlink(grid):
 def test_pickle_attaches(grid):
     import pickle
 
-    topo, compiled = grid
+    _topo, compiled = grid
     with af.SharedEngine.create(compiled) as owner:
         clone = pickle.loads(pickle.dumps(owner))
         assert isinstance(clone, af.SharedEngine) and not clone.is_owner and clone.name == owner.name

@@ -179,7 +179,7 @@ class SharedEngine(Engine):
         except _core.SharedSegmentError as exc:
             raise SharedEngineError(str(exc)) from None
 
-    def __enter__(self) -> SharedEngine:
+    def __enter__(self) -> SharedEngine:  # noqa: PYI034 - the class is not meant to be subclassed
         return self
 
     def __exit__(
