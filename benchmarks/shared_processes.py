@@ -166,7 +166,11 @@ def run_mode(mode: str, path: str, processes: int, changes: int, interval_s: flo
     }
     if mode != "baseline":
         complete = [s for s in seen if len(s) == changes]
-        lat = [max(s[k][0] for s in complete) - starts[k] for k in range(changes)] if len(complete) == processes else []
+        lat = (
+            [max(s[k][0] for s in complete) - starts[k] for k in range(changes)]
+            if len(complete) == processes
+            else []
+        )
         # A decision that started after the parent's call returned and still gave the old answer.
         stale = sum(1 for s in complete for k in range(changes) if s[k][1] > returns[k])
         result.update(

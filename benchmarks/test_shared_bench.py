@@ -63,7 +63,11 @@ def test_scalar(benchmark, world: World, engines, sizes, kind: str, method: str)
     t = world.truth
     for k, row in enumerate(rows[:2000]):
         got = call(*row)
-        got = (int(got.tier), got.server_index, got.ip_index) if method == "decide" else (got[0], got[1], got[4])
+        got = (
+            (int(got.tier), got.server_index, got.ip_index)
+            if method == "decide"
+            else (got[0], got[1], got[4])
+        )
         assert got == (int(t.tier[k]), int(t.server[k]), int(t.ip[k]))
 
     def run() -> None:

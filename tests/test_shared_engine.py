@@ -218,13 +218,15 @@ def test_batches_during_flips_by_another_process(tmp_path, grid):
     b = a.copy()
     start = compiled["location_server_start"]
     for loc in (1, 4, 7):
-        b[start[loc]:start[loc + 1]] = 2
+        b[start[loc] : start[loc + 1]] = 2
     b[rng.integers(0, len(b), 60)] = 1
     eng.set_states(a)
     expect_a = eng.decide_batch(*args, threads=1)
     eng.set_states(b)
     expect_b = eng.decide_batch(*args, threads=1)
-    differ = ~((expect_a.tier == expect_b.tier) & (expect_a.server == expect_b.server) & (expect_a.ip == expect_b.ip))
+    differ = ~(
+        (expect_a.tier == expect_b.tier) & (expect_a.server == expect_b.server) & (expect_a.ip == expect_b.ip)
+    )
     assert differ.mean() > 0.2
 
     with af.SharedEngine.create(compiled) as owner:
@@ -378,10 +380,10 @@ def test_unfinished_segment_is_refused(grid):
     # The ready flag is the only 32-bit 1 the header holds at a 64-byte boundary past the array
     # directory; find it by clearing candidates until attach says "not finished".
     for offset in range(64, 4096, 64):
-        if good[offset:offset + 4] != b"\x01\x00\x00\x00":
+        if good[offset : offset + 4] != b"\x01\x00\x00\x00":
             continue
         copy = bytearray(good)
-        copy[offset:offset + 4] = b"\0\0\0\0"
+        copy[offset : offset + 4] = b"\0\0\0\0"
         name = fresh_name()
         shm(name).write_bytes(bytes(copy))
         try:

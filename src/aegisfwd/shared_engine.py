@@ -24,7 +24,7 @@ import os
 import secrets
 import weakref
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from . import _core
 from .compiled import CompiledTopology, load_compiled
@@ -140,8 +140,8 @@ class SharedEngine(Engine):
 
     @classmethod
     def _wrap(cls, compiled: CompiledTopology, core: Any, name: str, *, owner: bool) -> SharedEngine:
-        self = cls.__new__(cls)
-        self._init_tables(compiled, compiled.topology, "compiled")
+        self = cast(SharedEngine, Engine.__new__(cls, compiled))
+        self._load(compiled, "compiled")
         self._init_core(core)
         self._name = name
         self._owner = owner
@@ -167,7 +167,7 @@ class SharedEngine(Engine):
         Decisions and state calls afterwards raise. Does not remove the segment (``unlink``)."""
         if not self.closed:
             self._core_engine = _Closed(self._name)
-            self._attach_reference(None)  # the scalar path drops its pointer too
+            self._detach()  # the scalar path (Cython) drops its pointer too
 
     def unlink(self) -> None:
         """Remove the segment's name: no process can attach any more; engines that mapped it keep
@@ -205,4 +205,3 @@ class SharedEngine(Engine):
 
 def _attach_unpickled(name: str, compiled: CompiledTopology) -> SharedEngine:
     return SharedEngine.attach(name, compiled)
-
