@@ -9,92 +9,36 @@
 //   [mutable_offset, +) AEGISFWD_DERIVED_MUTABLE arrays (state bytes, up-lists, alive words, big
 //                       answers); written by set_state inside the seqlock
 // The decision code is the private engine's: only where d_ and seq_ point differs.
+#include "aegisfwd/engine.hpp"
+#include "aegisfwd/hashing.hpp"
+#include "aegisfwd/shared_segment.hpp"
+#include "shared_state.hpp"
+
+#include <cstring>
+#include <string>
+
+// Robust process-shared mutexes, posix_fallocate and /dev/shm: Linux. Elsewhere create/attach say
+// so (AEGISFWD_NO_SHARED_ENGINE builds that variant on Linux too, to check that it compiles).
+#if defined(__linux__) && !defined(AEGISFWD_NO_SHARED_ENGINE)
+#define AEGISFWD_SHARED_ENGINE 1
+#else
+#define AEGISFWD_SHARED_ENGINE 0
+#endif
+
+#if AEGISFWD_SHARED_ENGINE
 #include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <stdexcept>
 #include <type_traits>
-
-#include "aegisfwd/engine.hpp"
-#include "aegisfwd/hashing.hpp"
-#include "aegisfwd/shared_segment.hpp"
-#include "shared_state.hpp"
+#endif
 
 namespace aegisfwd {
-namespace detail {
-namespace {
-
-constexpr char kMagic[8] = {'A', 'E', 'G', 'I', 'S', 'S', 'H', 'M'};
-// Bump when SegmentHeader, the array list or any record type changes: an older or newer build then
-// refuses the segment instead of misreading it.
-constexpr std::uint32_t kLayoutVersion = 1;
-constexpr std::size_t kPage = 4096;
-constexpr std::size_t kAlign = 64;
-
-#define AEGISFWD_COUNT(T, name) +1
-constexpr std::size_t kStaticArrays = 0 AEGISFWD_DERIVED_STATIC(AEGISFWD_COUNT);
-constexpr std::size_t kArrays = kStaticArrays + 0 AEGISFWD_DERIVED_MUTABLE(AEGISFWD_COUNT);
-#undef AEGISFWD_COUNT
-
-struct ArrayDesc {
-    std::uint64_t offset;     // from the segment start
-    std::uint64_t count;      // elements
-    std::uint64_t elem_size;  // sizeof the element type (a cross-build sanity check)
-};
-
-// The seqlock word and the flags are shared between processes through plain memory: that is only
-// correct for lock-free atomics (address-free, no hidden lock in the process).
-static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "the seqlock word must be lock-free");
-static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "the ready flag must be lock-free");
-static_assert(sizeof(std::atomic<std::uint64_t>) == 8, "the seqlock word must be a plain 64-bit word");
-
-struct SegmentHeader {
-    char magic[8];
-    std::uint32_t layout_version;
-    std::uint32_t header_bytes;  // sizeof(SegmentHeader) of the builder
-    std::uint64_t total_bytes;
-    std::uint64_t static_offset, static_bytes;
-    std::uint64_t mutable_offset, mutable_bytes;
-    std::uint64_t tables_hash;  // Engine::tables_hash of the compiled arrays it was built from
-    TableCounts counts;
-    std::int32_t small_layouts, big_layouts, nonuniform_groups, checked_entries;
-    double build_ms;
-    std::int64_t creator_pid;
-    std::uint32_t n_arrays;
-    std::uint32_t reserved;
-    ArrayDesc arrays[kArrays];
-    alignas(64) std::atomic<std::uint32_t> ready;  // 1 once every array is in place (release)
-    alignas(64) pthread_mutex_t writer;            // robust, process-shared: serialises set_state
-    alignas(64) std::atomic<std::uint64_t> seq;    // the seqlock version (docs/engine.md)
-    char pad[64 - sizeof(std::atomic<std::uint64_t>)];
-};
-static_assert(sizeof(SegmentHeader) <= kPage, "the segment header must fit its page");
-static_assert(std::is_standard_layout<SegmentHeader>::value, "the header is shared memory");
-
-std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
-
-SegmentHeader* header_of(const SharedSegment& seg) { return reinterpret_cast<SegmentHeader*>(seg.data()); }
-
-std::string errno_text(int err) { return std::strerror(err); }
-
-}  // namespace
-
-}  // namespace detail
 
 namespace {
-using detail::ArrayDesc;
-using detail::header_of;
-using detail::SegmentHeader;
-using detail::kArrays;
-using detail::kStaticArrays;
-using detail::kPage;
-using detail::kAlign;
-using detail::round_up;
-
 // 4 independent lanes of mix64 over 8-byte words, so hashing a ~40 MB table set takes milliseconds.
 struct Hasher {
     std::uint64_t lane[4] = {0x243F6A8885A308D3ULL, 0x13198A2E03707344ULL, 0xA4093822299F31D0ULL,
@@ -159,6 +103,81 @@ const std::string& Engine::shared_name() const noexcept {
     static const std::string none;
     return shared_ != nullptr ? shared_->seg.name() : none;
 }
+
+#if AEGISFWD_SHARED_ENGINE
+
+namespace detail {
+namespace {
+
+constexpr char kMagic[8] = {'A', 'E', 'G', 'I', 'S', 'S', 'H', 'M'};
+// Bump when SegmentHeader, the array list or any record type changes: an older or newer build then
+// refuses the segment instead of misreading it.
+constexpr std::uint32_t kLayoutVersion = 1;
+constexpr std::size_t kPage = 4096;
+constexpr std::size_t kAlign = 64;
+
+#define AEGISFWD_COUNT(T, name) +1
+constexpr std::size_t kStaticArrays = 0 AEGISFWD_DERIVED_STATIC(AEGISFWD_COUNT);
+constexpr std::size_t kArrays = kStaticArrays + 0 AEGISFWD_DERIVED_MUTABLE(AEGISFWD_COUNT);
+#undef AEGISFWD_COUNT
+
+struct ArrayDesc {
+    std::uint64_t offset;     // from the segment start
+    std::uint64_t count;      // elements
+    std::uint64_t elem_size;  // sizeof the element type (a cross-build sanity check)
+};
+
+// The seqlock word and the flags are shared between processes through plain memory: that is only
+// correct for lock-free atomics (address-free, no hidden lock in the process).
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "the seqlock word must be lock-free");
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "the ready flag must be lock-free");
+static_assert(sizeof(std::atomic<std::uint64_t>) == 8, "the seqlock word must be a plain 64-bit word");
+
+struct SegmentHeader {
+    char magic[8];
+    std::uint32_t layout_version;
+    std::uint32_t header_bytes;  // sizeof(SegmentHeader) of the builder
+    std::uint64_t total_bytes;
+    std::uint64_t static_offset, static_bytes;
+    std::uint64_t mutable_offset, mutable_bytes;
+    std::uint64_t tables_hash;  // Engine::tables_hash of the compiled arrays it was built from
+    TableCounts counts;
+    std::int32_t small_layouts, big_layouts, nonuniform_groups, checked_entries;
+    double build_ms;
+    std::int64_t creator_pid;
+    std::uint32_t n_arrays;
+    std::uint32_t reserved;
+    ArrayDesc arrays[kArrays];
+    alignas(64) std::atomic<std::uint32_t> ready;  // 1 once every array is in place (release)
+    alignas(64) pthread_mutex_t writer;            // robust, process-shared: serialises set_state
+    alignas(64) std::atomic<std::uint64_t> seq;    // the seqlock version (docs/engine.md)
+    char pad[64 - sizeof(std::atomic<std::uint64_t>)];
+};
+static_assert(sizeof(SegmentHeader) <= kPage, "the segment header must fit its page");
+static_assert(std::is_standard_layout<SegmentHeader>::value, "the header is shared memory");
+
+std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+
+SegmentHeader* header_of(const SharedSegment& seg) { return reinterpret_cast<SegmentHeader*>(seg.data()); }
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+}  // namespace
+
+}  // namespace detail
+
+
+namespace {
+using detail::ArrayDesc;
+using detail::header_of;
+using detail::SegmentHeader;
+using detail::kArrays;
+using detail::kStaticArrays;
+using detail::kPage;
+using detail::kAlign;
+using detail::round_up;
+}  // namespace
+
 
 bool Engine::unlink_shared(const std::string& name) { return detail::SharedSegment::unlink(name); }
 
@@ -370,5 +389,28 @@ void Engine::recover_stalled_writer() const noexcept {
     if (err == EOWNERDEAD) pthread_mutex_consistent(&h->writer);
     pthread_mutex_unlock(&h->writer);
 }
+
+#else  // !AEGISFWD_SHARED_ENGINE
+
+namespace {
+[[noreturn]] void unsupported() {
+    throw SharedSegmentError("shared engines need Linux (robust process-shared mutexes, POSIX shared memory)");
+}
+}  // namespace
+
+bool Engine::unlink_shared(const std::string&) { unsupported(); }
+std::unique_ptr<Engine> Engine::create_shared(const TablesView&, const std::string&, const std::uint8_t*, std::size_t,
+                                              const std::string&) {
+    unsupported();
+}
+std::unique_ptr<Engine> Engine::attach_shared(const TablesView&, const std::string&, const std::string&) {
+    unsupported();
+}
+// Never reached: no engine is shared here (shared_ stays null).
+void Engine::lock_shared_writer() { unsupported(); }
+void Engine::unlock_shared_writer() noexcept {}
+void Engine::recover_stalled_writer() const noexcept {}
+
+#endif  // AEGISFWD_SHARED_ENGINE
 
 }  // namespace aegisfwd

@@ -84,7 +84,11 @@ SharedSegment SharedSegment::create(const std::string& name, std::size_t bytes) 
     try {
         // posix_fallocate reserves the tmpfs pages now, so a full /dev/shm is an error here rather
         // than a SIGBUS at the first write.
+#if defined(__linux__)
         const int err = ::posix_fallocate(f.fd, 0, static_cast<off_t>(bytes));
+#else
+        const int err = ::ftruncate(f.fd, static_cast<off_t>(bytes)) == 0 ? 0 : errno;
+#endif
         if (err != 0)
             throw SharedSegmentError("cannot size shared engine '" + name + "' to " + std::to_string(bytes) +
                                      " bytes: " + why(err));
