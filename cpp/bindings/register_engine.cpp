@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "aegisfwd/engine.hpp"
+#include "aegisfwd/shared_segment.hpp"
 #include "bindings.hpp"
 
 namespace aegisfwd::bindings {
@@ -34,9 +35,7 @@ ArrayView<T> take(const py::handle& arrays, const char* name, std::vector<py::ob
     return view_of<T>(a);
 }
 
-std::unique_ptr<CoreEngine> make_engine(const py::object& arrays, const py::object& states, const std::string& isa) {
-    auto core = std::make_unique<CoreEngine>();
-    auto& k = core->keep;
+TablesView tables_of(const py::object& arrays, std::vector<py::object>& k) {
     TablesView t;
     t.location_dc_start = take<std::int32_t>(arrays, "location_dc_start", k);
     t.location_server_start = take<std::int32_t>(arrays, "location_server_start", k);
@@ -63,12 +62,40 @@ std::unique_ptr<CoreEngine> make_engine(const py::object& arrays, const py::obje
     t.layout_location = take<std::int32_t>(arrays, "layout_location", k);
     t.layout_list = take<std::int32_t>(arrays, "layout_list", k);
     t.group_layout = take<std::int32_t>(arrays, "group_layout", k);
+    return t;
+}
+
+std::unique_ptr<CoreEngine> make_engine(const py::object& arrays, const py::object& states, const std::string& isa) {
+    auto core = std::make_unique<CoreEngine>();
+    const TablesView t = tables_of(arrays, core->keep);
     if (states.is_none()) {
         core->engine = std::make_unique<Engine>(t, nullptr, 0, isa);
     } else {
         auto st = checked_array<std::uint8_t>(states, "states");
         core->engine = std::make_unique<Engine>(t, st.data(), static_cast<std::size_t>(st.size()), isa);
     }
+    return core;
+}
+
+// A shared engine (docs/engine.md "Many processes, one state"): the derived tables and the live
+// state in the shared-memory segment /dev/shm/<name>; the compiled arrays stay the caller's.
+std::unique_ptr<CoreEngine> create_shared(const py::object& arrays, const std::string& name, const py::object& states,
+                                          const std::string& isa) {
+    auto core = std::make_unique<CoreEngine>();
+    const TablesView t = tables_of(arrays, core->keep);
+    if (states.is_none()) {
+        core->engine = Engine::create_shared(t, name, nullptr, 0, isa);
+    } else {
+        auto st = checked_array<std::uint8_t>(states, "states");
+        core->engine = Engine::create_shared(t, name, st.data(), static_cast<std::size_t>(st.size()), isa);
+    }
+    return core;
+}
+
+std::unique_ptr<CoreEngine> attach_shared(const py::object& arrays, const std::string& name, const std::string& isa) {
+    auto core = std::make_unique<CoreEngine>();
+    const TablesView t = tables_of(arrays, core->keep);
+    core->engine = Engine::attach_shared(t, name, isa);
     return core;
 }
 
@@ -114,11 +141,24 @@ py::tuple decide_batch(const CoreEngine& self, const py::handle& server, const p
 void register_engine(py::module_& m) {
     m.def("available_isas", &available_isas, "Decision kernels this build can run on this CPU, best last.");
     m.attr("ENGINE_CAPSULE_NAME") = "aegisfwd.engine.v1";
+    py::register_exception<SharedSegmentError>(m, "SharedSegmentError", PyExc_RuntimeError);
+    m.def("unlink_shared", &Engine::unlink_shared, py::arg("name"),
+          "Remove the shared engine segment /dev/shm/<name>; False when it did not exist.");
 
     py::class_<CoreEngine>(m, "Engine", "Compiled decision engine over the arrays of a CompiledTopology.")
         .def(py::init(&make_engine), py::arg("arrays"), py::arg("states") = py::none(), py::arg("isa") = "auto",
              "Build from a mapping of array name -> numpy array (docs/compiled-format.md). The arrays "
              "are checked (dtype, contiguity, every index range) and kept alive, never copied.")
+        .def_static("create_shared", &create_shared, py::arg("arrays"), py::arg("name"),
+                    py::arg("states") = py::none(), py::arg("isa") = "auto",
+                    "Build the derived tables and the live state into a new shared-memory segment "
+                    "/dev/shm/<name> (SharedSegmentError if it exists).")
+        .def_static("attach_shared", &attach_shared, py::arg("arrays"), py::arg("name"), py::arg("isa") = "auto",
+                    "Map the existing segment /dev/shm/<name> built from these same arrays "
+                    "(SharedSegmentError when missing, foreign, truncated or built from other arrays).")
+        .def_property_readonly("shared_name",
+                               [](const CoreEngine& self) { return self.engine->shared_name(); },
+                               "The segment name of a shared engine, '' for a per-process one.")
         .def(
             "decide",
             [](const CoreEngine& self, std::int32_t server, std::int32_t pool, std::uint8_t family,

@@ -1,6 +1,8 @@
-// Engine construction (derived indexes), kernel dispatch, the seqlock and state changes.
+// Engine construction (derived indexes, as named build steps), kernel dispatch, the seqlock and
+// state changes. The shared-memory placement of the same structures is in engine_shared.cpp.
 #include "aegisfwd/engine.hpp"
 #include "aegisfwd/cpu.hpp"
+#include "shared_state.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -9,11 +11,6 @@
 #include <stdexcept>
 #include <thread>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-#include <cstdlib>
-#include <new>
 
 namespace aegisfwd {
 namespace {
@@ -44,31 +41,6 @@ inline void cpu_relax() noexcept {
 
 }  // namespace
 
-namespace detail {
-
-constexpr std::size_t kHugePage = std::size_t{1} << 21;
-constexpr std::size_t kHugeMin = std::size_t{1} << 20;  // smaller tables: plain new
-
-void* huge_allocate(std::size_t bytes) {
-    if (bytes < kHugeMin) return ::operator new(bytes == 0 ? 1 : bytes);
-    const std::size_t size = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-    void* p = std::aligned_alloc(kHugePage, size);
-    if (p == nullptr) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    madvise(p, size, MADV_HUGEPAGE);  // advisory: failure only costs speed
-#endif
-    return p;
-}
-
-void huge_deallocate(void* p, std::size_t bytes) noexcept {
-    if (bytes < kHugeMin)
-        ::operator delete(p);
-    else
-        std::free(p);
-}
-
-}  // namespace detail
-
 std::vector<std::string> available_isas() {
     std::vector<std::string> out{"generic"};
     if (detail::kernel_avx2_compiled() && cpu::has_avx2()) out.emplace_back("avx2");
@@ -77,14 +49,26 @@ std::vector<std::string> available_isas() {
 }
 
 Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t n_states, const std::string& isa)
-    : t_(tables) {
+    : t_(tables), own_(std::make_unique<detail::DerivedStore>()) {
     const auto t0 = std::chrono::steady_clock::now();
     counts_ = t_.validate();
-    const std::int32_t L = counts_.locations, S = counts_.servers, G = counts_.groups, C = counts_.lists,
-                       Y = counts_.layouts;
-    const auto Ls = static_cast<std::size_t>(L);
+    select_kernel(isa);
+    detail::DerivedStore& v = *own_;
+    // Each step reads what the earlier ones built (through d_, re-bound after each).
+    build_servers(v, states, n_states);
+    build_up_lists(v);
+    build_server_lists(v);
+    build_layouts(v);
+    build_big_answers(v);
+    build_groups(v);
+    copy_distance_tables(v);
+    bind(v);
+    finish(t0);
+}
 
-    // ---- kernel selection ---------------------------------------------------------------------
+Engine::~Engine() = default;
+
+void Engine::select_kernel(const std::string& isa) {
     const bool can512 = detail::kernel_avx512_compiled() && cpu::has_avx512();
     const bool can2 = detail::kernel_avx2_compiled() && cpu::has_avx2();
     if (isa == "auto" || isa.empty()) {
@@ -116,14 +100,24 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
         one_ = &detail::decide_one_generic;
         argmax_ = &detail::argmax_generic;
     }
+}
 
-    // ---- servers ------------------------------------------------------------------------------
-    srv_.resize(static_cast<std::size_t>(S));
+void Engine::bind(detail::DerivedStore& v) noexcept {
+#define AEGISFWD_X(T, name) d_.name = detail::Span<T>{v.name.data(), v.name.size()};
+    AEGISFWD_DERIVED_STATIC(AEGISFWD_X)
+    AEGISFWD_DERIVED_MUTABLE(AEGISFWD_X)
+#undef AEGISFWD_X
+}
+
+// Server records and the live state bytes (server_initial_state, or `states` when given).
+void Engine::build_servers(detail::DerivedStore& v, const std::uint8_t* states, std::size_t n_states) {
+    const std::int32_t S = counts_.servers;
+    v.srv.resize(static_cast<std::size_t>(S));
     for (std::int32_t s = 0; s < S; ++s) {
         const std::int32_t d = t_.server_dc[s];
-        srv_[s] = ServerRec{t_.server_location[s], d, t_.dc_server_start[d], t_.dc_server_start[d + 1]};
+        v.srv[s] = ServerRec{t_.server_location[s], d, t_.dc_server_start[d], t_.dc_server_start[d + 1]};
     }
-    state_.assign(t_.server_initial_state.data, t_.server_initial_state.data + S);
+    v.state.assign(t_.server_initial_state.data, t_.server_initial_state.data + S);
     if (states != nullptr) {
         if (n_states != static_cast<std::size_t>(S))
             throw std::invalid_argument("states has " + std::to_string(n_states) + " values, expected " +
@@ -133,35 +127,51 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
                 throw std::invalid_argument("states holds " + std::to_string(states[s]) + " at row " +
                                             std::to_string(s) + " (expected 0 up, 1 draining, 2 down)");
         }
-        state_.assign(states, states + n_states);
+        v.state.assign(states, states + n_states);
     }
+    bind(v);
+}
 
-    // ---- candidate lists and their up-lists ---------------------------------------------------
+// Every candidate list gets a slot range of its size in up_key/up; its up servers fill the front.
+void Engine::build_up_lists(detail::DerivedStore& v) {
+    const std::int32_t C = counts_.lists;
     const std::size_t LS = t_.list_servers.size;
-    lists_.resize(static_cast<std::size_t>(C));
-    up_key_.resize(LS);
-    up_.resize(LS);
+    v.lists.resize(static_cast<std::size_t>(C));
+    v.up_key.resize(LS);
+    v.up.resize(LS);
     for (std::int32_t c = 0; c < C; ++c) {
         const std::int32_t m = t_.list_location[c];
-        lists_[c] = ListRec{t_.list_server_start[c], 0, t_.location_server_start[m],
-                            t_.location_server_start[m + 1] - t_.location_server_start[m]};
-        rebuild_list(c);
+        v.lists[c] = ListRec{t_.list_server_start[c], 0, t_.location_server_start[m],
+                             t_.location_server_start[m + 1] - t_.location_server_start[m]};
     }
-    server_list_start_.assign(static_cast<std::size_t>(S) + 1, 0);
-    for (std::size_t k = 0; k < LS; ++k) ++server_list_start_[static_cast<std::size_t>(t_.list_servers[k]) + 1];
-    for (std::int32_t s = 0; s < S; ++s) server_list_start_[s + 1] += server_list_start_[s];
-    server_lists_.resize(LS);
-    {
-        std::vector<std::int32_t> fill(server_list_start_.begin(), server_list_start_.end() - 1);
-        for (std::int32_t c = 0; c < C; ++c)
-            for (std::int32_t k = t_.list_server_start[c]; k < t_.list_server_start[c + 1]; ++k)
-                server_lists_[fill[t_.list_servers[k]]++] = c;
-    }
+    bind(v);
+    for (std::int32_t c = 0; c < C; ++c) rebuild_list(c);
+}
 
-    // ---- layouts: small ones get a head + entries, big ones a per-location answer table -------
-    std::vector<std::int32_t> layout_small(static_cast<std::size_t>(Y), -1), layout_big(static_cast<std::size_t>(Y), -1);
-    list_small_start_.assign(static_cast<std::size_t>(C) + 1, 0);
-    list_big_start_.assign(static_cast<std::size_t>(C) + 1, 0);
+// Reverse index for state changes: server -> the lists containing it (CSR).
+void Engine::build_server_lists(detail::DerivedStore& v) {
+    const std::int32_t S = counts_.servers, C = counts_.lists;
+    const std::size_t LS = t_.list_servers.size;
+    v.server_list_start.assign(static_cast<std::size_t>(S) + 1, 0);
+    for (std::size_t k = 0; k < LS; ++k) ++v.server_list_start[static_cast<std::size_t>(t_.list_servers[k]) + 1];
+    for (std::int32_t s = 0; s < S; ++s) v.server_list_start[s + 1] += v.server_list_start[s];
+    v.server_lists.resize(LS);
+    std::vector<std::int32_t> fill(v.server_list_start.begin(), v.server_list_start.end() - 1);
+    for (std::int32_t c = 0; c < C; ++c)
+        for (std::int32_t k = t_.list_server_start[c]; k < t_.list_server_start[c + 1]; ++k)
+            v.server_lists[fill[t_.list_servers[k]]++] = c;
+    bind(v);
+}
+
+// Layouts: small ones (at most kSmallLayoutMax entries) become blobs in `lay`, big ones rows of
+// the per-location answer table; plus the reverse indexes list -> small blobs / big rows.
+void Engine::build_layouts(detail::DerivedStore& v) {
+    const std::int32_t C = counts_.lists, Y = counts_.layouts;
+    const auto Ls = static_cast<std::size_t>(counts_.locations);
+    layout_small_.assign(static_cast<std::size_t>(Y), -1);
+    layout_big_.assign(static_cast<std::size_t>(Y), -1);
+    v.list_small_start.assign(static_cast<std::size_t>(C) + 1, 0);
+    v.list_big_start.assign(static_cast<std::size_t>(C) + 1, 0);
     // rank_t[m][l]: rank of location m seen from l; -1 for m == l (the ingress location's own entry
     // wins), INT32_MAX when unreachable.
     std::vector<std::int32_t> rank_t(Ls * Ls);
@@ -175,7 +185,7 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
             const std::int32_t k = t_.layout_start[y + 1] - t_.layout_start[y];
             if (k > 0 && k <= detail::kSmallLayoutMax) words += 2 + 2 * static_cast<std::size_t>(k) + (Ls + 3) / 4;
         }
-        lay_.reserve(words);
+        v.lay.reserve(words);
     }
     for (std::int32_t y = 0; y < Y; ++y) {
         const std::int32_t a = t_.layout_start[y], k = t_.layout_start[y + 1] - a;
@@ -183,17 +193,17 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
         if (k <= detail::kSmallLayoutMax) {
             std::uint32_t alive = 0;
             for (std::int32_t q = 0; q < k; ++q)
-                if (lists_[t_.layout_list[a + q]].count > 0) alive |= 1u << q;
-            layout_small[y] = static_cast<std::int32_t>(lay_.size());
-            lay_.push_back(static_cast<std::int32_t>(alive));
-            lay_.push_back(k);
-            lay_.insert(lay_.end(), t_.layout_location.data + a, t_.layout_location.data + a + k);
-            lay_.insert(lay_.end(), t_.layout_list.data + a, t_.layout_list.data + a + k);
+                if (v.lists[t_.layout_list[a + q]].count > 0) alive |= 1u << q;
+            layout_small_[y] = static_cast<std::int32_t>(v.lay.size());
+            v.lay.push_back(static_cast<std::int32_t>(alive));
+            v.lay.push_back(k);
+            v.lay.insert(v.lay.end(), t_.layout_location.data + a, t_.layout_location.data + a + k);
+            v.lay.insert(v.lay.end(), t_.layout_list.data + a, t_.layout_list.data + a + k);
             // Preferred entry per ingress location while every list is live: its own location's
             // entry if it has one, else the entry at the smallest rank; 0xFF when none is reachable.
             // (Vectorised over l through the transposed rank matrix: a column per location.)
-            const std::size_t pref_at = lay_.size();
-            lay_.resize(pref_at + (Ls + 3) / 4, 0);
+            const std::size_t pref_at = v.lay.size();
+            v.lay.resize(pref_at + (Ls + 3) / 4, 0);
             std::fill(best_rank.begin(), best_rank.end(), std::numeric_limits<std::int32_t>::max());
             std::fill(best_q.begin(), best_q.end(), std::uint8_t{0xFF});
             for (std::int32_t q = 0; q < k; ++q) {
@@ -205,94 +215,115 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
                     best_q[l] = better ? qq : best_q[l];
                 }
             }
-            std::copy(best_q.begin(), best_q.end(), reinterpret_cast<std::uint8_t*>(lay_.data() + pref_at));
-            for (std::int32_t q = a; q < a + k; ++q) ++list_small_start_[static_cast<std::size_t>(t_.layout_list[q]) + 1];
+            std::copy(best_q.begin(), best_q.end(), reinterpret_cast<std::uint8_t*>(v.lay.data() + pref_at));
+            for (std::int32_t q = a; q < a + k; ++q) ++v.list_small_start[static_cast<std::size_t>(t_.layout_list[q]) + 1];
             ++stats_.small_layouts;
         } else {
-            layout_big[y] = static_cast<std::int32_t>(big_layout_.size());
-            big_layout_.push_back(y);
-            for (std::int32_t q = a; q < a + k; ++q) ++list_big_start_[static_cast<std::size_t>(t_.layout_list[q]) + 1];
+            layout_big_[y] = static_cast<std::int32_t>(v.big_layout.size());
+            v.big_layout.push_back(y);
+            for (std::int32_t q = a; q < a + k; ++q) ++v.list_big_start[static_cast<std::size_t>(t_.layout_list[q]) + 1];
         }
     }
     for (std::int32_t c = 0; c < C; ++c) {
-        list_small_start_[c + 1] += list_small_start_[c];
-        list_big_start_[c + 1] += list_big_start_[c];
+        v.list_small_start[c + 1] += v.list_small_start[c];
+        v.list_big_start[c + 1] += v.list_big_start[c];
     }
-    list_small_.resize(2 * static_cast<std::size_t>(list_small_start_[C]));
-    list_bigs_.resize(static_cast<std::size_t>(list_big_start_[C]));
-    const auto NB = static_cast<std::int32_t>(big_layout_.size());
+    v.list_small.resize(2 * static_cast<std::size_t>(v.list_small_start[C]));
+    v.list_bigs.resize(static_cast<std::size_t>(v.list_big_start[C]));
+    const auto NB = static_cast<std::int32_t>(v.big_layout.size());
     stats_.big_layouts = NB;
-    big_map_.assign(static_cast<std::size_t>(NB) * Ls, kNone32);
-    {
-        std::vector<std::int32_t> fill_small(list_small_start_.begin(), list_small_start_.end() - 1);
-        std::vector<std::int32_t> fill_big(list_big_start_.begin(), list_big_start_.end() - 1);
-        for (std::int32_t y = 0; y < Y; ++y) {
-            const std::int32_t a = t_.layout_start[y], k = t_.layout_start[y + 1] - a;
-            for (std::int32_t q = 0; q < k; ++q) {
-                const std::int32_t c = t_.layout_list[a + q];
-                if (layout_small[y] >= 0) {
-                    const std::int32_t at = fill_small[c]++;
-                    list_small_[2 * static_cast<std::size_t>(at)] = layout_small[y];  // the blob
-                    list_small_[2 * static_cast<std::size_t>(at) + 1] = q;
-                } else if (layout_big[y] >= 0) {
-                    list_bigs_[fill_big[c]++] = layout_big[y];
-                    big_map_[static_cast<std::size_t>(layout_big[y]) * Ls + t_.layout_location[a + q]] = q;
-                }
+    v.big_map.assign(static_cast<std::size_t>(NB) * Ls, kNone32);
+    std::vector<std::int32_t> fill_small(v.list_small_start.begin(), v.list_small_start.end() - 1);
+    std::vector<std::int32_t> fill_big(v.list_big_start.begin(), v.list_big_start.end() - 1);
+    for (std::int32_t y = 0; y < Y; ++y) {
+        const std::int32_t a = t_.layout_start[y], k = t_.layout_start[y + 1] - a;
+        for (std::int32_t q = 0; q < k; ++q) {
+            const std::int32_t c = t_.layout_list[a + q];
+            if (layout_small_[y] >= 0) {
+                const std::int32_t at = fill_small[c]++;
+                v.list_small[2 * static_cast<std::size_t>(at)] = layout_small_[y];  // the blob
+                v.list_small[2 * static_cast<std::size_t>(at) + 1] = q;
+            } else if (layout_big_[y] >= 0) {
+                v.list_bigs[fill_big[c]++] = layout_big_[y];
+                v.big_map[static_cast<std::size_t>(layout_big_[y]) * Ls + t_.layout_location[a + q]] = q;
             }
         }
     }
-    big_ans_.resize(static_cast<std::size_t>(NB) * Ls);
-    for (std::int32_t b = 0; b < NB; ++b)
-        for (std::int32_t l = 0; l < L; ++l) big_ans_[static_cast<std::size_t>(b) * Ls + l] = compute_big(b, l);
+    bind(v);
+}
 
-    // ---- groups: layout and source-IP choice ------------------------------------------------
-    grp_.resize(static_cast<std::size_t>(G));
+// The answer of every big layout for every ingress location under the initial states.
+void Engine::build_big_answers(detail::DerivedStore& v) {
+    const std::int32_t L = counts_.locations;
+    const auto Ls = static_cast<std::size_t>(L);
+    const auto NB = static_cast<std::int32_t>(v.big_layout.size());
+    v.big_ans.resize(static_cast<std::size_t>(NB) * Ls);
+    bind(v);
+    for (std::int32_t b = 0; b < NB; ++b)
+        for (std::int32_t l = 0; l < L; ++l) v.big_ans[static_cast<std::size_t>(b) * Ls + l] = compute_big(b, l);
+}
+
+// Group records: each (pool, family) group's layout, then its source-IP sets.
+void Engine::build_groups(detail::DerivedStore& v) {
+    const std::int32_t G = counts_.groups;
+    v.grp.resize(static_cast<std::size_t>(G));
     for (std::int32_t g = 0; g < G; ++g) {
         GroupRec rec{0, detail::kLayoutNone, 0, 0};
         const std::int32_t y = t_.group_layout[g];
-        if (y >= 0 && layout_small[y] >= 0) {
-            rec.layout_a = layout_small[y];
+        if (y >= 0 && layout_small_[y] >= 0) {
+            rec.layout_a = layout_small_[y];
             rec.layout_k = t_.layout_start[y + 1] - t_.layout_start[y];
-        } else if (y >= 0 && layout_big[y] >= 0) {
-            rec.layout_a = layout_big[y];
+        } else if (y >= 0 && layout_big_[y] >= 0) {
+            rec.layout_a = layout_big_[y];
             rec.layout_k = detail::kLayoutBig;
         }
-        grp_[g] = rec;
+        v.grp[g] = rec;
     }
-    build_group_ips();
+    build_group_ips(v);
+    layout_small_ = {};  // build scratch
+    layout_big_ = {};
+    bind(v);
+}
 
-    mark_.assign(static_cast<std::size_t>(C), 0);
+// The two L x L tables read per request, copied next to the derived ones (huge pages).
+void Engine::copy_distance_tables(detail::DerivedStore& v) {
+    v.rank.assign(t_.nearest_rank.data, t_.nearest_rank.data + t_.nearest_rank.size);
+    v.distance.assign(t_.location_distance.data, t_.location_distance.data + t_.location_distance.size);
+    bind(v);
+}
+
+// The kernels' view of d_, the writer's scratch and the statistics.
+void Engine::finish(std::chrono::steady_clock::time_point t0) {
+    mark_.assign(static_cast<std::size_t>(counts_.lists), 0);
     touched_.reserve(64);
+    bind_context();
+    std::size_t bytes = mark_.size();
+#define AEGISFWD_X(T, name) bytes += d_.name.bytes();
+    AEGISFWD_DERIVED_STATIC(AEGISFWD_X)
+    AEGISFWD_DERIVED_MUTABLE(AEGISFWD_X)
+#undef AEGISFWD_X
+    stats_.derived_bytes = bytes;
+    stats_.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
 
-    ctx_.L = L;
-    ctx_.S = S;
+void Engine::bind_context() noexcept {
+    ctx_.L = counts_.locations;
+    ctx_.S = counts_.servers;
     ctx_.P = counts_.pools;
-    ctx_.srv = srv_.data();
-    ctx_.grp = grp_.data();
-    ctx_.lay = lay_.data();
-    ctx_.lists = lists_.data();
-    ctx_.big_ans = big_ans_.data();
-    ctx_.up_key = up_key_.data();
-    ctx_.up = up_.data();
-    // The two L x L tables read per request are copied next to the derived ones (huge pages).
-    rank_.assign(t_.nearest_rank.data, t_.nearest_rank.data + t_.nearest_rank.size);
-    distance_.assign(t_.location_distance.data, t_.location_distance.data + t_.location_distance.size);
-    ctx_.nearest_rank = rank_.data();
-    ctx_.distance = distance_.data();
-    ctx_.gip = gip_.data();
-    ctx_.gip_key = gip_key_.data();
-    ctx_.gsub = gsub_.data();
+    ctx_.srv = d_.srv.data;
+    ctx_.grp = d_.grp.data;
+    ctx_.lay = d_.lay.data;
+    ctx_.lists = d_.lists.data;
+    ctx_.big_ans = d_.big_ans.data;
+    ctx_.up_key = d_.up_key.data;
+    ctx_.up = d_.up.data;
+    ctx_.nearest_rank = d_.rank.data;
+    ctx_.distance = d_.distance.data;
+    ctx_.gip = d_.gip.data;
+    ctx_.gip_key = d_.gip_key.data;
+    ctx_.gsub = d_.gsub.data;
     ctx_.ip_holder_start = t_.ip_holder_start.data;
     ctx_.ip_holder_ranges = t_.ip_holder_ranges.data;
-
-    auto bytes = [](const auto& v) { return v.size() * sizeof(v[0]); };
-    stats_.derived_bytes = bytes(rank_) + bytes(distance_) + bytes(srv_) + bytes(grp_) + bytes(lay_) + bytes(gip_) + bytes(gip_key_) +
-                           bytes(gsub_) + bytes(server_list_start_) + bytes(server_lists_) + bytes(big_layout_) +
-                           bytes(big_map_) + bytes(list_big_start_) + bytes(list_bigs_) +
-                           bytes(list_small_start_) + bytes(list_small_) + bytes(state_) + bytes(lists_) +
-                           bytes(up_key_) + bytes(up_) + bytes(big_ans_) + bytes(mark_);
-    stats_.build_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // ---- derived mutable state ----------------------------------------------------------------------
@@ -302,35 +333,35 @@ void Engine::rebuild_list(std::int32_t c) {
     std::int32_t w = b;
     for (std::int32_t k = b; k < e; ++k) {
         const std::int32_t s = t_.list_servers[k];
-        if (state_[s] != kStateUp) continue;
-        store_relaxed(&up_[w].server, s);
-        store_relaxed(&up_[w].dc, t_.server_dc[s]);
-        store_relaxed(&up_key_[w], t_.server_key[s]);
+        if (d_.state[s] != kStateUp) continue;
+        store_relaxed(&d_.up[w].server, s);
+        store_relaxed(&d_.up[w].dc, t_.server_dc[s]);
+        store_relaxed(&d_.up_key[w], t_.server_key[s]);
         ++w;
     }
-    store_relaxed(&lists_[c].count, w - b);
+    store_relaxed(&d_.lists[c].count, w - b);
 }
 
 // Answer of big layout b for ingress location l: the local list if it has an up server, else the
 // nearest reachable location (nearest_order: by distance, then location index) whose list has one.
 detail::BigAnswer Engine::compute_big(std::int32_t b, std::int32_t l) const {
     const auto Ls = static_cast<std::size_t>(counts_.locations);
-    const std::int32_t* map = big_map_.data() + static_cast<std::size_t>(b) * Ls;
-    const std::int32_t* layout_list = t_.layout_list.data + t_.layout_start[big_layout_[b]];
+    const std::int32_t* map = d_.big_map.data + static_cast<std::size_t>(b) * Ls;
+    const std::int32_t* layout_list = t_.layout_list.data + t_.layout_start[d_.big_layout[b]];
     std::int32_t q = map[l];
-    if (q >= 0 && lists_[layout_list[q]].count > 0) return detail::BigAnswer{l, layout_list[q], q, 0};
+    if (q >= 0 && d_.lists[layout_list[q]].count > 0) return detail::BigAnswer{l, layout_list[q], q, 0};
     const std::int32_t* order = t_.nearest_order.data + static_cast<std::size_t>(l) * Ls;
     for (std::size_t k = 0; k < Ls; ++k) {
         const std::int32_t m = order[k];
         if (m < 0) break;
         q = map[m];
-        if (q >= 0 && lists_[layout_list[q]].count > 0) return detail::BigAnswer{m, layout_list[q], q, 0};
+        if (q >= 0 && d_.lists[layout_list[q]].count > 0) return detail::BigAnswer{m, layout_list[q], q, 0};
     }
     return detail::BigAnswer{l, -1, 0, 0};  // every field a valid index (see BigAnswer)
 }
 
 void Engine::store_big(std::int32_t b, std::int32_t l, const detail::BigAnswer& a) {
-    detail::BigAnswer* p = &big_ans_[static_cast<std::size_t>(b) * static_cast<std::size_t>(counts_.locations) + l];
+    detail::BigAnswer* p = &d_.big_ans[static_cast<std::size_t>(b) * static_cast<std::size_t>(counts_.locations) + l];
     store_relaxed(&p->location, a.location);
     store_relaxed(&p->list, a.list);
     store_relaxed(&p->entry, a.entry);
@@ -338,21 +369,21 @@ void Engine::store_big(std::int32_t b, std::int32_t l, const detail::BigAnswer& 
 
 void Engine::list_alive_changed(std::int32_t c, bool alive) {
     // Small layouts: flip the entry's bit in the layout's alive word.
-    for (std::int32_t k = list_small_start_[c]; k < list_small_start_[c + 1]; ++k) {
-        const std::int32_t blob = list_small_[2 * static_cast<std::size_t>(k)];
-        const std::int32_t q = list_small_[2 * static_cast<std::size_t>(k) + 1];
-        auto mask = static_cast<std::uint32_t>(lay_[blob]);
+    for (std::int32_t k = d_.list_small_start[c]; k < d_.list_small_start[c + 1]; ++k) {
+        const std::int32_t blob = d_.list_small[2 * static_cast<std::size_t>(k)];
+        const std::int32_t q = d_.list_small[2 * static_cast<std::size_t>(k) + 1];
+        auto mask = static_cast<std::uint32_t>(d_.lay[blob]);
         mask = alive ? (mask | (1u << q)) : (mask & ~(1u << q));
-        store_relaxed(&lay_[blob], static_cast<std::int32_t>(mask));
+        store_relaxed(&d_.lay[blob], static_cast<std::int32_t>(mask));
     }
     // Big layouts: update the answers that this list wins or loses.
     const std::int32_t L = counts_.locations;
     const auto Ls = static_cast<std::size_t>(L);
     const std::int32_t mc = t_.list_location[c];
-    for (std::int32_t k = list_big_start_[c]; k < list_big_start_[c + 1]; ++k) {
-        const std::int32_t b = list_bigs_[k];
-        const detail::BigAnswer* ans = big_ans_.data() + static_cast<std::size_t>(b) * Ls;
-        const std::int32_t qc = big_map_[static_cast<std::size_t>(b) * Ls + mc];
+    for (std::int32_t k = d_.list_big_start[c]; k < d_.list_big_start[c + 1]; ++k) {
+        const std::int32_t b = d_.list_bigs[k];
+        const detail::BigAnswer* ans = d_.big_ans.data + static_cast<std::size_t>(b) * Ls;
+        const std::int32_t qc = d_.big_map[static_cast<std::size_t>(b) * Ls + mc];
         for (std::int32_t l = 0; l < L; ++l) {
             const detail::BigAnswer cur = ans[l];
             if (alive) {
@@ -377,7 +408,7 @@ void Engine::list_alive_changed(std::int32_t c, bool alive) {
 // location: when each of them is held by every server of the entry's list or by none, every
 // candidate there holds exactly that subset (IpSet n > 0); else the kernel checks the winner's
 // holdings (n < 0) -- the only case that reads ip_holder_ranges at decision time.
-void Engine::build_group_ips() {
+void Engine::build_group_ips(detail::DerivedStore& v) {
     const std::int32_t G = counts_.groups;
     std::vector<std::int32_t> deployed, in_loc, held_by_all;
     auto overlap = [this](std::int32_t i, std::int32_t first, std::int32_t end) {
@@ -399,16 +430,16 @@ void Engine::build_group_ips() {
         return a1 - a0 == b1 - b0 && std::equal(t_.ip_holder_ranges.data + 2 * a0, t_.ip_holder_ranges.data + 2 * a1,
                                                 t_.ip_holder_ranges.data + 2 * b0);
     };
-    auto append = [this](const std::vector<std::int32_t>& ips) {
-        const auto begin = static_cast<std::int32_t>(gip_.size());
+    auto append = [this, &v](const std::vector<std::int32_t>& ips) {
+        const auto begin = static_cast<std::int32_t>(v.gip.size());
         for (const std::int32_t i : ips) {
-            gip_.push_back(i);
-            gip_key_.push_back(t_.ip_key[i]);
+            v.gip.push_back(i);
+            v.gip_key.push_back(t_.ip_key[i]);
         }
         return begin;
     };
     for (std::int32_t g = 0; g < G; ++g) {
-        GroupRec& rec = grp_[g];
+        GroupRec& rec = v.grp[g];
         deployed.clear();
         bool uniform = true;
         for (std::int32_t q = t_.group_ip_start[g]; q < t_.group_ip_start[g + 1]; ++q) {
@@ -424,7 +455,7 @@ void Engine::build_group_ips() {
             continue;
         }
         ++stats_.nonuniform_groups;
-        rec.ip_begin = static_cast<std::int32_t>(gsub_.size());
+        rec.ip_begin = static_cast<std::int32_t>(v.gsub.size());
         rec.ip_n = -1;
         for (std::int32_t k = t_.layout_start[y]; k < t_.layout_start[y + 1]; ++k) {
             const std::int32_t m = t_.layout_location[k], c = t_.layout_list[k];
@@ -439,9 +470,9 @@ void Engine::build_group_ips() {
                 if (n == size) held_by_all.push_back(i);
             }
             if (held_by_all.size() == in_loc.size()) {
-                gsub_.push_back(detail::IpSet{append(held_by_all), static_cast<std::int32_t>(held_by_all.size())});
+                v.gsub.push_back(detail::IpSet{append(held_by_all), static_cast<std::int32_t>(held_by_all.size())});
             } else {
-                gsub_.push_back(detail::IpSet{append(in_loc), -static_cast<std::int32_t>(in_loc.size())});
+                v.gsub.push_back(detail::IpSet{append(in_loc), -static_cast<std::int32_t>(in_loc.size())});
                 ++stats_.checked_entries;
             }
         }
@@ -449,24 +480,65 @@ void Engine::build_group_ips() {
 }
 
 void Engine::begin_write() noexcept {
-    const std::uint64_t v = seq_.load(std::memory_order_relaxed);
-    seq_.store(v + 1, std::memory_order_relaxed);
+    const std::uint64_t v = seq_->load(std::memory_order_relaxed);
+    seq_->store(v + 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
 }
 
-void Engine::end_write() noexcept { seq_.store(seq_.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
+void Engine::end_write() noexcept { seq_->store(seq_->load(std::memory_order_relaxed) + 1, std::memory_order_release); }
+
+template <class Fn>
+void Engine::with_writer_lock(Fn fn) {
+    if (shared_ == nullptr) {
+        std::lock_guard<std::mutex> lock(mu_);
+        fn();
+        return;
+    }
+    lock_shared_writer();  // repairs the state first when the last writer died holding the lock
+    try {
+        fn();
+    } catch (...) {
+        unlock_shared_writer();
+        throw;
+    }
+    unlock_shared_writer();
+}
+
+// Recomputes every derived mutable structure from the state bytes alone: the repair after a writer
+// process died inside a change (its half-applied lists, alive bits and answers are rewritten; the
+// state bytes it already stored are kept, so its change is either applied server by server or not).
+// Called with the writer lock held; leaves the version even.
+void Engine::rebuild_all_locked() {
+    if ((seq_->load(std::memory_order_relaxed) & 1) == 0) begin_write();
+    const std::int32_t C = counts_.lists;
+    for (std::int32_t c = 0; c < C; ++c) rebuild_list(c);
+    for (std::int32_t c = 0; c < C; ++c) {
+        const bool alive = d_.lists[c].count > 0;
+        for (std::int32_t k = d_.list_small_start[c]; k < d_.list_small_start[c + 1]; ++k) {
+            const std::int32_t blob = d_.list_small[2 * static_cast<std::size_t>(k)];
+            const std::int32_t q = d_.list_small[2 * static_cast<std::size_t>(k) + 1];
+            auto mask = static_cast<std::uint32_t>(load_relaxed(&d_.lay[blob]));
+            mask = alive ? (mask | (1u << q)) : (mask & ~(1u << q));
+            store_relaxed(&d_.lay[blob], static_cast<std::int32_t>(mask));
+        }
+    }
+    const auto NB = static_cast<std::int32_t>(d_.big_layout.size);
+    for (std::int32_t b = 0; b < NB; ++b)
+        for (std::int32_t l = 0; l < counts_.locations; ++l) store_big(b, l, compute_big(b, l));
+    end_write();
+}
 
 template <class NewState>
 void Engine::apply_locked(std::int32_t first, std::int32_t end, NewState new_state) {
     touched_.clear();
     begin_write();
     for (std::int32_t s = first; s < end; ++s) {
-        const std::uint8_t old = state_[s], now = new_state(s);
+        const std::uint8_t old = d_.state[s], now = new_state(s);
         if (old == now) continue;
-        store_relaxed(&state_[s], now);
+        store_relaxed(&d_.state[s], now);
         if ((old == kStateUp) == (now == kStateUp)) continue;  // draining <-> down: same candidates
-        for (std::int32_t q = server_list_start_[s]; q < server_list_start_[s + 1]; ++q) {
-            const std::int32_t c = server_lists_[q];
+        for (std::int32_t q = d_.server_list_start[s]; q < d_.server_list_start[s + 1]; ++q) {
+            const std::int32_t c = d_.server_lists[q];
             if (!mark_[c]) {
                 mark_[c] = 1;
                 touched_.push_back(c);
@@ -475,9 +547,9 @@ void Engine::apply_locked(std::int32_t first, std::int32_t end, NewState new_sta
     }
     for (const std::int32_t c : touched_) {
         mark_[c] = 0;
-        const bool was_alive = lists_[c].count > 0;
+        const bool was_alive = d_.lists[c].count > 0;
         rebuild_list(c);
-        const bool alive = lists_[c].count > 0;
+        const bool alive = d_.lists[c].count > 0;
         if (was_alive != alive) list_alive_changed(c, alive);
     }
     end_write();
@@ -489,8 +561,7 @@ void Engine::set_state(std::int32_t first, std::int32_t end, std::uint8_t state)
                                 ") outside [0, " + std::to_string(counts_.servers) + ")");
     if (state > kStateDown)
         throw std::invalid_argument("state " + std::to_string(state) + " (expected 0 up, 1 draining, 2 down)");
-    std::lock_guard<std::mutex> lock(mu_);
-    apply_locked(first, end, [state](std::int32_t) { return state; });
+    with_writer_lock([&] { apply_locked(first, end, [state](std::int32_t) { return state; }); });
 }
 
 void Engine::set_states(const std::uint8_t* states, std::size_t n) {
@@ -501,37 +572,45 @@ void Engine::set_states(const std::uint8_t* states, std::size_t n) {
         if (states[s] > kStateDown)
             throw std::invalid_argument("states holds " + std::to_string(states[s]) + " at row " + std::to_string(s) +
                                         " (expected 0 up, 1 draining, 2 down)");
-    std::lock_guard<std::mutex> lock(mu_);
-    apply_locked(0, counts_.servers, [states](std::int32_t s) { return states[s]; });
+    with_writer_lock([&] { apply_locked(0, counts_.servers, [states](std::int32_t s) { return states[s]; }); });
 }
 
 std::uint8_t Engine::state(std::int32_t server) const {
     if (server < 0 || server >= counts_.servers)
         throw std::out_of_range("server index " + std::to_string(server) + " outside [0, " +
                                 std::to_string(counts_.servers) + ")");
-    return load_relaxed(&state_[server]);
+    return load_relaxed(&d_.state[server]);
 }
 
 void Engine::get_states(std::uint8_t* out, std::size_t n) const {
     if (n != static_cast<std::size_t>(counts_.servers))
         throw std::invalid_argument("output has " + std::to_string(n) + " values, expected " +
                                     std::to_string(counts_.servers));
-    for (std::size_t s = 0; s < n; ++s) out[s] = load_relaxed(&state_[s]);
+    for (std::size_t s = 0; s < n; ++s) out[s] = load_relaxed(&d_.state[s]);
 }
 
 // ---- decisions (seqlock readers) ------------------------------------------------------------------
 
+// A reader that found the version odd: spin briefly, then yield; now and then check whether the
+// writer of a shared engine (maybe another process) died inside its change.
+void Engine::wait_for_writer(unsigned spins) const noexcept {
+    cpu_relax();
+    if (spins < 1000) return;
+    std::this_thread::yield();
+    if (shared_ != nullptr && (spins & 0x3FFF) == 0) recover_stalled_writer();
+}
+
 void Engine::decide(std::int32_t server, std::int32_t pool, std::uint8_t family, std::uint64_t flow,
                     DecisionOut& out) const noexcept {
-    for (;;) {
-        const std::uint64_t v0 = seq_.load(std::memory_order_acquire);
+    for (unsigned spins = 0;; ++spins) {
+        const std::uint64_t v0 = seq_->load(std::memory_order_acquire);
         if (v0 & 1) {
-            cpu_relax();
+            wait_for_writer(spins);
             continue;
         }
         one_(ctx_, server, pool, family, flow, out);
         std::atomic_thread_fence(std::memory_order_acquire);
-        if (seq_.load(std::memory_order_relaxed) == v0) return;
+        if (seq_->load(std::memory_order_relaxed) == v0) return;
     }
 }
 
@@ -542,15 +621,14 @@ std::int64_t Engine::decide_range(const std::int32_t* server, const std::int32_t
     for (std::size_t i = 0; i < n; i += detail::kChunk) {
         const std::size_t m = std::min(detail::kChunk, n - i);
         for (unsigned spins = 0;; ++spins) {
-            const std::uint64_t v0 = seq_.load(std::memory_order_acquire);
+            const std::uint64_t v0 = seq_->load(std::memory_order_acquire);
             if (v0 & 1) {
-                if (spins > 1000) std::this_thread::yield();
-                cpu_relax();
+                wait_for_writer(spins);
                 continue;
             }
             const std::int64_t inv = kernel_(ctx_, server + i, pool + i, family + i, flow + i, m, out, out_offset + i);
             std::atomic_thread_fence(std::memory_order_acquire);
-            if (seq_.load(std::memory_order_relaxed) == v0) {
+            if (seq_->load(std::memory_order_relaxed) == v0) {
                 invalid += inv;
                 break;
             }

@@ -25,12 +25,14 @@ from .errors import (
     BatchInputError,
     CompiledFileError,
     InvalidFamilyError,
+    SharedEngineError,
     SpillError,
     TopologyError,
     TopologyIssue,
     UnknownIdError,
 )
 from .reference import ReferenceEngine
+from .shared_engine import SharedEngine
 from .topology import AegisIP, DataCenter, DistanceMatrix, Location, Pool, Topology
 
 __all__ = [
@@ -50,6 +52,8 @@ __all__ = [
     "Location",
     "Pool",
     "ReferenceEngine",
+    "SharedEngine",
+    "SharedEngineError",
     "SpillError",
     "Tier",
     "Topology",

@@ -212,6 +212,11 @@ cdef class EngineCore:
         self._n_pools = n_pools
         self._resolve = resolve
 
+    def _detach(self):
+        """Forget the C++ engine (``SharedEngine.close``): later scalar calls raise instead of reading it."""
+        self.eng = NULL
+        self._core = None
+
     @property
     def _state_version(self):
         """Seqlock version of the live states (even, +2 per change); None for the reference."""

@@ -118,14 +118,16 @@ class Engine(EngineCore):
         if _backend(backend) != "compiled":
             raise ValueError("a subclass of Engine runs the compiled backend; use Engine(..., backend='reference')")
         self._load(topology, "compiled")
-        isa = isa if isa is not None else os.environ.get(ENV_ISA) or "auto"
-        if isa != "auto" and isa not in available_isas():
-            raise ValueError(f"isa {isa!r} is not available here: expected auto or one of {available_isas()}")
+        isa = _resolve_isa(isa)
         compiled = self._compiled
         try:
             core = _core.Engine(compiled.arrays, None, isa)
         except (ValueError, IndexError) as exc:
             raise CompiledFileError(f"compiled tables rejected by the engine: {exc}") from None
+        self._init_core(core)
+
+    def _init_core(self, core: Any) -> None:
+        """Run decisions on ``core`` (an ``aegisfwd._core.Engine``, per-process or shared)."""
         self._core_engine = core
         servers, pools = self._ids[0], self._ids[4]
         server_lookup, pool_lookup = self._server_lookup_d, self._pool_lookup_d
@@ -425,6 +427,14 @@ def _thread_count(threads: object) -> int:
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ValueError(f"threads must be a positive integer or None, not {threads!r}")
     return int(threads)
+
+
+def _resolve_isa(isa: str | None) -> str:
+    """The kernel asked for: the argument, else ``AEGISFWD_ISA``, else ``auto``; checked here."""
+    isa = isa if isa is not None else os.environ.get(ENV_ISA) or "auto"
+    if isa != "auto" and isa not in available_isas():
+        raise ValueError(f"isa {isa!r} is not available here: expected auto or one of {available_isas()}")
+    return isa
 
 
 def _state_codes(states: Any, n: int) -> np.ndarray:

@@ -59,3 +59,8 @@ class CompiledFileError(AegisError, ValueError):
 class SpillError(AegisError, OSError):
     """The concurrency analysis could not write or read back its spill file (disk full, a directory
     it may not write, the file removed while in use); the message names the file."""
+
+
+class SharedEngineError(AegisError, RuntimeError):
+    """A shared engine segment that is missing, foreign, truncated, unfinished, built from another
+    compiled topology, already existing (on create), or closed."""

@@ -3,38 +3,76 @@
 // The algorithm, the derived structures and the concurrency mechanism are in docs/engine.md.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "aegisfwd/huge_alloc.hpp"
 #include "aegisfwd/kernel.hpp"
 #include "aegisfwd/tables.hpp"
 
 namespace aegisfwd {
 
 namespace detail {
-// Allocator for the engine's large tables: 2 MiB-aligned and advised as transparent huge pages
-// (Linux), since decisions read them at random and TLB misses are a large part of the cost.
-void* huge_allocate(std::size_t bytes);
-void huge_deallocate(void* p, std::size_t bytes) noexcept;
+
+// The engine's derived arrays (docs/engine.md "Derived structures"), listed once: X(type, name).
+// Static ones never change after construction; mutable ones are written by state changes (inside
+// the seqlock). A private engine keeps them in huge-page vectors; a shared engine in one
+// shared-memory segment, the static ones mapped read-only.
+#define AEGISFWD_DERIVED_STATIC(X)                                                                 \
+    X(::aegisfwd::detail::ServerRec, srv) /* S */                                                  \
+    X(std::int32_t, rank)                 /* copy of nearest_rank (read per request) */            \
+    X(double, distance)                   /* copy of location_distance */                          \
+    X(::aegisfwd::detail::GroupRec, grp)  /* 2P */                                                 \
+    X(std::int32_t, gip)                                                                           \
+    X(std::uint64_t, gip_key)                                                                      \
+    X(::aegisfwd::detail::IpSet, gsub)                                                             \
+    X(std::int32_t, server_list_start) /* server -> lists containing it */                         \
+    X(std::int32_t, server_lists)                                                                  \
+    X(std::int32_t, big_layout) /* big row -> layout */                                            \
+    X(std::int32_t, big_map)    /* big row x L -> entry or -1 */                                   \
+    X(std::int32_t, list_big_start) /* list -> big rows using it */                                \
+    X(std::int32_t, list_bigs)                                                                     \
+    X(std::int32_t, list_small_start) /* list -> (blob, entry) pairs */                            \
+    X(std::int32_t, list_small)
+#define AEGISFWD_DERIVED_MUTABLE(X)                                                                \
+    X(std::uint8_t, state)                                                                         \
+    X(std::int32_t, lay) /* small layout blobs (see GroupRec; the alive words are mutable) */      \
+    X(::aegisfwd::detail::ListRec, lists)                                                          \
+    X(std::uint64_t, up_key)                                                                       \
+    X(::aegisfwd::detail::UpEntry, up)                                                             \
+    X(::aegisfwd::detail::BigAnswer, big_ans)
 
 template <class T>
-struct HugeAllocator {
-    using value_type = T;
-    HugeAllocator() noexcept = default;
-    template <class U>
-    HugeAllocator(const HugeAllocator<U>&) noexcept {}
-    T* allocate(std::size_t n) { return static_cast<T*>(huge_allocate(n * sizeof(T))); }
-    void deallocate(T* p, std::size_t n) noexcept { huge_deallocate(p, n * sizeof(T)); }
-    template <class U>
-    bool operator==(const HugeAllocator<U>&) const noexcept { return true; }
-    template <class U>
-    bool operator!=(const HugeAllocator<U>&) const noexcept { return false; }
+struct Span {
+    T* data = nullptr;
+    std::size_t size = 0;
+    T& operator[](std::size_t i) const noexcept { return data[i]; }
+    std::size_t bytes() const noexcept { return size * sizeof(T); }
 };
-template <class T>
-using huge_vector = std::vector<T, HugeAllocator<T>>;
+
+// Where the engine reads and writes its derived arrays.
+struct DerivedSpans {
+#define AEGISFWD_X(T, name) Span<T> name;
+    AEGISFWD_DERIVED_STATIC(AEGISFWD_X)
+    AEGISFWD_DERIVED_MUTABLE(AEGISFWD_X)
+#undef AEGISFWD_X
+};
+
+// Private storage of the derived arrays (also the build's scratch for a shared engine).
+struct DerivedStore {
+#define AEGISFWD_X(T, name) huge_vector<T> name;
+    AEGISFWD_DERIVED_STATIC(AEGISFWD_X)
+    AEGISFWD_DERIVED_MUTABLE(AEGISFWD_X)
+#undef AEGISFWD_X
+};
+
+struct SharedState;  // the shared engine's segment and its header (engine_shared.cpp)
+
 }  // namespace detail
 
 inline constexpr std::uint8_t kStateUp = 0;
@@ -62,12 +100,36 @@ public:
     // build lacks it).
     explicit Engine(const TablesView& tables, const std::uint8_t* states = nullptr, std::size_t n_states = 0,
                     const std::string& isa = "auto");
+
+    // ---- shared engines (docs/engine.md "Many processes, one state") ----------------------------
+    // Builds the derived indexes and the live state into a new shared-memory segment /dev/shm/<name>
+    // (SharedSegmentError if it exists or cannot be made). Any process can then attach_shared() to
+    // it with the same tables; a state change by any of them is seen by all at their next decision.
+    static std::unique_ptr<Engine> create_shared(const TablesView& tables, const std::string& name,
+                                                 const std::uint8_t* states = nullptr, std::size_t n_states = 0,
+                                                 const std::string& isa = "auto");
+    // Maps an existing segment. SharedSegmentError when it is missing, not an aegisfwd engine
+    // segment, of another layout version, truncated, unfinished, or built from other tables (a
+    // content hash of every compiled array is stored in its header). Only the segment header and
+    // the mutable state are mapped writable.
+    static std::unique_ptr<Engine> attach_shared(const TablesView& tables, const std::string& name,
+                                                 const std::string& isa = "auto");
+    // Removes /dev/shm/<name>; engines mapping it keep working. False when it did not exist.
+    static bool unlink_shared(const std::string& name);
+    // 64-bit content hash of the arrays a TablesView reads (lengths and bytes, in kTableArrayNames
+    // order): what a shared segment records to refuse other tables.
+    static std::uint64_t tables_hash(const TablesView& tables) noexcept;
+
     Engine(const Engine&) = delete;
     Engine& operator=(const Engine&) = delete;
+    ~Engine();
 
     const TableCounts& counts() const noexcept { return counts_; }
     const EngineStats& stats() const noexcept { return stats_; }
     const char* isa() const noexcept { return isa_name_; }
+    bool is_shared() const noexcept { return shared_ != nullptr; }
+    // The segment name of a shared engine ("" for a private one).
+    const std::string& shared_name() const noexcept;
 
     // ---- decisions: thread-safe, also concurrently with the state setters ---------------------
     // Out-of-range server/pool or a family other than 4/6 gives tier INVALID (255), -1s, NaN.
@@ -90,7 +152,7 @@ public:
     std::uint8_t state(std::int32_t server) const;
     void get_states(std::uint8_t* out, std::size_t n) const;
     // Seqlock version: even when stable, +2 per change.
-    std::uint64_t version() const noexcept { return seq_.load(std::memory_order_acquire); }
+    std::uint64_t version() const noexcept { return seq_->load(std::memory_order_acquire); }
 
     // Rendezvous over keys with the selected kernel (exposed for tests of the SIMD code).
     std::int32_t argmax(const std::uint64_t* keys, std::int32_t n, std::uint64_t flow_hash) const noexcept {
@@ -98,15 +160,43 @@ public:
     }
 
 private:
+    struct AttachTag {};
+    Engine(AttachTag, const TablesView& tables, const std::string& name, const std::string& isa);
+
+    // Construction, step by step (engine.cpp).
+    void select_kernel(const std::string& isa);
+    void build_servers(detail::DerivedStore& v, const std::uint8_t* states, std::size_t n_states);
+    void build_up_lists(detail::DerivedStore& v);
+    void build_server_lists(detail::DerivedStore& v);
+    void build_layouts(detail::DerivedStore& v);
+    void build_big_answers(detail::DerivedStore& v);
+    void build_groups(detail::DerivedStore& v);
+    void build_group_ips(detail::DerivedStore& v);
+    void copy_distance_tables(detail::DerivedStore& v);
+    void bind(detail::DerivedStore& v) noexcept;  // d_ <- the vectors of v
+    void finish(std::chrono::steady_clock::time_point t0);  // kernel context, scratch, stats
+    void bind_context() noexcept;                           // ctx_ <- d_
+
+    // State changes (seqlock writer).
     template <class NewState>
     void apply_locked(std::int32_t first, std::int32_t end, NewState new_state);
     void rebuild_list(std::int32_t c);
+    void rebuild_all_locked();  // every list, alive bit and big answer from the state bytes
     detail::BigAnswer compute_big(std::int32_t b, std::int32_t l) const;
     void store_big(std::int32_t b, std::int32_t l, const detail::BigAnswer& a);
     void list_alive_changed(std::int32_t c, bool alive);
-    void build_group_ips();
     void begin_write() noexcept;
     void end_write() noexcept;
+    template <class Fn>
+    void with_writer_lock(Fn fn);
+    void wait_for_writer(unsigned spins) const noexcept;
+    // Shared engines (engine_shared.cpp): the writer lock is a robust process-shared mutex in the
+    // segment; taking it after its holder died repairs the state (rebuild_all_locked) first.
+    void lock_shared_writer();
+    void unlock_shared_writer() noexcept;
+    // A reader that has waited long on an odd version: when the writer holding it has died (a
+    // shared engine's writer may be another process), repair the state and release the version.
+    void recover_stalled_writer() const noexcept;
 
     TablesView t_;
     TableCounts counts_;
@@ -117,33 +207,19 @@ private:
     detail::ArgmaxFn argmax_ = nullptr;
     detail::KernelCtx ctx_{};
 
-    // Static derived indexes.
-    detail::huge_vector<detail::ServerRec> srv_;
-    detail::huge_vector<std::int32_t> rank_;   // copy of nearest_rank (read per request)
-    detail::huge_vector<double> distance_;     // copy of location_distance
-    detail::huge_vector<detail::GroupRec> grp_;
-    detail::huge_vector<std::int32_t> lay_;  // small layout blobs (see GroupRec; alive words mutable)
-    detail::huge_vector<std::int32_t> gip_;
-    detail::huge_vector<std::uint64_t> gip_key_;
-    detail::huge_vector<detail::IpSet> gsub_;
-    std::vector<std::int32_t> server_list_start_, server_lists_;  // server -> lists containing it
-    std::vector<std::int32_t> big_layout_;                         // big row -> layout
-    std::vector<std::int32_t> big_map_;                            // big row x L -> entry or -1
-    std::vector<std::int32_t> list_big_start_, list_bigs_;         // list -> big rows using it
-    std::vector<std::int32_t> list_small_start_, list_small_;      // list -> (blob, entry) pairs
+    detail::DerivedSpans d_;                      // every derived array, wherever it lives
+    std::unique_ptr<detail::DerivedStore> own_;   // private engine: the storage of d_
+    std::unique_ptr<detail::SharedState> shared_;  // shared engine: the segment holding d_
 
-    // Mutable state (written under mu_ inside the seqlock; read lock-free).
-    std::vector<std::uint8_t> state_;
-    detail::huge_vector<detail::ListRec> lists_;
-    detail::huge_vector<std::uint64_t> up_key_;
-    detail::huge_vector<detail::UpEntry> up_;
-    detail::huge_vector<detail::BigAnswer> big_ans_;
+    // Build scratch: layout -> small blob / big row (-1), dropped once the groups are built.
+    std::vector<std::int32_t> layout_small_, layout_big_;
 
-    // Writer scratch.
+    // Writer scratch (private to each process).
     std::vector<std::uint8_t> mark_;
     std::vector<std::int32_t> touched_;
-    std::mutex mu_;
-    alignas(64) std::atomic<std::uint64_t> seq_{0};
+    std::mutex mu_;  // private engine's writer lock (a shared engine locks the segment's mutex)
+    std::atomic<std::uint64_t>* seq_ = &own_seq_;  // the seqlock word: own_seq_ or the segment's
+    alignas(64) std::atomic<std::uint64_t> own_seq_{0};
     char pad_[64 - sizeof(std::atomic<std::uint64_t>)] = {};
 };
 

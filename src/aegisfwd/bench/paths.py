@@ -11,6 +11,9 @@ Paths (``path`` names in records):
 * ``engine.decide[cython]``, ``engine.decide_indices[cython]``, ``engine.decide[pybind11]``: one call
   per row from Python through each scalar binding (``scalar_backends``), on the first ``scalar_rows``
   rows;
+* ``shared.decide_batch`` and ``shared.decide[cython]``: the same calls on an ``af.SharedEngine``
+  attached to a segment built from the workload's topology (derived tables and states in shared
+  memory, as a worker process of a multi-process proxy would run it);
 * ``reference.decide``: ``af.ReferenceEngine.decide`` per row, same rows;
 * ``peer.python`` (full decision, per row, same rows), ``peer.numpy`` (full, vectorised, all rows),
   ``peer.numpy[tier+location]`` and ``peer.duckdb`` (tier + location, all rows; DuckDB on ``t``
@@ -263,6 +266,18 @@ class Bench:
 
         return self.shared(w, "engine", lambda: af.Engine(w.topology))
 
+    def shared_engine(self, w: Workload) -> Any:
+        """An ``af.SharedEngine`` attached to a segment of ``w``'s topology; the owner (kept with it)
+        removes the segment when the ``Bench`` is dropped or the process exits."""
+        import aegisfwd as af
+
+        def build() -> Any:
+            compiled = w.topology.compile()
+            owner = af.SharedEngine.create(compiled)
+            return owner, af.SharedEngine.attach(owner.name, compiled)
+
+        return self.shared(w, "shared-engine", build)[1]
+
     def reference(self, w: Workload) -> Any:
         import aegisfwd as af
 
@@ -301,6 +316,25 @@ class Bench:
             return engine.decide_batch(*cols, **kwargs)
 
         return Prepared("engine.decide_batch", "full", threads, len(w), run, lambda r: r.columns())
+
+    def shared_batch(self, w: Workload, threads: int) -> Prepared:
+        engine = self.shared_engine(w)
+        cols = w.columns
+
+        def run() -> Any:
+            return engine.decide_batch(*cols, threads=threads)
+
+        return Prepared("shared.decide_batch", "full", threads, len(w), run, lambda r: r.columns())
+
+    def shared_scalar(self, w: Workload, rows: int) -> Prepared:
+        h = w.head(rows)
+        args = list(zip(*(c.tolist() for c in h.columns)))
+        decide = self.shared_engine(w).decide
+
+        def run() -> list[Any]:
+            return [decide(s, p, f, h) for s, p, f, h in args]
+
+        return Prepared("shared.decide[cython]", "full", 1, len(h), run, _decisions_to_columns)
 
     def scalar(self, w: Workload, rows: int) -> list[Prepared]:
         """Every scalar path of the engine (``scalar_backends``), then ``reference.decide``."""

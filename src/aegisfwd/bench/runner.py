@@ -59,6 +59,7 @@ class Settings:
     max_seconds: float = 1.0  # per path: stop repeating once a path has been timed this long
     peers: bool = True
     evaluate: bool = True
+    shared: bool = True  # the SharedEngine paths (where POSIX shared memory exists)
 
     @classmethod
     def short(cls) -> Settings:
@@ -128,12 +129,19 @@ def _tier_mix(tier: np.ndarray) -> dict[str, float]:
     return {name: float(counts[t]) / max(1, len(tier)) for t, name in TIER_NAMES.items() if counts[t]}
 
 
+def _has_shm() -> bool:
+    return Path("/dev/shm").is_dir()
+
+
 def path_builders(
     bench: Bench, w: Workload, s: Settings, folder: Path
 ) -> list[Callable[[], Prepared | list[Prepared]]]:
     """Every path of a run, the single-threaded engine batch first (its answer checks the rest)."""
     out: list[Callable[[], Prepared | list[Prepared]]] = [partial(bench.batch, w, t) for t in s.threads]
     out.append(partial(bench.scalar, w, s.scalar_rows))
+    if s.shared and _has_shm():
+        out += [partial(bench.shared_batch, w, t) for t in s.threads]
+        out.append(partial(bench.shared_scalar, w, s.scalar_rows))
     if s.peers:
         out.append(partial(bench.python_peer, w, s.scalar_rows))
         out.append(partial(bench.numpy_peer, w, "full"))
