@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int fail(const char* what, aegisfwd_status st) {
     fprintf(stderr, "capi_probe: %s: %s: %s\n", what, aegisfwd_status_name(st), aegisfwd_last_error());
@@ -178,6 +179,10 @@ static void* flip_worker(void* p) {
         a->st = aegisfwd_set_location_state(a->e, a->location, (a->flips & 1) ? AEGISFWD_STATE_UP : AEGISFWD_STATE_DOWN);
         if (a->st != AEGISFWD_OK) break;
         ++a->flips;
+        /* Let the deciders run between changes (a change holds the seqlock while it rebuilds; a
+         * writer in a tight loop would starve them on a 2-core machine). */
+        struct timespec pause = {0, 200000};
+        nanosleep(&pause, NULL);
     }
     return NULL;
 }
