@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import aegisfwd as af
-from aegisfwd import capi
+from aegisfwd import _core, capi
 from aegisfwd.compiled import CompiledFileError
 
 HERE = Path(__file__).parent / "capi"
@@ -108,8 +108,7 @@ def _check_world(probe: Path, world_file: Path, engine: af.Engine, tmp_path: Pat
     req_path, out_path, ids_path = tmp_path / "req.bin", tmp_path / "out.bin", tmp_path / "ids.txt"
     with open(req_path, "wb") as f:
         f.write(struct.pack("<Q", ROWS))
-        for name, dtype in (("server", "<i4"), ("pool", "<i4"), ("family", "u1"), ("flow", "<u8")):
-            f.write(np.ascontiguousarray(req[name], dtype=dtype).tobytes())
+        f.writelines(np.ascontiguousarray(req[name], dtype=dtype).tobytes() for name, dtype in (("server", "<i4"), ("pool", "<i4"), ("family", "u1"), ("flow", "<u8")))
     result = _run([str(probe), "world", str(world_file), str(req_path), str(out_path), str(ids_path)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "mismatches=0" in result.stdout
@@ -244,12 +243,21 @@ def test_corrupt_file_gives_an_error_code_and_pythons_message(probe_pkgconfig, t
     status, message = result.stdout.split("\n")[:2]
     assert status == "AEGISFWD_E_CORRUPT_FILE"
     assert message == str(info.value)
+    # The same C++ loader from Python, on the bytes (no path in the message).
+    data = np.frombuffer(path.read_bytes(), dtype=np.uint8).copy()
+    with pytest.raises(CompiledFileError) as from_bytes:
+        af.CompiledTopology.from_bytes(data.tobytes())
+    with pytest.raises(ValueError) as from_cpp:
+        _core.check_compiled(data)
+    assert str(from_cpp.value) == str(from_bytes.value)
 
 
 def test_valid_small_file_and_missing_file(probe_pkgconfig, tmp_path):
     path = tmp_path / "ok.aegc"
     path.write_bytes(_small_file(tmp_path))
     assert _run([str(probe_pkgconfig), "open", str(path)]).stdout.split("\n")[0] == "AEGISFWD_OK"
+    counts = _core.check_compiled(np.frombuffer(path.read_bytes(), dtype=np.uint8).copy())
+    assert counts["servers"] == 5 and counts["pools"] == 1
     result = _run([str(probe_pkgconfig), "open", str(tmp_path / "absent.aegc")])
     status, message = result.stdout.split("\n")[:2]
     assert status == "AEGISFWD_E_IO" and "absent.aegc" in message and "No such file" in message

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typing_extensions import Self
 
 import aegisfwd as af
 from aegisfwd import capi
@@ -92,7 +93,7 @@ class Origin:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Origin:
+    def __enter__(self) -> Self:
         self._thread.start()
         assert self._ready.wait(10), "origin did not start"
         return self
@@ -137,26 +138,27 @@ def nginx_binary() -> str:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory, nginx_binary: str) -> Iterator[tuple[af.Engine, Origin, int, Path]]:
+def setup(tmp_path_factory: pytest.TempPathFactory, nginx_binary: str) -> Iterator[tuple[af.Engine, Origin, int, int, Path]]:
     prefix = tmp_path_factory.mktemp("nginx")
     topo_path = prefix / "topology.yaml"
     topo_path.write_text(TOPOLOGY)
     compiled = prefix / "edge.aegc"
     af.load_topology(topo_path).compile().save(compiled)
     engine = af.Engine(af.load_compiled(compiled))
-    port = _free_port()
+    port, admin_port = _free_port(), _free_port()
     with Origin() as origin:
-        values = dict(
-            USER_DIRECTIVE="user root;" if os.geteuid() == 0 else "",
-            WORKERS="2",
-            PREFIX=str(prefix),
-            MODULE_DIR=str(EXAMPLE),
-            AEGISFWD_LIBRARY=str(capi.library_path()),
-            AEGISFWD_FILE=str(compiled),
-            AEGISFWD_SERVER=SELF,
-            LISTEN=f"127.0.0.1:{port}",
-            ORIGIN=f"127.0.0.1:{origin.port}",
-        )
+        values = {
+            "USER_DIRECTIVE": "user root;" if os.geteuid() == 0 else "",
+            "WORKERS": "2",
+            "PREFIX": str(prefix),
+            "MODULE_DIR": str(EXAMPLE),
+            "AEGISFWD_LIBRARY": str(capi.library_path()),
+            "AEGISFWD_FILE": str(compiled),
+            "AEGISFWD_SERVER": SELF,
+            "LISTEN": f"127.0.0.1:{port}",
+            "ADMIN_LISTEN": f"127.0.0.1:{admin_port}",
+            "ORIGIN": f"127.0.0.1:{origin.port}",
+        }
         # ${NAME} placeholders only: nginx's own $variables stay as they are.
         conf = re.sub(r"\$\{([A-Z_]+)\}", lambda m: values[m.group(1)], (EXAMPLE / "nginx.conf").read_text())
         (prefix / "nginx.conf").write_text(conf)
@@ -177,7 +179,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, nginx_binary: str) -> Iterat
                     if time.monotonic() > deadline:
                         pytest.fail("nginx did not start listening within 15 s")
                     time.sleep(0.05)
-            yield engine, origin, port, prefix
+            yield engine, origin, port, admin_port, prefix
         finally:
             proc.send_signal(signal.SIGQUIT)
             try:
@@ -194,17 +196,18 @@ def _get(conn: http.client.HTTPConnection, headers: dict[str, str]) -> tuple[int
     return resp.status, resp.getheader("X-Aegis-Tier", ""), body
 
 
-def test_nginx_egresses_from_the_decided_address(setup):
-    engine, origin, port, prefix = setup
-    rng = random.Random(20261205)
+def _send(engine: af.Engine, origin: Origin, port: int, n: int, seed: int, fresh: bool) -> dict[str, int]:
+    """``n`` requests over every pool (by pool id or zone); each answer and each origin connection
+    checked against ``engine``. ``fresh``: a new client connection per request (reaches every worker)."""
+    rng = random.Random(seed)
     pools = list(engine.pools)
     zones = {"local": "local.example", "remote": "remote.example", "dark": "dark.example"}
     expected_sources: dict[int, str] = {}
-    statuses: dict[str, int] = {}
+    tiers: dict[str, int] = {}
     origin.accepted.clear()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        for k in range(REQUESTS):
+        for k in range(n):
             pool = pools[k % len(pools)]
             flow = rng.getrandbits(64)
             headers = {"X-Aegis-Flow": str(flow)}
@@ -212,8 +215,12 @@ def test_nginx_egresses_from_the_decided_address(setup):
                 headers["Host"] = zones[pool]  # the zone names the pool
             else:
                 headers["X-Aegis-Pool"] = pool
+            if fresh:
+                headers["Connection"] = "close"
             want = engine.decide(SELF, pool, 4, flow)
             status, tier, body = _get(conn, headers)
+            if fresh:
+                conn.close()
             assert tier == want.tier.name, (pool, flow, tier, want)
             if want.ip is None:
                 assert status == 503, (pool, flow, status, body)  # refused, never connected
@@ -221,23 +228,67 @@ def test_nginx_egresses_from_the_decided_address(setup):
                 assert status == 200, (pool, flow, status, body)
                 assert body == want.ip  # the origin saw the decided source
                 expected_sources[flow] = want.ip
-            statuses[tier] = statuses.get(tier, 0) + 1
+            tiers[tier] = tiers.get(tier, 0) + 1
     finally:
         conn.close()
-    time.sleep(0.2)  # the origin's last handler may still be recording
+    deadline = time.monotonic() + 5  # the origin's last handler may still be recording
+    while len(origin.accepted) < len(expected_sources) and time.monotonic() < deadline:
+        time.sleep(0.01)
     # Every connection the origin accepted came from the decided address of its flow, and there is
     # exactly one per request that was not UNAVAILABLE: UNAVAILABLE made nginx refuse, not connect.
     assert len(origin.accepted) == len(expected_sources)
-    assert all(expected_sources[flow] == peer for peer, flow in origin.accepted if flow is not None)
-    assert all(flow is not None for _, flow in origin.accepted)
+    assert all(flow is not None and expected_sources[flow] == peer for peer, flow in origin.accepted)
     assert origin.refused == []
-    assert {"LOCAL", "SAME_DC", "SAME_LOCATION", "REMOTE", "UNAVAILABLE"} <= set(statuses), statuses
+    return tiers
+
+
+def test_nginx_egresses_from_the_decided_address(setup):
+    engine, origin, port, _, prefix = setup
+    tiers = _send(engine, origin, port, REQUESTS, seed=20261205, fresh=False)
+    assert {"LOCAL", "SAME_DC", "SAME_LOCATION", "REMOTE", "UNAVAILABLE"} <= set(tiers), tiers
     log = (prefix / "error.log").read_text()
     assert "[error]" not in log and "[alert]" not in log, log[-2000:]
 
 
+def _post_state(admin_port: int, target: str, state: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=10)
+    try:
+        conn.request("POST", f"/aegisfwd/state?target={target}&state={state}")
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+def test_nginx_applies_state_changes_in_every_worker(setup):
+    """A state change posted to one worker reaches all of them and changes decisions as af.Engine's
+    set_state does: AMS down makes the 'remote' pool UNAVAILABLE (its other holder, FRA, is down)."""
+    engine, origin, port, admin_port, _ = setup
+    try:
+        assert _post_state(admin_port, "AMS", "down") == (200, "ok\n")
+        engine.set_state("AMS", "down")
+        time.sleep(0.3)  # the other worker's timer applies the shared states (every 50 ms)
+        tiers = _send(engine, origin, port, 300, seed=1, fresh=True)
+        assert engine.decide(SELF, "remote", 4, 1).tier.name == "UNAVAILABLE"
+        assert "REMOTE" not in tiers
+        assert _post_state(admin_port, "lhr01-s002", "draining") == (200, "ok\n")
+        engine.set_state("lhr01-s002", "draining")
+        time.sleep(0.3)
+        _send(engine, origin, port, 300, seed=2, fresh=True)
+    finally:
+        assert _post_state(admin_port, "AMS", "up") == (200, "ok\n")
+        assert _post_state(admin_port, "lhr01-s002", "up") == (200, "ok\n")
+        engine.set_state("AMS", "up")
+        engine.set_state("lhr01-s002", "up")
+        time.sleep(0.3)
+    tiers = _send(engine, origin, port, 300, seed=3, fresh=True)
+    assert "REMOTE" in tiers
+    assert _post_state(admin_port, "nowhere", "down")[0] == 400
+    assert _post_state(admin_port, "AMS", "sideways")[0] == 400
+
+
 def test_nginx_refuses_unknown_pools(setup):
-    _, _, port, _ = setup
+    _, _, port, _, _ = setup
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         status, tier, _ = _get(conn, {"X-Aegis-Pool": "no-such-pool", "X-Aegis-Flow": "7"})
@@ -248,10 +299,14 @@ def test_nginx_refuses_unknown_pools(setup):
 
 def test_origin_refuses_a_connection_from_a_non_dedicated_address(setup):
     """The origin really enforces its allowlist: a plain connection from 127.0.0.1 gets nothing."""
-    _, origin, _, _ = setup
+    _, origin, _, _, _ = setup
     with socket.create_connection(("127.0.0.1", origin.port), timeout=5) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert s.recv(100) == b""
+        try:
+            answer = s.recv(100)
+        except ConnectionResetError:  # closed with our request unread: a reset, no answer either
+            answer = b""
+        assert answer == b""
     assert "127.0.0.1" in origin.refused
 
 

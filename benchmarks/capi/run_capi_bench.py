@@ -109,8 +109,7 @@ def main() -> int:
     req_file = args.build_dir / "requests.bin"
     with open(req_file, "wb") as f:
         f.write(struct.pack("<Q", args.rows))
-        for name, dtype in (("server", "<i4"), ("pool", "<i4"), ("family", "u1"), ("flow", "<u8")):
-            f.write(np.ascontiguousarray(req[name], dtype=dtype).tobytes())
+        f.writelines(np.ascontiguousarray(req[name], dtype=dtype).tobytes() for name, dtype in (("server", "<i4"), ("pool", "<i4"), ("family", "u1"), ("flow", "<u8")))
 
     run = subprocess.run([str(exe), str(world_file), str(req_file), str(args.rounds)], check=True,
                          capture_output=True, text=True)

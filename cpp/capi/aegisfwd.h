@@ -226,6 +226,8 @@ AEGISFWD_API aegisfwd_status aegisfwd_set_location_state(aegisfwd_engine* engine
 /* Every server's state at once (`n` must be the number of servers); one atomic change. */
 AEGISFWD_API aegisfwd_status aegisfwd_set_states(aegisfwd_engine* engine, const uint8_t* states, size_t n);
 AEGISFWD_API aegisfwd_status aegisfwd_get_state(const aegisfwd_engine* engine, int32_t server, uint8_t* state);
+/* Every server's state at once into states[0, n) (`n` must be the number of servers). */
+AEGISFWD_API aegisfwd_status aegisfwd_get_states(const aegisfwd_engine* engine, uint8_t* states, size_t n);
 
 /* ---- source addresses ------------------------------------------------------------------------------ */
 /* The canonical text of IP `ip` ("192.0.2.10", "2001:db8::1", or "2001:db8:a::/48" for a prefix),

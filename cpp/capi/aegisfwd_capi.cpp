@@ -307,6 +307,15 @@ aegisfwd_status aegisfwd_get_state(const aegisfwd_engine* engine, int32_t server
     });
 }
 
+aegisfwd_status aegisfwd_get_states(const aegisfwd_engine* engine, uint8_t* states, size_t n) {
+    if (engine == nullptr || (states == nullptr && n != 0))
+        return set_error(AEGISFWD_E_INVALID_ARGUMENT, "engine and states must not be NULL");
+    return guarded([&] {
+        engine->core.get_states(states, n);
+        return AEGISFWD_OK;
+    });
+}
+
 aegisfwd_status aegisfwd_ip_text(const aegisfwd_engine* engine, int32_t ip, char* buf, size_t size,
                                  size_t* needed) {
     const char* data = nullptr;

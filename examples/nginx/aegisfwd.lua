@@ -28,6 +28,14 @@ int aegisfwd_decide(const aegisfwd_engine* engine, int32_t server, int32_t pool,
                     uint64_t flow, aegisfwd_decision* out);
 int aegisfwd_ip_text(const aegisfwd_engine* engine, int32_t ip, char* buf, size_t size, size_t* needed);
 int aegisfwd_set_server_state(aegisfwd_engine* engine, int32_t server, int state);
+int aegisfwd_set_dc_state(aegisfwd_engine* engine, int32_t dc, int state);
+int aegisfwd_set_location_state(aegisfwd_engine* engine, int32_t location, int state);
+int aegisfwd_set_states(aegisfwd_engine* engine, const uint8_t* states, size_t n);
+int aegisfwd_get_states(const aegisfwd_engine* engine, uint8_t* states, size_t n);
+typedef struct aegisfwd_counts {
+    int32_t locations; int32_t dcs; int32_t servers; int32_t pools; int32_t ips; int32_t zones;
+} aegisfwd_counts;
+int aegisfwd_counts_get(const aegisfwd_engine* engine, aegisfwd_counts* out);
 unsigned long long strtoull(const char* s, char** end, int base);
 ]]
 
@@ -35,10 +43,12 @@ local M = {
     ABI_VERSION = 1,
     TIERS = { [0] = "LOCAL", "SAME_DC", "SAME_LOCATION", "REMOTE", "UNAVAILABLE", [255] = "INVALID" },
 }
-local KIND_SERVER, KIND_POOL, KIND_ZONE = 2, 3, 5
+local KIND_LOCATION, KIND_DC, KIND_SERVER, KIND_POOL, KIND_ZONE = 0, 1, 2, 3, 5
+local STATE_CODES = { up = 0, draining = 1, down = 2 }
 local TIER_UNAVAILABLE, TIER_INVALID = 4, 255
 
-local lib, engine, self_server
+local lib, engine, self_server, n_servers, states_buf
+local shared, applied_version = nil, 0  -- live state shared by the workers (see M.sync)
 local ip_text = {}          -- ip index -> address text for proxy_bind (built on first use)
 local index_cache = {}      -- "kind:id" -> index (ids are looked up once per worker)
 local decision = ffi.new("aegisfwd_decision")
@@ -61,7 +71,95 @@ function M.init(opts)
     engine = ffi.gc(out[0], lib.aegisfwd_close)
     self_server = M.index(KIND_SERVER, opts.server)
     if self_server == nil then error("aegisfwd: this server's id " .. opts.server .. " is not in " .. opts.file) end
-    return M
+    local counts = ffi.new("aegisfwd_counts")
+    lib.aegisfwd_counts_get(engine, counts)
+    n_servers = counts.servers
+    states_buf = ffi.new("uint8_t[?]", math.max(n_servers, 1))
+    if opts.shared_dict then
+        shared = ngx.shared[opts.shared_dict]
+        if shared == nil then error("aegisfwd: no lua_shared_dict " .. opts.shared_dict) end
+        M.sync()
+        -- Each worker has its own engine: a timer applies the states other workers published.
+        local ok, err = ngx.timer.every(opts.sync_interval or 0.05, function(premature)
+            if not premature then M.sync() end
+        end)
+        if not ok then error("aegisfwd: cannot start the state timer: " .. tostring(err)) end
+    end
+    -- ---- live state ------------------------------------------------------------------------------
+-- Server states change at run time (a health checker, an operator). Every worker has its own
+-- engine, so a change is published as the full state vector (one byte per server) with a version in
+-- a lua_shared_dict; each worker applies a newer vector with one atomic aegisfwd_set_states.
+-- Publishing the whole vector (not a log of changes) means no change is ever lost or reordered.
+
+-- Applies the shared state vector if it is newer than the one this worker has.
+function M.sync()
+    if shared == nil then return end
+    local version = shared:get("version") or 0
+    if version == applied_version then return end
+    local states = shared:get("states")
+    if states ~= nil and #states == n_servers then
+        local st = lib.aegisfwd_set_states(engine, ffi.cast("const uint8_t*", states), n_servers)
+        if st ~= 0 then fail("set_states", st) end
+    end
+    applied_version = version
+end
+
+-- Sets `state` ("up", "draining", "down") on a server, DC or location id (servers first, as
+-- af.Engine.set_state resolves ids), here and for every worker. Returns true, or nil and a reason.
+function M.set_state(target, state)
+    local code = STATE_CODES[state]
+    if code == nil then return nil, "state must be up, draining or down" end
+    local setter, index
+    index = M.index(KIND_SERVER, target)
+    if index ~= nil then setter = lib.aegisfwd_set_server_state end
+    if setter == nil then
+        index = M.index(KIND_DC, target)
+        if index ~= nil then setter = lib.aegisfwd_set_dc_state end
+    end
+    if setter == nil then
+        index = M.index(KIND_LOCATION, target)
+        if index ~= nil then setter = lib.aegisfwd_set_location_state end
+    end
+    if setter == nil then return nil, "no server, DC or location " .. target end
+    if shared == nil then  -- no shared dict configured: this worker only
+        local st = setter(engine, index, code)
+        if st ~= 0 then return nil, ffi.string(lib.aegisfwd_last_error()) end
+        return true
+    end
+    -- One publisher at a time: start from the latest published vector, change it, publish.
+    local deadline = ngx.now() + 2
+    while not shared:add("lock", true, 2) do
+        if ngx.now() > deadline then return nil, "state lock busy" end
+        ngx.sleep(0.001)
+    end
+    M.sync()
+    local st = setter(engine, index, code)
+    if st == 0 then st = lib.aegisfwd_get_states(engine, states_buf, n_servers) end
+    if st == 0 then
+        shared:set("states", ffi.string(states_buf, n_servers))
+        applied_version = shared:incr("version", 1, 0)
+    end
+    shared:delete("lock")
+    if st ~= 0 then return nil, ffi.string(lib.aegisfwd_last_error()) end
+    return true
+end
+
+-- content_by_lua_block handler of the admin location: POST ?target=ID&state=up|draining|down.
+function M.admin()
+    local args = ngx.req.get_uri_args()
+    if ngx.req.get_method() ~= "POST" or type(args.target) ~= "string" or type(args.state) ~= "string" then
+        ngx.status = ngx.HTTP_BAD_REQUEST
+        return ngx.say("POST ?target=<server, DC or location id>&state=up|draining|down")
+    end
+    local ok, err = M.set_state(args.target, args.state)
+    if not ok then
+        ngx.status = ngx.HTTP_BAD_REQUEST
+        return ngx.say(err)
+    end
+    ngx.say("ok")
+end
+
+return M
 end
 
 -- Index of an id of `kind`, or nil when the topology has no such id.
@@ -127,6 +225,80 @@ function M.rewrite()
         return ngx.exit(ngx.HTTP_SERVICE_UNAVAILABLE) -- fail closed
     end
     ngx.var.aegis_src = source
+end
+
+-- ---- live state ------------------------------------------------------------------------------
+-- Server states change at run time (a health checker, an operator). Every worker has its own
+-- engine, so a change is published as the full state vector (one byte per server) with a version in
+-- a lua_shared_dict; each worker applies a newer vector with one atomic aegisfwd_set_states.
+-- Publishing the whole vector (not a log of changes) means no change is ever lost or reordered.
+
+-- Applies the shared state vector if it is newer than the one this worker has.
+function M.sync()
+    if shared == nil then return end
+    local version = shared:get("version") or 0
+    if version == applied_version then return end
+    local states = shared:get("states")
+    if states ~= nil and #states == n_servers then
+        local st = lib.aegisfwd_set_states(engine, ffi.cast("const uint8_t*", states), n_servers)
+        if st ~= 0 then fail("set_states", st) end
+    end
+    applied_version = version
+end
+
+-- Sets `state` ("up", "draining", "down") on a server, DC or location id (servers first, as
+-- af.Engine.set_state resolves ids), here and for every worker. Returns true, or nil and a reason.
+function M.set_state(target, state)
+    local code = STATE_CODES[state]
+    if code == nil then return nil, "state must be up, draining or down" end
+    local setter, index
+    index = M.index(KIND_SERVER, target)
+    if index ~= nil then setter = lib.aegisfwd_set_server_state end
+    if setter == nil then
+        index = M.index(KIND_DC, target)
+        if index ~= nil then setter = lib.aegisfwd_set_dc_state end
+    end
+    if setter == nil then
+        index = M.index(KIND_LOCATION, target)
+        if index ~= nil then setter = lib.aegisfwd_set_location_state end
+    end
+    if setter == nil then return nil, "no server, DC or location " .. target end
+    if shared == nil then  -- no shared dict configured: this worker only
+        local st = setter(engine, index, code)
+        if st ~= 0 then return nil, ffi.string(lib.aegisfwd_last_error()) end
+        return true
+    end
+    -- One publisher at a time: start from the latest published vector, change it, publish.
+    local deadline = ngx.now() + 2
+    while not shared:add("lock", true, 2) do
+        if ngx.now() > deadline then return nil, "state lock busy" end
+        ngx.sleep(0.001)
+    end
+    M.sync()
+    local st = setter(engine, index, code)
+    if st == 0 then st = lib.aegisfwd_get_states(engine, states_buf, n_servers) end
+    if st == 0 then
+        shared:set("states", ffi.string(states_buf, n_servers))
+        applied_version = shared:incr("version", 1, 0)
+    end
+    shared:delete("lock")
+    if st ~= 0 then return nil, ffi.string(lib.aegisfwd_last_error()) end
+    return true
+end
+
+-- content_by_lua_block handler of the admin location: POST ?target=ID&state=up|draining|down.
+function M.admin()
+    local args = ngx.req.get_uri_args()
+    if ngx.req.get_method() ~= "POST" or type(args.target) ~= "string" or type(args.state) ~= "string" then
+        ngx.status = ngx.HTTP_BAD_REQUEST
+        return ngx.say("POST ?target=<server, DC or location id>&state=up|draining|down")
+    end
+    local ok, err = M.set_state(args.target, args.state)
+    if not ok then
+        ngx.status = ngx.HTTP_BAD_REQUEST
+        return ngx.say(err)
+    end
+    ngx.say("ok")
 end
 
 return M
