@@ -24,7 +24,7 @@ import pytest
 
 import aegisfwd as af
 from aegisfwd import _core, capi
-from aegisfwd.compiled import CompiledFileError
+from aegisfwd.errors import CompiledFileError
 
 HERE = Path(__file__).parent / "capi"
 PROBE = HERE / "capi_probe.c"

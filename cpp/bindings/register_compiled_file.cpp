@@ -1,5 +1,5 @@
 // _core.check_compiled(buffer, verify): the C++ compiled-file loader (cpp/src/compiled_file.cpp,
-// the one the C ABI uses) run on a Python buffer, so Python can hold it to compiled.py's loader
+// the one the C ABI uses) run on a Python buffer, so Python can hold it to compiled/_verify.py's loader
 // and, eventually, share it. Raises ValueError with the loader's message; returns the counts.
 #include "aegisfwd/compiled_file.hpp"
 #include "bindings.hpp"

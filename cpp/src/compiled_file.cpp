@@ -1,6 +1,6 @@
-// CompiledFile: the compiled-file loader of src/aegisfwd/compiled.py, check for check, in C++.
+// CompiledFile: the compiled-file loader of src/aegisfwd/compiled/_verify.py, check for check, in C++.
 //
-// Keep the two in step: every check below mirrors one of compiled.py's `_open_buffer_unchecked`,
+// Keep the two in step: every check below mirrors one of _verify.py's `open_tables`,
 // `_check_header` or `_check_ranges`, in the same order and with the same message, so that a file
 // is accepted or refused identically whichever language opens it (tests/test_capi.py compares them).
 #include "aegisfwd/compiled_file.hpp"

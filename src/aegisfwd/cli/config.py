@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from . import capi
+from .. import capi
 
 # option -> where it points; printed in this order, one path per line, when several are asked for.
 _PATHS: dict[str, Callable[[], Path]] = {
