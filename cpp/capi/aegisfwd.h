@@ -202,9 +202,10 @@ AEGISFWD_API aegisfwd_status aegisfwd_id(const aegisfwd_engine* engine, aegisfwd
 /* ---- decisions ----------------------------------------------------------------------------------- */
 /* Decides one request: the ingress server index, the pool index, the address family (4 or 6) the
  * origin connection uses, and the flow key (any 64-bit value identifying the flow; the same flow
- * always gets the same answer while states do not change). Writes *out (which must not be NULL) and
- * returns its tier. An out-of-range server or pool or a family other than 4/6 gives
- * AEGISFWD_TIER_INVALID; no error message is set (this call never fails otherwise). */
+ * always gets the same answer while states do not change). Writes *out and returns its tier. An
+ * out-of-range server or pool or a family other than 4/6 gives AEGISFWD_TIER_INVALID; no error
+ * message is set (this call never fails otherwise). This is the hot path: `engine` and `out` are not
+ * checked and must be valid. */
 AEGISFWD_API aegisfwd_tier aegisfwd_decide(const aegisfwd_engine* engine, int32_t server, int32_t pool,
                                            uint8_t family, uint64_t flow, aegisfwd_decision* out);
 
