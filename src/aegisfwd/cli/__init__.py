@@ -9,6 +9,7 @@ with one line (``LAZY_COMMANDS`` in ``_group`` for a command that needs an extra
 from __future__ import annotations
 
 from ._group import LAZY_COMMANDS, LazyGroup, main
+from .config import config
 from .demo import demo
 from .topology import compile_command, decide, validate
 
@@ -16,5 +17,6 @@ main.add_command(validate)
 main.add_command(compile_command)
 main.add_command(decide)
 main.add_command(demo)
+main.add_command(config)
 
 __all__ = ["LAZY_COMMANDS", "LazyGroup", "main"]

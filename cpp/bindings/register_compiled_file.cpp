@@ -1,0 +1,38 @@
+// _core.check_compiled(buffer, verify): the C++ compiled-file loader (cpp/src/compiled_file.cpp,
+// the one the C ABI uses) run on a Python buffer, so Python can hold it to compiled/_verify.py's loader
+// and, eventually, share it. Raises ValueError with the loader's message; returns the counts.
+#include "aegisfwd/compiled_file.hpp"
+#include "bindings.hpp"
+
+namespace aegisfwd::bindings {
+
+void register_compiled_file(py::module_& m) {
+    m.def(
+        "check_compiled",
+        [](const py::buffer& buffer, bool verify) {
+            const py::buffer_info info = buffer.request();
+            if (info.ndim != 1 || info.itemsize != 1) throw std::invalid_argument("expected a 1-d byte buffer");
+            const auto size = static_cast<std::size_t>(info.size);
+            std::unique_ptr<CompiledFile> file;
+            {
+                py::gil_scoped_release release;
+                file = CompiledFile::from_buffer(info.ptr, size, verify);
+            }
+            py::dict counts;
+            for (const char* name : {"locations", "dcs", "servers", "pools", "ips", "zones", "lists", "layouts"})
+                counts[name] = file->count(name);
+            return counts;
+        },
+        py::arg("buffer"), py::arg("verify") = true,
+        "Validate a compiled topology held in `buffer` (8-byte aligned) with the C++ loader; ValueError "
+        "with the message Python's loader gives when it is not valid.");
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const CompiledFileError& e) {
+            PyErr_SetString(PyExc_ValueError, e.what());
+        }
+    });
+}
+
+}  // namespace aegisfwd::bindings
