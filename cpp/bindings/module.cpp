@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
     aegisfwd::bindings::register_engine(m);
     aegisfwd::bindings::register_logkeys(m);
     aegisfwd::bindings::register_concurrency(m);
+    aegisfwd::bindings::register_validate(m);
 }
