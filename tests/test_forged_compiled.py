@@ -25,7 +25,7 @@ import aegisfwd as af
 from aegisfwd import AegisIP, CompiledTopology, DataCenter, Location, Pool, Topology
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
-from _invariants import check_batch  # noqa: E402
+from _invariants import check_batch
 
 
 def ip(text: str, *holders: str) -> AegisIP:
