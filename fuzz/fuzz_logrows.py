@@ -18,7 +18,7 @@ from _harness import main  # noqa: E402
 import aegisfwd as af
 from aegisfwd.evaluation._prepare import column_names, resolve_columns
 from aegisfwd.evaluation._read import NdjsonBlockParser
-from aegisfwd.evaluation._run import evaluate_batches
+from aegisfwd.evaluation._batches import evaluate_batches
 
 TOPO = af.load_topology(Path(__file__).resolve().parent / "data" / "logs-topology.yaml")
 CT = TOPO.compile()

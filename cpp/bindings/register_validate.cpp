@@ -3,7 +3,10 @@
 // mapped file before any engine is built, so that a forged file fails at load whatever backend
 // reads it later.
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "aegisfwd/string_table.hpp"
 #include "aegisfwd/tables.hpp"
 #include "bindings.hpp"
 
@@ -46,10 +49,24 @@ py::dict validate_tables(const py::dict& arrays, bool derived) {
     t.layout_location = array_of<std::int32_t>(arrays, "layout_location", keep);
     t.layout_list = array_of<std::int32_t>(arrays, "layout_list", keep);
     t.group_layout = array_of<std::int32_t>(arrays, "group_layout", keep);
+    // Id string tables, when the dict has them (an engine's arrays need not).
+    static constexpr const char* kKinds[] = {"location", "dc", "server", "pool", "ip", "zone"};
+    std::vector<std::string> names;
+    std::vector<std::pair<ArrayView<std::uint8_t>, ArrayView<std::int64_t>>> strings;
+    for (const char* kind : kKinds) {
+        const std::string b = std::string(kind) + "_id_bytes", o = std::string(kind) + "_id_offsets";
+        if (!arrays.contains(b.c_str())) continue;
+        strings.emplace_back(array_of<std::uint8_t>(arrays, b.c_str(), keep),
+                             array_of<std::int64_t>(arrays, o.c_str(), keep));
+        names.push_back(b);
+        names.push_back(o);
+    }
     TableCounts c;
     {
         py::gil_scoped_release nogil;
         c = derived ? t.validate() : t.validate_structure();
+        for (std::size_t k = 0; k < strings.size(); ++k)
+            check_string_table(names[2 * k].c_str(), names[2 * k + 1].c_str(), strings[k].first, strings[k].second);
     }
     py::dict out;
     out["locations"] = c.locations;
@@ -68,7 +85,8 @@ py::dict validate_tables(const py::dict& arrays, bool derived) {
 
 void register_validate(py::module_& m) {
     m.def("validate_tables", &validate_tables, py::arg("arrays"), py::arg("derived") = true,
-          "Run the C++ validator of compiled tables (structure, then derived tables against facts) "
+          "Run the C++ validator of compiled tables (structure, then derived tables against facts, "
+          "then the id string tables present: offsets and unique ids) "
           "on a dict name -> numpy array; ValueError naming the array and row on the first problem. "
           "Returns the index-space sizes. derived=False skips the cross-check (to measure its cost).");
 }
