@@ -44,6 +44,8 @@ def test_one_input(data: bytes) -> None:
     try:
         engine = af.Engine(c)
     except af.CompiledFileError as exc:
+        if "is not valid UTF-8" in str(exc):
+            return  # ids are decoded lazily (docs/compiled-format.md): refused when first needed
         raise AssertionError(f"load_compiled accepted a file the engine refuses: {exc}") from None
     for kind in ("servers", "dcs", "locations", "pools", "ips", "zones"):
         try:
