@@ -12,10 +12,11 @@ found something (a crash-class exception, or an invariant of _invariants.py brok
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
@@ -51,10 +52,8 @@ def _instrument_aegisfwd(atheris: Any) -> None:
                 f = getattr(f, "__func__", f)
                 if isinstance(f, types.FunctionType) and f.__module__ == name and id(f) not in seen:
                     seen.add(id(f))
-                    try:
+                    with contextlib.suppress(Exception):  # one atheris cannot rewrite stays as is
                         atheris.instrument_func(f)
-                    except Exception:  # noqa: BLE001 - a function atheris cannot rewrite stays as is
-                        pass
 
 
 def main(target: Callable[[bytes], None]) -> None:

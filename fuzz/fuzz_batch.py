@@ -20,13 +20,12 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Provider, main  # noqa: E402
+import pandas as pd
+import pyarrow as pa
+from _harness import Provider, main
+from _invariants import check_answers
 
 import aegisfwd as af
-
-import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
-from _invariants import check_answers  # noqa: E402
 
 _topo = af.load_topology(Path(__file__).resolve().parent / "data" / "spec-example.yaml")
 COMPILED = af.Engine(_topo)

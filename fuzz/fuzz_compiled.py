@@ -15,11 +15,10 @@ import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import main  # noqa: E402
+from _harness import main
+from _invariants import check_batch
 
 import aegisfwd as af
-
-from _invariants import check_batch  # noqa: E402
 
 PREFIX = struct.Struct("<8sIIQII")  # magic, version, header length, total length, header CRC, payload CRC
 

@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import main  # noqa: E402
+from _harness import main
 
 import aegisfwd as af
+from aegisfwd.evaluation._batches import evaluate_batches
 from aegisfwd.evaluation._prepare import column_names, resolve_columns
 from aegisfwd.evaluation._read import NdjsonBlockParser
-from aegisfwd.evaluation._batches import evaluate_batches
 
 TOPO = af.load_topology(Path(__file__).resolve().parent / "data" / "logs-topology.yaml")
 CT = TOPO.compile()

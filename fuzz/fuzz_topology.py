@@ -13,11 +13,10 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import main  # noqa: E402
+from _harness import main
+from _invariants import check_batch
 
 import aegisfwd as af
-
-from _invariants import check_batch  # noqa: E402
 
 SUFFIXES = (".yaml", ".json", ".toml")
 _DIR = Path(tempfile.mkdtemp(prefix="aegisfwd-fuzz-topology-"))

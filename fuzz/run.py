@@ -41,7 +41,7 @@ def run_target(name: str, seconds: int, artifacts: Path) -> dict[str, object]:
         # The target's stdout/stderr is mostly libFuzzer's progress: keep it in a log file.
         log_path = artifacts / f"{name}.log"
         with open(log_path, "wb") as log:
-            rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=seconds + 300).returncode
+            rc = subprocess.run(cmd, check=False, stdout=log, stderr=subprocess.STDOUT, timeout=seconds + 300).returncode
         elapsed = time.monotonic() - t0
         log_text = log_path.read_text(errors="replace")
         runs = re.findall(r"Done (\d+) runs in (\d+) second", log_text)
