@@ -53,7 +53,7 @@ from typing import Any, NamedTuple, TypeGuard
 
 import numpy as np
 
-from .errors import BatchInputError, InvalidFamilyError, UnknownIdError
+from .errors import BatchInputError, InvalidFamilyError, InvalidFlowError, UnknownIdError
 
 __all__ = [
     "FLOW_LIMIT",
@@ -107,7 +107,7 @@ def resolve_family(value: object) -> int:
 
 
 def _flow_error(value: object) -> ValueError:
-    return ValueError(f"invalid flow key {value!r}: expected an integer in [0, 2**64)")
+    return InvalidFlowError(f"invalid flow key {value!r}: expected an integer in [0, 2**64)")
 
 
 def resolve_flow(value: object) -> int:
