@@ -80,5 +80,6 @@ void register_engine(py::module_& m);
 void register_logkeys(py::module_& m);
 void register_concurrency(py::module_& m);
 void register_compiled_file(py::module_& m);
+void register_validate(py::module_& m);
 
 }  // namespace aegisfwd::bindings

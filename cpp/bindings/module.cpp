@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
     aegisfwd::bindings::register_logkeys(m);
     aegisfwd::bindings::register_concurrency(m);
     aegisfwd::bindings::register_compiled_file(m);
+    aegisfwd::bindings::register_validate(m);
 }

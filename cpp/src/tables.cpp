@@ -1,5 +1,6 @@
 // TablesView::validate(): every check the engine's raw-pointer reads depend on.
 #include "aegisfwd/tables.hpp"
+#include "aegisfwd/crosscheck.hpp"
 
 #include <cmath>
 #include <limits>
@@ -54,6 +55,13 @@ void check_index(const char* name, std::int64_t value, std::int64_t lo, std::int
 }  // namespace
 
 TableCounts TablesView::validate() const {
+    const TableCounts c = validate_structure();
+    // The derived candidate tables must be what the facts imply (crosscheck.hpp).
+    check_derived_against_facts(*this, c);
+    return c;
+}
+
+TableCounts TablesView::validate_structure() const {
     TableCounts c;
     c.locations = count_from("location_server_start", location_server_start.size);
     c.dcs = count_from("dc_server_start", dc_server_start.size);

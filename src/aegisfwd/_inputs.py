@@ -12,11 +12,11 @@ Scalars (``decide``)
 Batches (``decide_batch``)
     ``normalize_batch`` converts the four arguments to C-contiguous arrays (server and pool
     indices int32, family uint8, flow uint64) and returns the rows that were bad. Accepted per
-    argument: a numpy 1-D array, a list/tuple (or any other iterable), a pyarrow ``Array`` or
-    ``ChunkedArray``, a pandas ``Series``, or a scalar, which is broadcast to the batch length (the
-    common length of the non-scalar arguments).
+    argument: a numpy 1-D array, a list/tuple or any other iterable (a generator or iterator is
+    read once, into a list), a pyarrow ``Array`` or ``ChunkedArray``, a pandas ``Series``, or a
+    scalar, which is broadcast to the batch length (the common length of the non-scalar arguments).
 
-    * ids: str ids (numpy ``U``/object arrays, Arrow string / large_string / dictionary, pandas
+    * ids: str ids (numpy ``U``/object arrays, Arrow string / large_string / string_view / dictionary, pandas
       object / string / categorical) or integer indices of any integer dtype (range-checked);
       float and bool arrays are rejected as a whole (``BatchInputError``).
     * families: integers equal to 4 or 6.
@@ -53,7 +53,7 @@ from typing import Any, NamedTuple, TypeGuard
 
 import numpy as np
 
-from .errors import BatchInputError, InvalidFamilyError, UnknownIdError
+from .errors import BatchInputError, InvalidFamilyError, InvalidFlowError, UnknownIdError
 
 __all__ = [
     "FLOW_LIMIT",
@@ -107,7 +107,7 @@ def resolve_family(value: object) -> int:
 
 
 def _flow_error(value: object) -> ValueError:
-    return ValueError(f"invalid flow key {value!r}: expected an integer in [0, 2**64)")
+    return InvalidFlowError(f"invalid flow key {value!r}: expected an integer in [0, 2**64)")
 
 
 def resolve_flow(value: object) -> int:
@@ -178,6 +178,26 @@ def _length(values: object, name: str) -> int:
         return len(values)  # type: ignore[arg-type]
     except TypeError:
         raise BatchInputError(f"{name} must be a sequence or a scalar, not {type(values).__name__}") from None
+
+
+def _materialize(values: object, name: str) -> Any:
+    """An iterable without a length (generator, ``map``, iterator) becomes a list, read once, so
+    that it can be measured and broadcast against; everything else is returned as it is."""
+    if (
+        _is_scalar(values)
+        or isinstance(values, np.ndarray)
+        or _is_arrow(values)
+        or _is_series(values)
+        or hasattr(values, "__len__")
+    ):
+        return values
+    try:
+        iterator = iter(values)  # type: ignore[call-overload]
+    except TypeError:
+        raise BatchInputError(
+            f"{name} must be a sequence, an iterable or a scalar, not {type(values).__name__}"
+        ) from None
+    return list(iterator)
 
 
 def _as_1d(values: object, name: str) -> Any:
@@ -298,12 +318,19 @@ def _ids_from_arrow(
     t = values.type
     if pa.types.is_dictionary(t):
         dictionary = values.dictionary
-        if not (pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type)):
+        if not (
+            pa.types.is_string(dictionary.type)
+            or pa.types.is_large_string(dictionary.type)
+            or getattr(pa.types, "is_string_view", bool)(dictionary.type)
+        ):
             return _ids_from_arrow(values.dictionary_decode(), ids, lookup, kind, name)
         mapped = _map_dictionary(dictionary.to_pylist(), ids, lookup, kind)
         codes = values.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         return _ids_from_codes(codes, mapped)
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view", bool)(t):
+    if getattr(pa.types, "is_string_view", bool)(t):
+        # Arrow has no dictionary_encode kernel for string_view: take the same text as large_string.
+        return _ids_from_arrow(values.cast(pa.large_string()), ids, lookup, kind, name)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
         return _ids_from_arrow(values.dictionary_encode(), ids, lookup, kind, name)
     if pa.types.is_integer(t):
         nulls = _null_mask(values)
@@ -474,7 +501,10 @@ def _id_column(values: Any, ids: Sequence[str], lookup: Mapping[str, int], kind:
     if isinstance(values, np.ndarray):
         out, bad = _ids_from_numpy(values, ids, lookup, kind, name)
     elif _is_arrow(values):
-        out, bad = _ids_from_arrow(values, ids, lookup, kind, name)
+        try:
+            out, bad = _ids_from_arrow(values, ids, lookup, kind, name)
+        except _pyarrow().ArrowException as exc:  # a type or layout Arrow cannot convert
+            raise BatchInputError(f"{name}: Arrow cannot read this {values.type} column: {exc}") from None
     elif _is_series(values):
         out, bad = _ids_from_series(values, ids, lookup, kind, name)
     else:
@@ -636,7 +666,10 @@ def normalize_batch(
     arguments; if every argument is a scalar the batch has one row.
     """
     _check_errors(errors)
-    args = {"servers": servers, "pools": pools, "families": families, "flows": flows}
+    args = {
+        name: _materialize(value, name)
+        for name, value in (("servers", servers), ("pools", pools), ("families", families), ("flows", flows))
+    }
     lengths = {name: _length(v, name) for name, v in args.items() if not _is_scalar(v)}
     if len(set(lengths.values())) > 1:
         detail = ", ".join(f"{name}={n}" for name, n in lengths.items())

@@ -42,11 +42,14 @@ from .topology import STATE_CODES, STATE_NAMES, Topology
 # Scalar answers of the compiled path are Decisions for isinstance() too (see _types.Decision).
 Decision.register(FastDecision)
 
-__all__ = ["BACKENDS", "Engine", "ReferenceBackedEngine", "available_isas"]
+__all__ = ["BACKENDS", "MAX_THREADS", "Engine", "ReferenceBackedEngine", "available_isas"]
 
 BACKENDS = ("compiled", "reference")
 ENV_BACKEND = "AEGISFWD_ENGINE"
 ENV_ISA = "AEGISFWD_ISA"
+# decide_batch(threads=...) above this is refused: more threads than any machine has cores only
+# costs thread creation (the core never starts more than one per 16,384 rows anyway).
+MAX_THREADS = 1024
 
 
 def _backend(backend: str | None) -> str:
@@ -277,7 +280,7 @@ class Engine(EngineCore):
     ) -> BatchResult:
         """Decide a batch (numpy, Arrow, pandas or lists; scalars broadcast). Columns in input
         order. ``errors="mark"`` answers bad rows ``Tier.INVALID`` instead of raising. ``threads``:
-        worker threads (None: every core; small batches use fewer)."""
+        worker threads, at most ``MAX_THREADS`` (None: every core; small batches use fewer)."""
         nthreads = _thread_count(threads)
         if errors not in ("raise", "mark"):
             raise BatchInputError(f"errors must be 'raise' or 'mark', not {errors!r}")
@@ -424,8 +427,8 @@ def _thread_count(threads: object) -> int:
     """``threads=`` of ``decide_batch`` as the core takes it (0: every core)."""
     if threads is None:
         return 0
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"threads must be a positive integer or None, not {threads!r}")
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= MAX_THREADS:
+        raise BatchInputError(f"threads must be an integer in [1, {MAX_THREADS}] or None, not {threads!r}")
     return int(threads)
 
 

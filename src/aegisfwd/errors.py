@@ -48,6 +48,10 @@ class InvalidFamilyError(AegisError, ValueError):
         super().__init__(f"invalid address family {value!r}: expected 4 or 6")
 
 
+class InvalidFlowError(AegisError, ValueError):
+    """A flow key that is not an integer in [0, 2**64)."""
+
+
 class BatchInputError(AegisError, ValueError):
     """A batch argument with the wrong dtype, shape or length."""
 

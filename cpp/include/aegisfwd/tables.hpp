@@ -61,10 +61,15 @@ struct TablesView {
     ArrayView<std::int32_t> layout_list;            // *
     ArrayView<std::int32_t> group_layout;           // G
 
-    // Checks every structural invariant the engine relies on; throws std::invalid_argument
-    // ("array 'server_dc' holds index 70000 outside [0, 60000) at row 12") on the first violation.
-    // Returns the sizes of the index spaces.
+    // Checks every structural invariant the engine relies on, then that the derived candidate
+    // tables agree with the facts (check_derived_against_facts, crosscheck.hpp), so that any answer
+    // of an engine built on these tables is a (server, IP) pair the facts support. Throws
+    // std::invalid_argument ("array 'server_dc' holds index 70000 outside [0, 60000) at row 12")
+    // on the first violation. Returns the sizes of the index spaces. This is the one validator of
+    // compiled tables: load_compiled and every engine constructor run it.
     TableCounts validate() const;
+    // The structural half of validate() alone: safe indexing, not yet true answers.
+    TableCounts validate_structure() const;
 };
 
 // Names of the arrays a TablesView reads, in declaration order (for bindings and messages).

@@ -1,7 +1,10 @@
 """Reading a topology file: JSON, YAML or TOML into plain data.
 
 Duplicate mapping keys, which YAML and Python's JSON would otherwise resolve silently (last one
-wins), are errors here.
+wins), are errors here. So are hostile shapes that would otherwise escape as Python errors: JSON
+and TOML nested deeper than ``MAX_NESTING`` (found by a vectorised scan *before* parsing, so the
+recursive parsers never see them, whatever the interpreter's recursion limit) and integers too long
+for ``int()`` (Python refuses more than 4,300 digits).
 """
 
 from __future__ import annotations
@@ -9,18 +12,50 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import TopologyError, TopologyIssue
 
-__all__ = ["mapped_bytes", "parse_document", "read_bytes", "read_document"]
+__all__ = ["MAX_NESTING", "mapped_bytes", "parse_document", "read_bytes", "read_document"]
 
 #: What the file's bytes come as: ``bytes``, or a read-only memory map of the file.
 Buffer = bytes | mmap.mmap
+
+# Brackets a document may nest. A topology needs about 5 (document, pools, a pool, its ips, an ip's
+# holders); the limit leaves room for any sane tooling while staying far from the recursion limit.
+MAX_NESTING = 64
+
+# What can hide a bracket: strings (JSON and TOML: basic, literal, multi-line) and TOML comments.
+_JSON_OPAQUE = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+_TOML_OPAQUE = re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*')
+
+
+def _check_nesting(text: str, opaque: re.Pattern[str]) -> None:
+    """_ParseError at the first bracket nested deeper than MAX_NESTING (strings and comments blanked
+    out first, keeping every offset, so the line and column are those of the file)."""
+    if text.count("[") + text.count("{") <= MAX_NESTING:
+        return
+    blank = opaque.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text)
+    raw = np.frombuffer(blank.encode("utf-32-le"), dtype=np.uint32)
+    step = (np.isin(raw, (ord("["), ord("{"))).astype(np.int32) - np.isin(raw, (ord("]"), ord("}"))))
+    depth = np.cumsum(step)
+    deep = np.flatnonzero(depth > MAX_NESTING)
+    if deep.size:
+        at = int(deep[0])
+        line = blank.count("\n", 0, at) + 1
+        column = at - (blank.rfind("\n", 0, at) + 1) + 1
+        raise _ParseError(f"line {line}, column {column}: nested deeper than {MAX_NESTING} levels")
+
+
+def _too_big(exc: ValueError) -> _ParseError:
+    return _ParseError(f"a number too large to read: {str(exc).split(';')[0]}")
 
 
 def _yaml_load(text: str, issues: list[TopologyIssue]) -> Any:
@@ -68,6 +103,8 @@ def _yaml_load(text: str, issues: list[TopologyIssue]) -> Any:
         raise _ParseError(f"{where}{problem or exc}") from None
     except yaml.YAMLError as exc:
         raise _ParseError(str(exc)) from None
+    except ValueError as exc:  # an integer of more digits than int() accepts
+        raise _too_big(exc) from None
 
 
 def _json_load(text: str, issues: list[TopologyIssue]) -> Any:
@@ -87,10 +124,13 @@ def _json_load(text: str, issues: list[TopologyIssue]) -> Any:
             out[k] = v
         return out
 
+    _check_nesting(text, _JSON_OPAQUE)
     try:
         return json.loads(text, object_pairs_hook=pairs)
     except json.JSONDecodeError as exc:
         raise _ParseError(f"line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except ValueError as exc:  # an integer of more digits than int() accepts
+        raise _too_big(exc) from None
 
 
 def _toml_load(text: str, issues: list[TopologyIssue]) -> Any:
@@ -98,10 +138,13 @@ def _toml_load(text: str, issues: list[TopologyIssue]) -> Any:
         import tomllib
     else:  # pragma: no cover - exercised on 3.10 only
         import tomli as tomllib
+    _check_nesting(text, _TOML_OPAQUE)
     try:
         return tomllib.loads(text)  # duplicate keys are already an error in TOML
     except tomllib.TOMLDecodeError as exc:
         raise _ParseError(str(exc)) from None  # the message carries "(at line L, column C)"
+    except ValueError as exc:  # an integer of more digits than int() accepts
+        raise _too_big(exc) from None
 
 
 class _ParseError(Exception):
@@ -182,6 +225,11 @@ def parse_document(raw: Buffer, path: Path) -> Any:
         data = reader(text, dupes)
     except _ParseError as exc:
         raise _fail([TopologyIssue("parse-error", "", str(exc))], source) from None
+    except RecursionError:  # a parser recursing past the interpreter's limit (e.g. YAML's Python loader)
+        raise _fail(
+            [TopologyIssue("parse-error", "", f"nested too deeply to read (keep nesting under {MAX_NESTING} levels)")],
+            source,
+        ) from None
     if dupes:
         raise _fail(dupes, source)
     return data

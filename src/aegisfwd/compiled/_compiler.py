@@ -164,10 +164,11 @@ def _nearest(distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``nearest_order`` and ``nearest_rank`` from a rounded L x L matrix (NaN = unreachable)."""
     n = distance.shape[0]
     unreachable = np.isnan(distance) | np.eye(n, dtype=bool)
-    key = np.where(unreachable, np.inf, distance)
-    column = np.broadcast_to(np.arange(n), (n, n))
-    # Sort each row by (unreachable, distance, location index).
-    order = np.lexsort((column, key, unreachable), axis=-1).astype(np.int32)
+    # Sort each row by (unreachable, distance, location index) in one stable sort: numpy sorts NaN
+    # after every number (even inf), and a stable sort keeps equal distances in column order.
+    # (A three-key lexsort did the same in about three times the time: 9M keys for 3,000 locations.)
+    key = np.where(unreachable, np.nan, distance)
+    order = np.argsort(key, axis=1, kind="stable").astype(np.int32)
     reachable = (~unreachable).sum(axis=1)
     position = np.broadcast_to(np.arange(n, dtype=np.int32), (n, n))
     rank = np.empty((n, n), dtype=np.int32)

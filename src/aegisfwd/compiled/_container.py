@@ -258,7 +258,9 @@ class CompiledTopology:
     def from_bytes(cls, buffer: Any, *, verify: bool = True) -> CompiledTopology:
         """Open the file format held in ``buffer`` (bytes, bytearray, memoryview, mmap).
 
-        The arrays are read-only zero-copy views into ``buffer``, which the result keeps alive.
+        The arrays are read-only zero-copy views into ``buffer``, which the result keeps alive, when
+        it is read-only (bytes, a read-only mmap); a writable buffer (bytearray, writable memoryview
+        or mmap) is copied first, so that writing to it later cannot change what an engine reads.
         ``verify=False`` skips only the payload CRC (for a file another process has just checked);
         every structural and index-range check still runs.
         """
@@ -273,7 +275,18 @@ def _unpickle(data: bytes) -> CompiledTopology:
 
 
 def _open_buffer(buffer: Any, *, verify: bool, owner: Any, source: str | None = None) -> CompiledTopology:
-    """A ``CompiledTopology`` over ``buffer`` after every check; ``source`` (a path) prefixes errors."""
+    """A ``CompiledTopology`` over ``buffer`` after every check; ``source`` (a path) prefixes errors.
+
+    A writable buffer (bytearray, writable memoryview or mmap, numpy array) is copied first: the
+    engines keep raw pointers into the arrays, validated once, so bytes changed afterwards could
+    send the C++ core outside a table. Read-only buffers (bytes, read-only mmaps) are used in place.
+    """
+    try:
+        writable = not memoryview(buffer).readonly
+    except TypeError:
+        writable = False  # not a buffer at all: open_tables names the problem
+    if writable:
+        buffer = owner = bytes(buffer)
     try:
         arrays, counts, header = open_tables(buffer, verify=verify)
     except CompiledFileError as exc:

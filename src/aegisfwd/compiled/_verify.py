@@ -1,4 +1,5 @@
-"""Verification of a compiled file: prefix, header schema, checksums and every index range.
+"""Verification of a compiled file: prefix, header schema, checksums, every index range, and the
+C++ validator's cross-check of derived tables against facts and of unique ids.
 
 The C++ core reads the arrays through raw pointers, so nothing is handed on before every index it
 could follow is known to be in range: a corrupt file raises ``CompiledFileError``, never leads to a
@@ -16,7 +17,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from .. import _hashing
+from .. import _core, _hashing
 from ..errors import CompiledFileError
 from ._format import (
     ALIGN,
@@ -111,6 +112,7 @@ def open_tables(buffer: Any, *, verify: bool) -> tuple[dict[str, np.ndarray], di
                 array.flags.writeable = False
             arrays[name] = array
         _check_ranges(arrays, counts)
+        _check_in_core(arrays)
     except CompiledFileError as exc:
         range_error = exc
     finally:
@@ -121,6 +123,17 @@ def open_tables(buffer: Any, *, verify: bool) -> tuple[dict[str, np.ndarray], di
     if range_error is not None:
         raise range_error
     return arrays, counts, header
+
+
+def _check_in_core(arrays: dict[str, np.ndarray]) -> None:
+    """The C++ validator (cpp/include/aegisfwd/tables.hpp), the one every engine runs too: the
+    structure again, then the derived candidate tables against the holder facts (so that no
+    answer can pair a server with an IP it does not hold) and unique ids of every kind. It runs
+    here so that a forged file fails at load, whichever engine would read it later."""
+    try:
+        _core.validate_tables(arrays)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _is_int(value: Any) -> TypeGuard[int]:
