@@ -115,7 +115,7 @@ class ProxyConfig(_Strict):
     servers: dict[str, ServerConfig]
     zones: dict[str, ZoneConfig]
     stand_ins: dict[str, str]
-    source_port_range: tuple[int, int] | None = None
+    source_port_range: list[int] | None = None  # [low, high]
     timeouts: Timeouts = Timeouts()
     base_dir: str = "."  # where relative paths are resolved (the config file's folder)
 
@@ -124,8 +124,8 @@ class ProxyConfig(_Strict):
         if (self.compiled is None) == (self.topology is None):
             raise ValueError("give exactly one of 'compiled' (a compiled file) or 'topology' (a topology file)")
         if self.source_port_range is not None:
-            lo, hi = self.source_port_range
-            if not 1 <= lo <= hi <= 65535:
+            r = self.source_port_range
+            if len(r) != 2 or not 1 <= r[0] <= r[1] <= 65535:
                 raise ValueError("source_port_range must be [low, high] with 1 <= low <= high <= 65535")
         parse_hostport(self.control)
         return self

@@ -17,6 +17,7 @@ MAX_HEADERS = 64
 # and what a client can put in CONNECT without quoting); IPv6 literals are not zones.
 _HOST = re.compile(rb"[A-Za-z0-9._-]{1,253}")
 _VERSION = re.compile(rb"HTTP/1\.[01]")
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 
 
 class ConnectError(ValueError):
@@ -32,6 +33,7 @@ class ConnectError(ValueError):
 class ConnectRequest:
     host: str
     port: int
+    request_id: str | None = None  # an X-Request-Id header, journaled to tie logs together
 
 
 def parse_connect(head: bytes) -> ConnectRequest:
@@ -43,9 +45,16 @@ def parse_connect(head: bytes) -> ConnectRequest:
     headers = [h for h in lines[1:] if h]
     if len(headers) > MAX_HEADERS:
         raise ConnectError("bad-request", f"more than {MAX_HEADERS} header lines", 431)
+    request_id = None
     for h in headers:
         if b":" not in h or h[:1] in (b" ", b"\t"):
             raise ConnectError("bad-request", "malformed header line")
+        name, _, value = h.partition(b":")
+        if name.strip().lower() == b"x-request-id":
+            v = value.strip()
+            if not _REQUEST_ID.fullmatch(v):
+                raise ConnectError("bad-request", "X-Request-Id must be 1-64 characters of [A-Za-z0-9._-]")
+            request_id = v.decode("ascii")
     parts = request_line.split(b" ")
     if len(parts) != 3:
         raise ConnectError("bad-request", "request line is not 'METHOD target HTTP/1.x'")
@@ -59,7 +68,7 @@ def parse_connect(head: bytes) -> ConnectRequest:
         raise ConnectError("bad-request", "CONNECT target is not 'zone:port'")
     if not port_text.isdigit() or len(port_text) > 5 or not 1 <= int(port_text) <= 65535:
         raise ConnectError("bad-request", "CONNECT port is not an integer in [1, 65535]")
-    return ConnectRequest(host.decode("ascii").lower(), int(port_text))
+    return ConnectRequest(host.decode("ascii").lower(), int(port_text), request_id)
 
 
 _STATUS_TEXT = {

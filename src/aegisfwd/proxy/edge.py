@@ -104,7 +104,8 @@ class EdgeProcess:
         sc = cfg.servers[server_id]
         self.listen_addr = parse_hostport(sc.listen)
         self.forward_listen = parse_hostport(sc.forward)
-        self.port_range = cfg.source_port_range
+        r = cfg.source_port_range
+        self.port_range = (r[0], r[1]) if r else None
         self.t = cfg.timeouts
         self.fixed_source: str | None = None
         self.costs = array.array("q")
@@ -215,6 +216,8 @@ class EdgeProcess:
             raise Refused(exc.status, exc.reason, str(exc)) from None
         zone = self.zones.get(req.host)
         rec["zone"] = req.host
+        if req.request_id is not None:
+            rec["rid"] = req.request_id
         if zone is None:
             raise Refused(404, "unknown-zone", f"no zone {req.host!r} here")
         if req.port not in zone.ports:

@@ -38,7 +38,7 @@ async def one_connection(edge: tuple[str, int], zone: str, port: int, tag: str, 
         reader, writer = await asyncio.wait_for(asyncio.open_connection(*edge), timeout)
         sn = writer.get_extra_info("sockname")
         res.local = (sn[0], sn[1])
-        writer.write(f"CONNECT {zone}:{port} HTTP/1.1\r\nHost: {zone}:{port}\r\n\r\n".encode())
+        writer.write(f"CONNECT {zone}:{port} HTTP/1.1\r\nHost: {zone}:{port}\r\nX-Request-Id: {tag}\r\n\r\n".encode())
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
         first, *hdrs = head.decode("latin-1").split("\r\n")
         res.status = int(first.split(" ")[1])
