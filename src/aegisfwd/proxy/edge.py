@@ -26,10 +26,10 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
-import ipaddress
 import json
 import os
 import socket
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -313,9 +313,10 @@ class EdgeProcess:
             rec.update(src=parts[1], sport=int(parts[2]))
             return r, w
         w.transport.abort()
-        reason = parts[1] if len(parts) >= 2 and parts[0] == "ERR" else "bad-egress-answer"
-        raise Refused(503 if reason != "bad-egress-answer" else 502, f"egress-{reason}",
-                      f"egress {rec['egress']} refused")
+        if len(parts) >= 2 and parts[0] == "ERR":
+            reason = parts[1] if parts[1].startswith("egress-") else f"egress-{parts[1]}"
+            raise Refused(503, reason, f"egress {rec['egress']} refused")
+        raise Refused(502, "bad-egress-answer", f"egress {rec['egress']} answered {line[:40]!r}")
 
     async def _relay(self, a_r: asyncio.StreamReader, a_w: asyncio.StreamWriter,
                      b_r: asyncio.StreamReader, b_w: asyncio.StreamWriter) -> str:
@@ -344,15 +345,15 @@ class EdgeProcess:
         try:
             results = await asyncio.gather(pump(a_r, b_w), pump(b_r, a_w))
         except asyncio.CancelledError:
-            a_w.transport.abort()
-            b_w.transport.abort()
+            _reset(a_w)
+            _reset(b_w)
             return "closed-down"
         finally:
             self.relays.discard(task)
         for out in ("broken", "idle-timeout"):
             if out in results:
-                a_w.transport.abort()
-                b_w.transport.abort()
+                _reset(a_w)
+                _reset(b_w)
                 return out
         b_w.close()
         return "completed"
@@ -394,6 +395,7 @@ class EdgeProcess:
 
     async def _serve_forwarded(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                                rec: dict[str, Any]) -> None:
+        """``rec`` is journaled by the caller; once connected it holds only the end record."""
         h = await self._read_proxy_header(reader)
         pool_id = h.text(proxyv2.TLV_POOL)
         origin_text = h.text(proxyv2.TLV_ORIGIN)
@@ -434,7 +436,12 @@ class EdgeProcess:
             raise Refused(503, "source-bind-failed", str(exc)) from None
         o_reader, o_writer = await self._connect(sock, origin, "origin")
         lp = o_writer.get_extra_info("sockname")
-        rec.update(tier=TIER_NAMES[tier], src=lp[0], sport=lp[1])
+        rec.update(tier=TIER_NAMES[tier], src=lp[0], sport=lp[1], outcome="connected")
+        # Journaled now, not at the end: what was checked before egressing must survive a SIGKILL.
+        self.journal.write(rec)
+        conn_id = rec["id"]
+        rec.clear()
+        rec.update(kind="egress-end", id=conn_id, server=self.server_id)
         writer.write(f"OK {lp[0]} {lp[1]}\n".encode())
         gauge = m.ACTIVE.labels(egress_ip=ip_text, origin=origin_text)
         gauge.inc()
@@ -461,8 +468,13 @@ class EdgeProcess:
         return out
 
 
-def is_local_address(addr: str) -> bool:
-    return ipaddress.ip_address(addr).is_loopback
+def _reset(w: asyncio.StreamWriter) -> None:
+    """Close with a RST (SO_LINGER 0), so the peer sees the tunnel cut, not a clean end of data."""
+    sock = w.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    w.transport.abort()
 
 
 # ---- the process: engine, control link, event loop ------------------------------------------------
