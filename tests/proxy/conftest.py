@@ -16,13 +16,13 @@ import pytest
 
 pytest.importorskip("prometheus_client", reason="the proxy extra (prometheus_client) is not installed")
 
-import aegisfwd as af  # noqa: E402
-from aegisfwd.proxy.config import config_from_dict  # noqa: E402
-from aegisfwd.proxy.edge import EdgeProcess  # noqa: E402
-from aegisfwd.proxy.harness import Deployment  # noqa: E402
-from aegisfwd.proxy.journal import Journal, read_journal  # noqa: E402
-from aegisfwd.proxy.origin import Origin  # noqa: E402
-from aegisfwd.proxy.scenario import SERVERS, demo_config, demo_topology, free_block, origin_allow, origins  # noqa: E402
+import aegisfwd as af
+from aegisfwd.proxy.config import config_from_dict
+from aegisfwd.proxy.edge import EdgeProcess
+from aegisfwd.proxy.harness import Deployment
+from aegisfwd.proxy.journal import Journal, read_journal
+from aegisfwd.proxy.origin import Origin
+from aegisfwd.proxy.scenario import SERVERS, demo_config, demo_topology, free_block, origin_allow, origins
 
 TEST_TIMEOUT = 50.0
 

@@ -92,7 +92,9 @@ def test_load_with_faults_reconciles(deployment_factory: Any, engine_mode: str) 
     stats = dep.stats()
     control = dep.control_log()
     journals = dep.journals()
-    origin = dep.origin_records()
+    origin_all = dep.origin_records()
+    tags = [o for o in origin_all if o.get("event") == "tag"]
+    origin = [o for o in origin_all if o.get("event") != "tag"]
 
     # -- every state change reached every process ----------------------------------------------------
     changes = [r for k, r in fault_log if k == "state"]
@@ -110,11 +112,13 @@ def test_load_with_faults_reconciles(deployment_factory: Any, engine_mode: str) 
     allow_of_origin = {origins(block)[z]: {stand[DEDICATED[ZONE_POOL[z]]]} for z in ZONES}
 
     # -- the origin: nothing from outside the allowlist; each peer the stand-in of a held IP -------
+    gone = [o for o in origin if o["peer"] is None]  # reset in the origin's accept queue by a fault
+    origin = [o for o in origin if o["peer"] is not None]
     assert [o for o in origin if not o["accepted"]] == []
     for o in origin:
         assert o["peer"] in allow_of_origin[o["origin"]], o
-    by_tag = {o["tag"]: o for o in origin if o.get("tag")}
-    assert len(by_tag) == len([o for o in origin if o.get("tag")])  # each tag reached it once at most
+    by_tag = {o["tag"]: o for o in tags if o.get("tag")}
+    assert len(by_tag) == len([o for o in tags if o.get("tag")])  # each tag reached it once at most
 
     ingress_j = {j["rid"]: j for j in journals if j["kind"] == "ingress" and "rid" in j}
     egress_j = {j["id"]: j for j in journals if j["kind"] == "egress" and j.get("id")}
@@ -169,18 +173,37 @@ def test_load_with_faults_reconciles(deployment_factory: Any, engine_mode: str) 
     journal_refused = Counter(j["reason"] for j in ingress_j.values() if j["outcome"] == "refused")
     assert refused == journal_refused
     completed = sum(1 for r in results if r.outcome == "completed")
-    mismatch = [(r, ingress_j[r.tag]) for r in results
-                if (r.outcome == "completed") != (ingress_j[r.tag]["outcome"] == "completed")]
-    assert not mismatch, mismatch[:3]
-    assert completed == sum(1 for j in ingress_j.values() if j["outcome"] == "completed")
-    cut = sum(1 for r in results if r.outcome == "broken")  # a tunnel cut by a fault (RST)
-    assert cut == sum(1 for j in ingress_j.values() if j["outcome"] in ("broken", "closed-down", "idle-timeout"))
+    cut_outcomes = ("broken", "closed-down", "idle-timeout")
+    for r in results:
+        j = ingress_j[r.tag]
+        if r.outcome == "completed":
+            assert j["outcome"] == "completed", (r, j)
+        elif r.outcome == "broken":
+            # cut by a fault; an egress killed with SIGKILL closes its sockets with a FIN, which the
+            # ingress cannot tell from a clean end, so the client alone sees that one as cut
+            assert j["outcome"] in cut_outcomes or j.get("egress") == KILLED, (r, j)
+    cut = sum(1 for r in results if r.outcome == "broken")
     assert completed + cut + sum(refused.values()) == N
     # the origin saw exactly the connections the journals say reached it (tunnels cut before the
     # client's tag line left a record without a tag: compare source address and port)
-    reached = Counter((j["src"], j["sport"]) for j in ingress_j.values() if "src" in j)
-    assert reached == Counter((o["peer"], o["port"]) for o in origin)
-    assert {rid for rid, j in ingress_j.items() if j["outcome"] == "completed"} <= set(by_tag)
+    # (egress processes journal before they let data through, so the journals' connect records are
+    # the source side's account; the only origin records they may lack are the killed process's
+    # last connects, and the only journal records the origin may lack are connections a fault reset
+    # before the origin accepted them)
+    journal_reached = Counter((j["src"], j["sport"]) for j in ingress_j.values() if j.get("tier") == "LOCAL"
+                              and "src" in j)
+    journal_reached += Counter((j["src"], j["sport"]) for j in journals
+                               if j["kind"] == "egress" and j.get("outcome") == "connected")
+    origin_reached = Counter((o["peer"], o["port"]) for o in origin)
+    kill_t = next(e["t"] for e in control if e.get("event") == "exit")
+    killed_ips = {stand[ip] for i, ip in enumerate(view.ips) if view.holds(view.server_index[KILLED], i)}
+    for peer, port in origin_reached - journal_reached:
+        o = next(o for o in origin if (o["peer"], o["port"]) == (peer, port))
+        tag = next((x["tag"] for x in tags if (x["peer"], x["port"]) == (peer, port)), None)
+        assert not tag and peer in killed_ips and abs(o["t"] - kill_t) < 3, o
+    lost = journal_reached - origin_reached
+    assert sum(lost.values()) <= len(gone), (lost, gone)
+    assert {r.tag for r in results if r.outcome == "completed"} <= set(by_tag)
     assert completed > N / 3
     for reason in ("unavailable", "ingress-down", "ingress-draining"):
         assert refused[reason] > 0, (reason, refused)

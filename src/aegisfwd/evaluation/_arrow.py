@@ -15,14 +15,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import _core
+
+# Flow-key constants and the one-row definition (docs/evaluate.md "Flow key") live in
+# aegisfwd._flowkey, free of pyarrow, for proxies deciding per connection.
+from .._flowkey import PORT_SALT, RAY_SALT, STRING_SEED, flow_key_py, string_hash_py  # noqa: F401
 from .._ingress import mix64_np
 
-# ---------------------------------------------------------------------------------------------
-# Flow-key constants (docs/evaluate.md "Flow key"). Part of what makes results reproducible:
-# changing one changes every ingress and egress choice.
-# ---------------------------------------------------------------------------------------------
-# They live in aegisfwd._flowkey (free of pyarrow, for proxies deciding per connection).
-from .._flowkey import PORT_SALT, RAY_SALT, STRING_SEED, flow_key_py, string_hash_py  # noqa: E402,F401
 _MASK64 = (1 << 64) - 1
 
 # Strings longer than this are hashed one by one in Python (only garbage is that long).

@@ -116,7 +116,7 @@ class ProxyConfig(_Strict):
     zones: dict[str, ZoneConfig]
     stand_ins: dict[str, str]
     source_port_range: list[int] | None = None  # [low, high]
-    timeouts: Timeouts = Timeouts()
+    timeouts: Timeouts = Field(default_factory=lambda: Timeouts(handshake=5.0, connect=3.0, idle=30.0))
     base_dir: str = "."  # where relative paths are resolved (the config file's folder)
 
     @model_validator(mode="after")

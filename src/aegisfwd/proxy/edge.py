@@ -112,9 +112,9 @@ class EdgeProcess:
         self.bind_costs = array.array("q")
         self.relays: set[asyncio.Task[Any]] = set()
         self._n = 0
-        self._servers: list[asyncio.AbstractServer] = []
+        self._servers: list[asyncio.Server] = []
         self._label = {"server": server_id}
-        self.m_refusals = {}  # reason -> bound counter child
+        self.m_refusals: dict[str, Any] = {}  # reason -> bound counter child
         self.m_tiers = [m.CONNECTIONS.labels(server=server_id, tier=t) for t in TIER_NAMES]
         self.m_epoch = m.STATE_EPOCH.labels(server=server_id)
 
@@ -188,7 +188,7 @@ class EdgeProcess:
                     await asyncio.wait_for(writer.drain(), self.t.handshake)
         except asyncio.CancelledError:
             rec.setdefault("outcome", "closed-down")
-        except Exception as exc:  # never let one connection take the process down
+        except Exception as exc:  # noqa: BLE001 - one connection never takes the process down
             rec.update(outcome="error", reason=f"internal-error: {type(exc).__name__}: {exc}")
             self._refuse_count("internal-error")
         finally:
@@ -342,12 +342,19 @@ class EdgeProcess:
         task = asyncio.current_task()
         assert task is not None
         self.relays.add(task)
+        pumps = [asyncio.ensure_future(pump(a_r, b_w)), asyncio.ensure_future(pump(b_r, a_w))]
         try:
-            results = await asyncio.gather(pump(a_r, b_w), pump(b_r, a_w))
+            await asyncio.wait(pumps)
+            results = [p.result() for p in pumps]
         except asyncio.CancelledError:
-            _reset(a_w)
-            _reset(b_w)
-            return "closed-down"
+            if all(p.done() and p.result() == "completed" for p in pumps):
+                results = ["completed", "completed"]  # both ends had finished: nothing was cut
+            else:
+                for p in pumps:
+                    p.cancel()
+                _reset(a_w)
+                _reset(b_w)
+                return "closed-down"
         finally:
             self.relays.discard(task)
         for out in ("broken", "idle-timeout"):
@@ -371,7 +378,7 @@ class EdgeProcess:
                 await asyncio.wait_for(writer.drain(), self.t.handshake)
         except asyncio.CancelledError:
             rec.setdefault("outcome", "closed-down")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one connection never takes the process down
             rec.update(outcome="error", reason=f"internal-error: {type(exc).__name__}: {exc}")
             self._refuse_count("internal-error")
         finally:

@@ -118,7 +118,7 @@ class Deployment:
                 p.wait(5)
         # An edge process left behind by a killed supervisor ends when its control link closes.
 
-    def __enter__(self) -> Deployment:
+    def __enter__(self) -> Deployment:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:

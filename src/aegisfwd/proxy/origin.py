@@ -3,8 +3,8 @@
 Accepts a connection only when the peer address is inside one of the allowed networks; otherwise
 resets it at once. Echoes what an admitted peer sends. Logs every peer, admitted or refused, as
 one JSON line (flushed as written): this log is the ground truth the proxy tests check against.
-The first line an admitted peer sends (up to 256 bytes) is logged as its ``tag``, so a test
-client can name each connection.
+Each admitted peer gets a record at once, and a second one (``"event": "tag"``) with the first line
+it sends (up to 256 bytes, empty when it sent none), so a test client can name each connection.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class Origin:
         self.idle = idle
         self.accepted = 0
         self.refused = 0
-        self._servers: list[asyncio.AbstractServer] = []
+        self._servers: list[asyncio.Server] = []
 
     def allowed(self, addr: str) -> bool:
         ip = ipaddress.ip_address(addr)
@@ -39,7 +39,7 @@ class Origin:
     async def start(self) -> list[tuple[str, int]]:
         for host, port in self.listen:
             self._servers.append(await asyncio.start_server(self._handle, host, port, backlog=1024, limit=_TAG_MAX))
-        return [tuple(s.sockets[0].getsockname()[:2]) for s in self._servers]  # type: ignore[misc]
+        return [tuple(s.sockets[0].getsockname()[:2]) for s in self._servers]
 
     async def stop(self) -> None:
         for s in self._servers:
@@ -49,6 +49,11 @@ class Origin:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         local = writer.get_extra_info("sockname")
+        if peer is None:  # reset while it waited in the accept queue: nothing to admit or echo
+            self.log.write({"t": time.time(), "peer": None, "port": None, "accepted": False, "reason": "reset",
+                            "origin": format_hostport((local[0], local[1])) if local else None})
+            writer.transport.abort()
+            return
         rec: dict[str, Any] = {"t": time.time(), "peer": peer[0], "port": peer[1],
                                "origin": format_hostport((local[0], local[1]))}
         if not self.allowed(peer[0]):
@@ -59,6 +64,8 @@ class Origin:
             return
         self.accepted += 1
         rec["accepted"] = True
+        self.log.write(rec)  # at once: the log is complete whatever the peer does next
+        rec = {"t": time.time(), "peer": peer[0], "port": peer[1], "origin": rec["origin"], "event": "tag"}
         try:
             try:
                 first = await asyncio.wait_for(reader.readuntil(b"\n"), self.idle)

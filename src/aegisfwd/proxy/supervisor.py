@@ -127,7 +127,7 @@ class Supervisor:
         return addr
 
     async def _spawn(self, sid: str, w: int) -> None:
-        log = open(self.run_dir / "logs" / f"{sid}-{w}.log", "ab")  # noqa: SIM115 - handed to the child
+        log = open(self.run_dir / "logs" / f"{sid}-{w}.log", "ab")  # noqa: SIM115,ASYNC230 - handed to the child
         cmd = [sys.executable, "-m", "aegisfwd.proxy.cli", "edge", str(self.worker_config), "--server", sid,
                "--worker", str(w), "--control-socket", self.sock_path,
                "--journal", str(self.run_dir / "journals" / f"{sid}-{w}.jsonl")]
@@ -257,14 +257,14 @@ class Supervisor:
             try:
                 req = json.loads(body or b"{}")
                 if not isinstance(req, dict):
-                    raise ValueError("body must be a JSON object")
+                    raise ValueError("body must be a JSON object")  # noqa: TRY004 - answered as a 400
                 if route == "POST /mode":
                     fixed = req.get("fixed_source")
                     await self._broadcast({"op": "mode", "fixed_source": fixed})
                     return json_reply(200, {"fixed_source": fixed})
                 target, state = req.get("target"), req.get("state")
                 if not isinstance(target, str) or not isinstance(state, str):
-                    raise ValueError("body must be {\"target\": ID, \"state\": \"up|draining|down\"}")
+                    raise ValueError('body must be {"target": ID, "state": "up|draining|down"}')  # noqa: TRY004
                 return json_reply(200, await self.set_state(target, state))
             except (ValueError, UnknownIdError) as exc:
                 return json_reply(400, {"error": str(exc)})
