@@ -1,7 +1,8 @@
 """A test origin: the customer's server behind a firewall that admits only its dedicated IPs.
 
 Accepts a connection only when the peer address is inside one of the allowed networks; otherwise
-resets it at once. Echoes what an admitted peer sends. Logs every peer, admitted or refused, as
+resets it at once. Echoes what an admitted peer sends (an HTTP request gets an HTTP answer whose
+body is the request and the address it came from, so ``curl`` through the proxy shows the egress). Logs every peer, admitted or refused, as
 one JSON line (flushed as written): this log is the ground truth the proxy tests check against.
 Each admitted peer gets a record at once, and a second one (``"event": "tag"``) with the first line
 it sends (up to 256 bytes, empty when it sent none), so a test client can name each connection.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +22,7 @@ from .config import format_hostport, parse_hostport
 from .journal import Journal
 
 _TAG_MAX = 256
+_HTTP_REQUEST = re.compile(rb"[A-Z]{3,10} \S+ HTTP/1\.[01]\r?\n")
 
 
 class Origin:
@@ -76,6 +79,9 @@ class Origin:
             rec["tag"] = first.decode("utf-8", "replace").strip()
             self.log.write(rec)
             rec = {}
+            if _HTTP_REQUEST.match(first):
+                await self._http(reader, writer, first, peer)
+                return
             writer.write(first)
             while True:
                 data = await asyncio.wait_for(reader.read(1 << 16), self.idle)
@@ -90,6 +96,23 @@ class Origin:
             if rec:
                 rec.setdefault("tag", None)
                 self.log.write(rec)
+
+
+    async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bytes,
+                    peer: tuple[str, int]) -> None:
+        """An HTTP client (curl through the proxy): answer its request with a page that says who
+        connected, then close."""
+        head = first
+        while len(head) < 8192:
+            line = await asyncio.wait_for(reader.readline(), self.idle)
+            head += line
+            if line in (b"\r\n", b"\n", b""):
+                break
+        body = head + f"\nseen from {format_hostport(peer)}\n".encode()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        await asyncio.wait_for(writer.drain(), self.idle)
+        writer.close()
 
 
 def run_origin(listen: Sequence[str], allow: Sequence[str], log: str | None) -> None:
