@@ -75,29 +75,29 @@ def test_curl_through_a_running_proxy_and_the_control_endpoint(deployment_factor
     origin = dep.config["zones"]["api.example"]["origin"]
     # curl -p -x: tunnel through the proxy with CONNECT; the origin echoes our request back
     out = subprocess.run([curl, "-s", "-p", "-x", f"http://{host}:{port}", "--max-time", "20",
-                          "http://api.example:443/hello"], capture_output=True, timeout=30)
+                          "http://api.example:443/hello"], check=False, capture_output=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(b"GET /hello HTTP/1.1\r\n")  # the origin answers with curl's request
     assert out.stdout.endswith(f"seen from {stand_ins(block)[DEDICATED['api']]}:".encode()
                                + out.stdout.rsplit(b":", 1)[1])
     refused = subprocess.run([curl, "-s", "-p", "-x", f"http://{host}:{port}", "--max-time", "20", "-o",
                               "/dev/null", "-w", "%{http_connect}", "http://nowhere.example:443/"],
-                             capture_output=True, timeout=30)
+                             check=False, capture_output=True, timeout=30)
     assert refused.stdout == b"404"
     seen = [o for o in dep.origin_records() if o.get("accepted")]
     assert [o["peer"] for o in seen] == [stand_ins(block)[DEDICATED["api"]]] and origin.endswith(":19002")
 
     # the control verb, through the CLI, as a user would
     ctl = [sys.executable, "-m", "aegisfwd.proxy.cli", "ctl", "--control", dep.control]
-    res = subprocess.run([*ctl, "state", "l2d1s1", "down"], capture_output=True, text=True, timeout=30)
+    res = subprocess.run([*ctl, "state", "l2d1s1", "down"], check=False, capture_output=True, text=True, timeout=30)
     assert res.returncode == 0, res.stderr
     change = json.loads(res.stdout)
     assert change["acknowledged"] == change["processes"] == 8 and change["applied_all_us"] > 0
     again = subprocess.run([curl, "-s", "-p", "-x", f"http://{host}:{port}", "--max-time", "20", "-o",
                             "/dev/null", "-w", "%{http_connect}", "http://api.example:443/"],
-                           capture_output=True, timeout=30)
+                           check=False, capture_output=True, timeout=30)
     assert again.stdout == b"503"  # api's only holder is down: fail closed
-    bad = subprocess.run([*ctl, "state", "atlantis", "down"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run([*ctl, "state", "atlantis", "down"], check=False, capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and bad.stderr.startswith("Error: ") and "atlantis" in bad.stderr
     samples = parse_exposition(dep.metrics())
     assert total(samples, "aegisfwd_proxy_refusals_total", reason="unknown-zone") == 1
