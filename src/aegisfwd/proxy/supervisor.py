@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._loader import load_topology
 from ..compiled import CompiledTopology, load_compiled
 from ..errors import UnknownIdError
-from ..topology import STATE_CODES, STATE_NAMES, load_topology
+from ..topology import STATE_CODES, STATE_NAMES
 from .config import ProxyConfig, ProxyConfigError, check_config, format_hostport, parse_hostport
 from .control import HttpServer, json_reply
 from .journal import Journal
