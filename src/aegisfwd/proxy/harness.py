@@ -20,6 +20,7 @@ import yaml
 
 from .control import request
 from .journal import read_journal
+from .lifetime import ENV_PARENT
 from .scenario import demo_config, demo_topology, origin_allow, origins
 
 
@@ -43,6 +44,7 @@ class Deployment:
     def _spawn(self, args: list[str], log: str) -> subprocess.Popen[bytes]:
         out = open(self.dir / log, "ab")  # noqa: SIM115 - handed to the child
         env = dict(os.environ)
+        env[ENV_PARENT] = str(os.getpid())  # they exit by themselves should this process be killed
         p = subprocess.Popen([sys.executable, "-m", "aegisfwd.proxy.cli", *args], stdout=out,
                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         out.close()

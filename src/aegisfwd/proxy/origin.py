@@ -20,6 +20,7 @@ from typing import Any
 
 from .config import format_hostport, parse_hostport
 from .journal import Journal
+from .lifetime import until_parent_exits
 
 _TAG_MAX = 256
 _HTTP_REQUEST = re.compile(rb"[A-Z]{3,10} \S+ HTTP/1\.[01]\r?\n")
@@ -126,7 +127,7 @@ def run_origin(listen: Sequence[str], allow: Sequence[str], log: str | None) -> 
         print("origin listening on " + ", ".join(format_hostport(a) for a in addrs)
               + "; allow " + ", ".join(str(n) for n in origin.allow), flush=True)
         try:
-            await asyncio.Event().wait()
+            await until_parent_exits()
         finally:
             await origin.stop()
 

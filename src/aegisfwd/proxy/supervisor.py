@@ -35,6 +35,7 @@ from ..topology import STATE_CODES, STATE_NAMES
 from .config import ProxyConfig, ProxyConfigError, check_config, format_hostport, parse_hostport
 from .control import HttpServer, json_reply
 from .journal import Journal
+from .lifetime import until_parent_exits
 from .topology_view import TopologyView, apply_state
 
 APPLY_TIMEOUT = 5.0
@@ -312,12 +313,23 @@ def run_up(cfg: ProxyConfig, *, run_dir: str | None, control: str | None) -> Non
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        orphaned = loop.create_task(until_parent_exits())
+        orphaned.add_done_callback(lambda _: stop.set())
+        starting = loop.create_task(sup.start())
+        stopping = loop.create_task(stop.wait())
         try:
-            addr = await sup.start()
-            print(f"ready control={format_hostport(addr)} run_dir={sup.run_dir} processes={len(sup.links)} "
-                  f"engine={cfg.engine}", flush=True)
-            await stop.wait()
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                addr = starting.result()
+                print(f"ready control={format_hostport(addr)} run_dir={sup.run_dir} processes={len(sup.links)} "
+                      f"engine={cfg.engine}", flush=True)
+                await stopping
+            else:  # a signal during start-up: stop what has started
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await starting
         finally:
+            orphaned.cancel()
             await sup.stop()
 
     asyncio.run(main())
