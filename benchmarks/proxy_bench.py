@@ -62,6 +62,49 @@ def histogram_p99(text: str, name: str, server_filter: str | None = None) -> flo
     return None
 
 
+def isolated(n: int = 20000) -> dict[str, float]:
+    """The same per-connection calls in a tight loop, outside the proxy (ns per call, medians of 5):
+    what they cost with warm caches and no event loop around them."""
+    import socket
+
+    import aegisfwd as af
+    from aegisfwd._flowkey import flow_key_py
+    from aegisfwd.proxy.scenario import demo_topology
+    from aegisfwd.proxy.source import source_socket
+
+    engine = af.Engine(af.Topology.from_dict(demo_topology()))
+    s, p = engine.compiled.server_index[SERVER], engine.compiled.pool_index["shop"]
+
+    def timed(fn: Any, k: int) -> float:
+        runs = []
+        for _ in range(5):
+            t = time.perf_counter_ns()
+            fn(k)
+            runs.append((time.perf_counter_ns() - t) / k)
+        return statistics.median(runs)
+
+    def decide(k: int) -> None:
+        d = engine.decide_indices
+        for i in range(k):
+            d(s, p, 4, i * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF)
+
+    def flow(k: int) -> None:
+        for i in range(k):
+            flow_key_py("127.0.0.1", i & 0xFFFF, None)
+
+    def bound(k: int) -> None:
+        for _ in range(k):
+            source_socket("127.0.0.1").close()
+
+    def plain(k: int) -> None:
+        for _ in range(k):
+            socket.socket().close()
+
+    return {"decide_indices_ns": timed(decide, n), "flow_key_ns": timed(flow, n // 4),
+            "socket_bound_ns": timed(bound, n // 20), "socket_plain_ns": timed(plain, n // 20),
+            "isa": engine.isa}
+
+
 def run(connections: int, rounds: int, changes: int, concurrency: int, engine: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="aegisfwd-proxy-bench-") as tmp:
         dep = Deployment(tmp, block=free_block(), engine=engine)
@@ -100,6 +143,7 @@ def run(connections: int, rounds: int, changes: int, concurrency: int, engine: s
             dep.stop()
     dec, fix = statistics.median(rates["decision"]), statistics.median(rates["fixed"])
     return {
+        "isolated": isolated(),
         "cpu": cpu_model(), "engine": engine, "connections_per_round": connections, "rounds": rounds,
         "concurrency": concurrency,
         "conn_per_s_decision": rates["decision"], "conn_per_s_fixed": rates["fixed"],
@@ -132,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"decision ns {out['decision_ns']}\nbind ns {out['bind_ns']}")
     print(f"histogram p99 buckets: decision <= {out['decision_hist_p99_s']} s, bind <= {out['bind_hist_p99_s']} s")
     print(f"state change applied in all 8 processes (us): {out['state_applied_all_us']}")
+    print(f"isolated calls: {out['isolated']}")
     return 0
 
 

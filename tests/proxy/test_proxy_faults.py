@@ -145,16 +145,26 @@ def test_load_with_faults_reconciles(deployment_factory: Any, engine_mode: str) 
         assert j["flow"] == f"{flow:016x}"
         family = 6 if r.zone == "cdn.example" else 4
         # -- the decision equals af.Engine's for the states in force in its epoch ---------------------
-        engine.set_states(by_epoch[j["epoch"]])
-        want = engine.decide(by_edge[r.edge], ZONE_POOL[r.zone], family, flow)
-        assert (j["tier"], j["egress"], j["egress_ip"]) == (want.tier.name, want.server, want.ip), (r, j)
+        # (shared engine: a change is visible to every process before it hears of the new epoch, so
+        # a decision journaled with epoch e may already be under e+1's states)
+        epochs = [j["epoch"]] + ([j["epoch"] + 1] if engine_mode == "shared" and j["epoch"] + 1 in by_epoch else [])
+        answers = []
+        for e in epochs:
+            engine.set_states(by_epoch[e])
+            answers.append(engine.decide(by_edge[r.edge], ZONE_POOL[r.zone], family, flow))
+        got = (j["tier"], j["egress"], j["egress_ip"])
+        matching = [w for w in answers if (w.tier.name, w.server, w.ip) == got]
+        assert matching, (r, j, answers)
+        want = matching[0]
         # -- the egress server held the IP and was up in the epoch it had when it connected ---------
         egress = view.server_index[want.server]
         ip = view.ip_index[want.ip]
         assert view.holds(egress, ip)
         if want.tier != af.Tier.LOCAL:
             e = egress_j[j["id"]]
-            assert e["server"] == want.server and by_epoch[e["epoch"]][egress] == 0
+            assert e["server"] == want.server
+            assert by_epoch[e["epoch"]][egress] == 0 or (
+                engine_mode == "shared" and by_epoch.get(e["epoch"] + 1, by_epoch[e["epoch"]])[egress] == 0)
         o = by_tag.get(r.tag)
         if r.outcome == "completed":
             assert o is not None and (o["peer"], o["port"]) == (j["src"], j["sport"]), (r, j, o)
