@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cluster, run, running
+from proxy_helpers import Cluster, run, running
 
 import aegisfwd as af
 from aegisfwd._flowkey import flow_key_py

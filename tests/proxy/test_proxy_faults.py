@@ -22,7 +22,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import run
+from proxy_helpers import run
 
 import aegisfwd as af
 from aegisfwd._flowkey import flow_key_py
