@@ -25,11 +25,13 @@ LAZY_COMMANDS: dict[str, str] = {
     "evaluate": "aegisfwd.cli.evaluate:evaluate",
     "compare": "aegisfwd.cli.evaluate:compare",
     "bench": "aegisfwd.cli.bench:bench",
+    "proxy": "aegisfwd.proxy.cli:proxy",
 }
 LAZY_HELP: dict[str, str] = {
     "evaluate": "Evaluate request logs against a topology [analysis extra].",
     "compare": "Compare the same logs under two topologies [analysis extra].",
     "bench": "Benchmark every decision path against peers [bench extra].",
+    "proxy": "A loopback edge proxy egressing from dedicated IPs [proxy extra].",
 }
 # Which extra provides the third-party modules a lazy command needs.
 _EXTRA_OF_MODULE = {

@@ -15,15 +15,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import _core
+
+# Flow-key constants and the one-row definition (docs/evaluate.md "Flow key") live in
+# aegisfwd._flowkey, free of pyarrow, for proxies deciding per connection.
+from .._flowkey import PORT_SALT, RAY_SALT, STRING_SEED, flow_key_py, string_hash_py  # noqa: F401
 from .._ingress import mix64_np
 
-# ---------------------------------------------------------------------------------------------
-# Flow-key constants (docs/evaluate.md "Flow key"). Part of what makes results reproducible:
-# changing one changes every ingress and egress choice.
-# ---------------------------------------------------------------------------------------------
-STRING_SEED = 0x8EBC6AF09C88C6E3
-PORT_SALT = 0xA0761D6478BD642F
-RAY_SALT = 0xE7037ED1A0B428DB
 _MASK64 = (1 << 64) - 1
 
 # Strings longer than this are hashed one by one in Python (only garbage is that long).
@@ -489,16 +486,6 @@ def _is_ascii(s: pa.Array) -> bool:
     return not bool((data >= 0x80).any())
 
 
-def string_hash_py(b: bytes) -> int:
-    """Plain-Python ``string_hash`` (the definition ``hash_strings`` is tested against)."""
-    from .._hashing import mix64
-
-    h = mix64(len(b) ^ STRING_SEED)
-    for k in range(0, len(b), 8):
-        h = mix64(h ^ int.from_bytes(b[k : k + 8].ljust(8, b"\0"), "little"))
-    return h
-
-
 _EMPTY_HASH = string_hash_py(b"")  # what a null value hashes as (its hash is never used)
 
 
@@ -529,14 +516,3 @@ def flow_keys(
         x = rh[use_ray] ^ _u64(RAY_SALT)
         flows[use_ray] = mix64_np(x, out=x)
     return flows, use_client | use_ray
-
-
-def flow_key_py(client_ip: str | None, client_port: int | None, ray_id: str | None) -> int | None:
-    """Plain-Python flow key of one row (``None`` when the row has none)."""
-    from .._hashing import mix64
-
-    if client_ip and client_port is not None and 0 <= client_port <= 65535:
-        return mix64(string_hash_py(client_ip.encode("utf-8")) ^ mix64(client_port ^ PORT_SALT))
-    if ray_id:
-        return mix64(string_hash_py(ray_id.encode("utf-8")) ^ RAY_SALT)
-    return None
