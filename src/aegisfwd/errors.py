@@ -59,3 +59,8 @@ class CompiledFileError(AegisError, ValueError):
 class SpillError(AegisError, OSError):
     """The concurrency analysis could not write or read back its spill file (disk full, a directory
     it may not write, the file removed while in use); the message names the file."""
+
+
+class LogInputError(AegisError, ValueError):
+    """A request log that cannot be read as one (empty, binary, a CSV without a header, an empty
+    directory, an unreachable Dask scheduler); the message names the file and what is wrong."""
