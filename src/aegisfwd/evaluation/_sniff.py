@@ -104,11 +104,7 @@ def sniff(path: Path, columns: list[str] | None = None) -> FileKind:
             notes.append(f"{path}: a Parquet file (magic PAR1) although named {path.name!r}: read as Parquet")
         return FileKind("parquet", None, notes=notes)
 
-    try:
-        with pa.input_stream(str(path), compression=comp) as s:
-            text = s.read(SNIFF_BYTES)
-    except (OSError, pa.ArrowException, EOFError) as exc:
-        raise LogInputError(f"{path}: cannot decompress as {comp}: {exc}") from None
+    text = _head(path, comp)
     stripped = text.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not stripped:
         what = "empty after decompression" if comp else "only whitespace"
@@ -142,6 +138,38 @@ def sniff(path: Path, columns: list[str] | None = None) -> FileKind:
             "name other columns with --map COL=FIELD"
         )
     return FileKind("csv", comp, delimiter=delimiter, header=[h.strip() for h in header], notes=notes)
+
+
+def _head(path: Path, comp: str | None) -> bytes:
+    """The first ``SNIFF_BYTES`` of the (decompressed) content. A compressed file cut short still
+    gives what it holds (reading reports the cut later); one that yields nothing is refused."""
+    if comp == "gzip":  # zlib hands back what a cut stream holds; Arrow's reader fails outright
+        import zlib
+
+        with open(path, "rb") as f:
+            raw = f.read(4 << 20)
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out = d.decompress(raw, SNIFF_BYTES)
+        except zlib.error as exc:
+            raise LogInputError(f"{path}: cannot decompress as gzip: {exc}") from None
+        if not out and not d.eof:
+            raise LogInputError(f"{path}: cannot decompress as gzip: the stream ends before any data")
+        return out
+    parts: list[bytes] = []
+    got = 0
+    try:
+        with pa.input_stream(str(path), compression=comp) as s:
+            while got < SNIFF_BYTES:
+                piece = s.read(4096)
+                if not piece:
+                    break
+                parts.append(piece)
+                got += len(piece)
+    except (OSError, pa.ArrowException, EOFError) as exc:
+        if not parts:
+            raise LogInputError(f"{path}: cannot decompress as {comp}: {exc}") from None
+    return b"".join(parts)
 
 
 def _json_layout(text: bytes) -> str:
