@@ -104,8 +104,14 @@ class Evaluation:
         print_summary(self.summary, console=console, top=top, meta=self._meta())
 
     def _meta(self) -> dict[str, Any]:
-        return {"source": self.source, "topology": self.topology, "elapsed_s": round(self.elapsed_s, 3),
-                "rows_per_s": round(self.rows_per_s, 1)}
+        meta: dict[str, Any] = {"source": self.source, "topology": self.topology,
+                                "elapsed_s": round(self.elapsed_s, 3), "rows_per_s": int(self.rows_per_s)
+                                if self.rows_per_s == self.rows_per_s else 0}
+        if self.output is not None:
+            meta["decisions"] = str(self.output)
+        if self.rejects is not None:
+            meta["rejects"] = str(self.rejects)
+        return meta
 
     def __repr__(self) -> str:
         s = self.summary

@@ -384,7 +384,8 @@ class Accumulator:
                 rows = np.flatnonzero(reason == code)[:REJECT_EXAMPLES]
                 for pos, number in zip(rows.tolist(), row_numbers(rows).tolist()):
                     self.add_example(name, f"{source} row {number}: " + _row_text(common.cols, pos))
-        return self.rayids.check(common.cols.get("RayID"), ok)
+        dup = self.rayids.check(common.cols.get("RayID"), np.arange(n))  # every row read counts
+        return dup if ok.shape[0] == n else dup[ok]
 
     def wants_examples(self, reason: str) -> bool:
         return len(self.reject_examples.get(reason, ())) < REJECT_EXAMPLES
