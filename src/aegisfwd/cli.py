@@ -34,11 +34,13 @@ LAZY_COMMANDS: dict[str, str] = {
     "evaluate": "aegisfwd._cli_evaluate:evaluate",
     "compare": "aegisfwd._cli_evaluate:compare",
     "bench": "aegisfwd._cli_bench:bench",
+    "datasets": "aegisfwd._cli_datasets:datasets",
 }
 LAZY_HELP: dict[str, str] = {
     "evaluate": "Evaluate request logs against a topology [analysis extra].",
     "compare": "Compare the same logs under two topologies [analysis extra].",
     "bench": "Benchmark every decision path against peers [bench extra].",
+    "datasets": "Write the built-in datasets (the world topology) to files.",
 }
 # Which extra provides the third-party modules a lazy command needs.
 _EXTRA_OF_MODULE = {
