@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .errors import AegisError
+from ..errors import AegisError
 
 _TOPOLOGY_SUFFIXES = (".json", ".yaml", ".yml", ".aegis")
 
@@ -30,7 +30,7 @@ def world(output: Path, seed: int) -> None:
     suffix = output.suffix.lower()
     if suffix not in _TOPOLOGY_SUFFIXES:
         raise AegisError(f"{output}: unsupported suffix {output.suffix!r}; use one of {', '.join(_TOPOLOGY_SUFFIXES)}")
-    from .datasets import world as build
+    from ..datasets import world as build
 
     t0 = time.perf_counter()
     topo = build(seed)
