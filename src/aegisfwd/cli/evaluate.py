@@ -92,7 +92,7 @@ def startup_objects_frozen() -> Iterator[None]:
 
 def finish_run(summary: Any, source: str) -> None:
     """Notes and input errors on stderr; exit 2 (via ``LogInputError``) when no row was decided."""
-    from .evaluation._outcome import check_decided, stderr_lines
+    from ..evaluation._outcome import check_decided, stderr_lines
 
     for line in stderr_lines(summary):
         click.echo(line, err=True)
