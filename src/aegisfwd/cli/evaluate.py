@@ -102,7 +102,9 @@ def finish_run(summary: Any, source: str) -> None:
 def _check_logs(logs: tuple[str, ...]) -> list[str]:
     for p in logs:
         if not Path(p).exists():
-            raise click.BadParameter(f"no such file or directory: {p}", param_hint="LOG")
+            from ..errors import LogInputError
+
+            raise LogInputError(f"{p}: no such log file or directory")
     return list(logs)
 
 
