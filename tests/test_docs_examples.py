@@ -48,7 +48,7 @@ def code_blocks(text: str) -> list[tuple[str, int, str]]:
             if close and close.group("fence")[0] == fence[0] and len(close.group("fence")) >= len(fence) \
                     and not close.group("info").strip():
                 break
-            body.append(lines[j][len(m.group("indent")):] if lines[j].startswith(m.group("indent")) else lines[j])
+            body.append(lines[j].removeprefix(m.group("indent")))
             j += 1
         out.append((lang, i + 2, "\n".join(body) + "\n"))
         i = j + 1

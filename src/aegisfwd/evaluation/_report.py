@@ -69,7 +69,7 @@ def _log_count_axis(axis: Any, decades: float = 3.0) -> None:
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     axis.set_major_locator(LogLocator(base=10, subs=(1.0,) if decades >= 3 else (1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(round(v)):,}" if v >= 1 else ""))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{round(v):,}" if v >= 1 else ""))
     axis.set_minor_formatter(NullFormatter())
 
 
@@ -494,11 +494,11 @@ def _sections(s: Summary, top: int, prefix: str = "", only: set[str] | None = No
         if not want(sid):
             continue
         st = s.load_stats(counts)
-        stats = [[k, v] for k, v in st.items() if k not in ("count", "max_over_mean")]
+        stats: list[list[Any]] = [[k, float(v)] for k, v in st.items() if k not in ("count", "max_over_mean")]
         content = (_img(_load_plot(topn, counts, what), f"load per {what}") if counts else "") + (
             f"<p>{st['count']:,} {what} in use; the busiest carries "
             f"{st['max_over_mean'] if counts else float('nan'):.1f} times the mean.</p>"
-        ) + _table(["statistic", "rows"], [[k, float(v)] for k, v in stats]) + _table(
+        ) + _table(["statistic", "rows"], stats) + _table(
             [what[:-1], "rows"], [list(x) for x in topn])
         out.append((prefix + sid, f"Load per {what[:-1]}", content))
     if want("concurrency"):

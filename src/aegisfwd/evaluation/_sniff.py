@@ -130,7 +130,7 @@ def sniff(path: Path, columns: list[str] | None = None) -> FileKind:
         kind = "TSV" if delimiter == "\t" else "CSV"
         notes.append(f"{path}: {kind} text although named {path.name!r}: read as {kind}")
     header = next(csv.reader(io.StringIO(line), delimiter=delimiter), [])
-    if columns is not None and not set(h.strip() for h in header) & set(columns):
+    if columns is not None and not {h.strip() for h in header} & set(columns):
         shown = line if len(line) <= 80 else line[:77] + "..."
         raise LogInputError(
             f"{path}: the first line is not a CSV header naming any column the evaluation reads "

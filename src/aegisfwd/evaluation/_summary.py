@@ -533,8 +533,8 @@ class Accumulator:
     def _duplicate_note(self) -> list[str]:
         if self.rayids.stopped_at is None:
             return []
-        return [f"duplicate RayIDs were checked over the first {self.rayids.stopped_at:,} RayIDs only "
-                "(the bound that keeps the check's memory under 128 MiB)"]
+        return [(f"duplicate RayIDs were checked over the first {self.rayids.stopped_at:,} RayIDs only "
+                "(the bound that keeps the check's memory under 128 MiB)")]
 
 
 def _row_text(cols: dict[str, Any], pos: int) -> str:
