@@ -50,7 +50,8 @@ QUIRKS_TIERS = {
     "r18": "LOCAL",
 }
 QUIRKS_REJECTS = {
-    "bad-origin-ip": 2,  # r08 empty, r09 garbage
+    "no-origin-connection": 1,  # r08: OriginIP "" (Logpush: never reached the origin)
+    "bad-origin-ip": 1,  # r09 garbage
     "missing-colo": 1,  # r10
     "unknown-colo": 1,  # r11
     "unknown-zone": 1,  # r12
@@ -188,7 +189,8 @@ def test_quirky_ndjson(topo, tmp_path):
     by_reason: dict[str, list[dict]] = {}
     for r in rej:
         by_reason.setdefault(r["reason"], []).append(r)
-    assert {r["RayID"] for r in by_reason["bad-origin-ip"]} == {"r08", "r09"}
+    assert {r["RayID"] for r in by_reason["bad-origin-ip"]} == {"r09"}
+    assert {r["RayID"] for r in by_reason["no-origin-connection"]} == {"r08"}
     assert by_reason["unknown-colo"][0]["EdgeColoCode"] == "ZZZ"
     # record numbers count every non-blank line of the file, broken ones included
     assert sorted(r["row"] for r in by_reason["malformed-json"]) == [18, 19]
@@ -243,13 +245,17 @@ def test_output_parquet_columns(topo, basic_table, tmp_path, monkeypatch):
     assert t.column_names == [
         "RayID", "EdgeColoCode", "ZoneName", "OriginIP",
         "ingress_server", "tier", "egress_server", "egress_dc", "egress_location", "egress_ip", "distance",
+        "source", "row", "start_time",
     ]
     assert t.num_rows == ev.summary.rows_decided == 9
     assert _tiers_by_ray(t) == BASIC_EXPECTED
     assert ev.decisions.num_rows == 9  # read back from the file
     ids = pa.dictionary(pa.int32(), pa.string())
     assert t.schema.field("RayID").type == pa.string()
-    assert all(t.schema.field(c).type == ids for c in t.column_names if c not in ("RayID", "distance"))
+    assert all(t.schema.field(c).type == ids for c in t.column_names
+               if c not in ("RayID", "distance", "row", "start_time"))
+    assert t.schema.field("row").type == pa.int64()
+    assert t.schema.field("start_time").type == pa.timestamp("ns", tz="UTC")
     # Dictionaries hold only the ids the rows use (not every server / IP of the topology); RayIDs
     # are not dictionary-encoded; statistics only where they can prune (distance).
     for c in ("ingress_server", "egress_server", "egress_ip", "OriginIP"):
@@ -327,7 +333,7 @@ def test_keep_rows_bound_warns(topo, basic_table):
 def test_missing_columns_entirely(topo):
     t = pa.table({"EdgeColoCode": ["LHR", "AMS"], "ZoneName": ["local.example", "local.example"]})
     ev = af.evaluate(t, topo, progress=False)
-    assert ev.summary.rejects == {"bad-origin-ip": 2}
+    assert ev.summary.rejects == {"missing-origin-ip": 2}  # no OriginIP column at all
     assert ev.summary.rows_in == 2
 
 
@@ -439,6 +445,8 @@ def test_parquet_dictionary_columns_give_the_same_answers(tmp_path):
         assert da.num_rows == db.num_rows == 30_000
         assert da.column_names == db.column_names
         for c in da.column_names:
+            if c == "source":  # the file's path / "<arrow>"
+                continue
             if c == "distance":
                 np.testing.assert_array_equal(da.column(c).to_numpy(), db.column(c).to_numpy())
             else:

@@ -102,7 +102,7 @@ def test_cli_compare(tmp_path):
 
 def test_cli_missing_log():
     r = CliRunner().invoke(main, ["evaluate", "/nonexistent/log.json", "-t", str(A)])
-    assert r.exit_code == 2 and "no such file" in r.output
+    assert r.exit_code == 2 and "no such log file" in r.output
 
 
 def test_log_commands_freeze_startup_objects_only_while_they_run():

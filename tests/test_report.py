@@ -15,7 +15,7 @@ import aegisfwd as af
 
 LOGS = Path(__file__).parent / "fixtures" / "logs"
 SECTIONS = (
-    "totals", "rejects", "tier-mix", "tier-by-location", "tier-by-pool", "flows", "flow-map",
+    "totals", "inputs", "rejects", "tier-mix", "tier-by-location", "tier-by-pool", "flows", "flow-map",
     "load-servers", "load-ips", "concurrency",
 )
 # Debian package "chromium" (apt-get install -y chromium) provides /usr/bin/chromium.
@@ -25,7 +25,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("report")
-    ev = af.evaluate(LOGS / "quirks.ndjson", LOGS / "topology.yaml", progress=False)
+    ev = af.evaluate(LOGS / "quirks.ndjson", LOGS / "topology.yaml", progress=False, rejects=d / "rejects.csv")
     return ev.report(d, top=5)
 
 
@@ -99,3 +99,38 @@ def test_report_opens_in_headless_chromium(report, tmp_path):
     assert dom.count("<img") >= 7
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
     assert console == [], console
+
+
+def test_report_traces_rejects_and_files(report):
+    text = report.read_text()
+    # the per-file table, the rejects file's path, example rows per reason with their row number
+    assert "quirks.ndjson" in text and "share rejected" in text
+    assert str(report.parent / "rejects.csv") in text
+    assert "malformed-json: 2 example rows" in text and "row 19" in text
+    assert "OriginIP &quot;&quot; or null: the request never reached the origin" in text
+    # one format per column: shares as percentages, counts as integers
+    assert "10.0%" in text and "0.100" not in text
+
+
+def test_tier_colours_are_colour_blind_safe():
+    from aegisfwd.evaluation._report import TIER_COLORS
+
+    okabe_ito = {"#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"}
+    assert set(TIER_COLORS.values()) <= okabe_ito and len(set(TIER_COLORS.values())) == len(TIER_COLORS)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian package 'chromium': apt-get install -y chromium)")
+def test_report_screenshot_renders(report, tmp_path):
+    shot = tmp_path / "report.png"
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars", "--window-size=1250,4000",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", report.as_uri()],
+        check=False, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        assert im.size == (1250, 4000)
+        # the page is drawn: many colours (maps, charts), not a blank or error page
+        assert len(im.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 200

@@ -312,14 +312,13 @@ class Engine(EngineCore):
         """A human-readable trace of the rules tried for one request, and the result.
 
         Runs the reference's traced decision under this engine's live states and checks that it
-        reaches this engine's answer. Needs the ``Topology`` model (an engine built from a
-        ``Topology``, or from a compiled topology compiled in this process)."""
+        reaches this engine's answer. An engine built from compiled tables alone (a file, a pickle)
+        rebuilds the model from them on its first explanation (``aegisfwd._decompile``)."""
         model = self._topology
-        if model is None:
-            raise TypeError(
-                "explain needs the Topology model, and this engine was built from compiled tables "
-                "alone (loaded from a file or unpickled): build the Engine from the Topology"
-            )
+        if model is None:  # loaded from a file or unpickled: rebuild the model from the tables, once
+            from ._decompile import topology_from_compiled
+
+            model = self._topology = topology_from_compiled(self._compiled)
         core = self._core_engine
         for _ in range(8):
             version = core.version

@@ -68,3 +68,8 @@ class SpillError(AegisError, OSError):
 class SharedEngineError(AegisError, RuntimeError):
     """A shared engine segment that is missing, foreign, truncated, unfinished, built from another
     compiled topology, already existing (on create), or closed."""
+
+
+class LogInputError(AegisError, ValueError):
+    """A request log that cannot be read as one (empty, binary, a CSV without a header, an empty
+    directory, an unreachable Dask scheduler); the message names the file and what is wrong."""

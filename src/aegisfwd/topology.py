@@ -112,6 +112,19 @@ class Topology:
 
         return compile_topology(self)
 
+    # ---- equality -----------------------------------------------------------------------------
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.locations, self.data_centers, self.pools, self.server_states, self.zones, self.distances)
+
+    def __eq__(self, other: object) -> bool:
+        """Same locations, DCs, pools (in order), states, zones and distances: ``from_dict(to_dict(t)) == t``."""
+        if not isinstance(other, Topology):
+            return NotImplemented
+        return self is other or self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash((self.locations, self.data_centers, self.pools, self.distances))
+
     # ---- canonical index order ---------------------------------------------------------------
     @cached_property
     def location_ids(self) -> tuple[str, ...]:

@@ -26,12 +26,14 @@ LAZY_COMMANDS: dict[str, str] = {
     "compare": "aegisfwd.cli.evaluate:compare",
     "bench": "aegisfwd.cli.bench:bench",
     "proxy": "aegisfwd.proxy.cli:proxy",
+    "datasets": "aegisfwd.cli.datasets:datasets",
 }
 LAZY_HELP: dict[str, str] = {
     "evaluate": "Evaluate request logs against a topology [analysis extra].",
     "compare": "Compare the same logs under two topologies [analysis extra].",
     "bench": "Benchmark every decision path against peers [bench extra].",
     "proxy": "A loopback edge proxy egressing from dedicated IPs [proxy extra].",
+    "datasets": "Write the built-in datasets (the world topology) to files.",
 }
 # Which extra provides the third-party modules a lazy command needs.
 _EXTRA_OF_MODULE = {

@@ -98,10 +98,21 @@ def _model(topology: Path, no_cache: bool) -> Any:
     return Model(topology, cache=not no_cache)
 
 
+def finish_run(summary: Any, source: str) -> None:
+    """Notes and input errors on stderr; exit 2 (via ``LogInputError``) when no row was decided."""
+    from ..evaluation._outcome import check_decided, stderr_lines
+
+    for line in stderr_lines(summary):
+        click.echo(line, err=True)
+    check_decided(summary, source)
+
+
 def _check_logs(logs: tuple[str, ...]) -> list[str]:
     for p in logs:
         if not Path(p).exists():
-            raise click.BadParameter(f"no such file or directory: {p}", param_hint="LOG")
+            from ..errors import LogInputError
+
+            raise LogInputError(f"{p}: no such log file or directory")
     return list(logs)
 
 
@@ -152,6 +163,7 @@ def evaluate(logs: tuple[str, ...], topology: Path, output: Path | None, report_
     if report_dir is not None:
         html = ev.report(report_dir, top=max(top, 20))
         console.print(f"report: {html} and {report_dir / 'summary.json'}")
+    finish_run(ev.summary, ev.source)
 
 
 @click.command(short_help="Compare evaluations of the same logs under two topologies.")

@@ -516,3 +516,37 @@ def flow_keys(
         x = rh[use_ray] ^ _u64(RAY_SALT)
         flows[use_ray] = mix64_np(x, out=x)
     return flows, use_client | use_ray
+
+
+# ---------------------------------------------------------------------------------------------
+# Timestamps that parse but cannot be trusted
+# ---------------------------------------------------------------------------------------------
+# Logpush started in 2019; anything before 2000-01-01 is not a request time but a small number
+# (a counter, "1", a duration in the wrong field) that the magnitude rule would place in 1970.
+EPOCH_FLOOR_NS = 946_684_800 * 10**9
+_SCIENTIFIC_RE = r"^[+-]?[0-9.]+[eE][+-]?[0-9]+$"
+
+
+def untrusted_timestamps(arr: pa.Array | None, start_ns: np.ndarray, start_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(not_epoch, imprecise)`` masks over the rows ``to_epoch_ns`` accepted.
+
+    ``not_epoch``: before 2000-01-01 (a tiny integer such as ``1``). ``imprecise``: written in
+    scientific notation (``"1.7145648e+18"``) or a float beyond 2**53, whose digits are already
+    lost, so no exact time can be recovered. Both are flagged and left out of timing, never
+    placed in 1970 or rounded silently."""
+    n = start_ns.shape[0]
+    not_epoch = start_ok & (start_ns < EPOCH_FLOOR_NS)
+    imprecise = np.zeros(n, dtype=bool)
+    if arr is None:
+        return not_epoch, imprecise
+    arr = _chunk(arr)
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        arr = arr.dictionary_decode()
+        t = arr.type
+    if pa.types.is_floating(t):
+        f = np.asarray(arr.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float64)
+        imprecise = start_ok & (np.abs(f) >= 2.0**53)
+    elif pa.types.is_string(t) or pa.types.is_large_string(t):
+        imprecise = start_ok & _mask(pc.match_substring_regex(pc.utf8_trim_whitespace(arr), _SCIENTIFIC_RE))
+    return not_epoch & ~imprecise, imprecise

@@ -19,12 +19,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import LogInputError
 from ._prepare import column_names, dictionary_columns, resolve_columns
 from ._read import Chunk, expand_paths, is_path_like, open_source
 from ._run import DEFAULT_BATCH_ROWS, Evaluation, Runner, model_for
 from ._summary import Summary
 
 __all__ = ["evaluate_dask"]
+
+SCHEDULER_TIMEOUT_S = 10  # an unreachable --scheduler fails after this, not distributed's 30 s
 
 
 def _evaluate_part(
@@ -47,7 +50,7 @@ def _evaluate_part(
     rej = os.path.join(rejects, f"part-{index:05d}.parquet") if rejects else None
     runner = Runner(model, cols, output=out, rejects=rej, threads=threads, concurrency_resolution_ms=resolution_ms)
     if isinstance(part, (str, os.PathLike)):
-        src = open_source(part, column_names(cols), batch_rows, dictionary=dictionary_columns(cols))
+        src = open_source(part, column_names(cols, hints=True), batch_rows, dictionary=dictionary_columns(cols))
         chunks = src.chunks
     else:
         if not isinstance(part, (pa.Table, pa.RecordBatch)) and not hasattr(part, "__arrow_c_stream__"):
@@ -60,13 +63,14 @@ def _evaluate_part(
                     part = pa.Table.from_pandas(part, preserve_index=False)
             except ImportError:  # pragma: no cover
                 pass
-        src = open_source(part, column_names(cols), batch_rows, dictionary=dictionary_columns(cols))
+        src = open_source(part, column_names(cols, hints=True), batch_rows, dictionary=dictionary_columns(cols))
         chunks = src.chunks
     for chunk in chunks:
         if isinstance(chunk, Chunk) and chunk.source == "<arrow>":
             chunk.source = f"<partition {index}>"
         runner.process(chunk)
     runner.acc.input_errors.extend(src.errors)
+    runner.acc.notes.extend(src.notes)
     return runner.finish()
 
 
@@ -104,7 +108,10 @@ def evaluate_dask(
     if client is None and scheduler is not None:
         from distributed import Client
 
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            raise LogInputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         own_client = True
     if client is None:
         try:

@@ -33,11 +33,30 @@ DICTIONARY_KEY_FIELDS = ("EdgeColoCode", "ZoneName", "OriginIP")
 ID_TYPE = pa.dictionary(pa.int32(), pa.string())
 
 
+# Where each decision comes from: the file, the record number within it (0-based, malformed records
+# counted, as in the rejects file) and the start time as parsed (null where there was none).
+TRACE_FIELDS = [pa.field("source", ID_TYPE), pa.field("row", pa.int64()),
+                pa.field("start_time", pa.timestamp("ns", tz="UTC"))]
+
+
 def decisions_schema(key_fields: tuple[str, ...], suffix: str = "") -> pa.Schema:
     """The schema of every decisions table (and file) with these key columns."""
     fields = [pa.field(f, ID_TYPE if f in DICTIONARY_KEY_FIELDS else pa.string()) for f in key_fields]
     fields += [pa.field(c + suffix, ID_TYPE) for c in DECISION_COLUMNS[:-1]]
-    return pa.schema(fields + [pa.field("distance" + suffix, pa.float64())])
+    return pa.schema(fields + [pa.field("distance" + suffix, pa.float64())] + TRACE_FIELDS)
+
+
+def trace_columns(trace: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None, m: int) -> dict[str, pa.Array]:
+    """``source``, ``row`` and ``start_time`` of ``m`` decided rows; ``trace`` is (source, record
+    numbers, start ns, start valid), or None (all null)."""
+    if trace is None:
+        return {f.name: pa.nulls(m, f.type) for f in TRACE_FIELDS}
+    source, rows, start_ns, start_ok = trace
+    src = pa.DictionaryArray.from_arrays(pa.array(np.zeros(m, dtype=np.int32)), pa.array([source], pa.string()))
+    mask = ~np.asarray(start_ok, dtype=bool)
+    start = pa.array(np.asarray(start_ns, dtype=np.int64), pa.int64(), mask=mask if mask.any() else None)
+    return {"source": src, "row": pa.array(np.asarray(rows, dtype=np.int64), pa.int64()),
+            "start_time": start.cast(TRACE_FIELDS[2].type)}
 
 
 def decisions_parquet_options(schema: pa.Schema) -> dict[str, Any]:
@@ -48,7 +67,7 @@ def decisions_parquet_options(schema: pa.Schema) -> dict[str, Any]:
     names = schema.names
     opts: dict[str, Any] = {
         "compression": "zstd",
-        "use_dictionary": [c for c in names if c != "RayID"],
+        "use_dictionary": [c for c in names if c not in ("RayID", "row", "start_time")],
         "write_statistics": [c for c in names if c.startswith("distance")],
     }
     if "RayID" in names and pa.types.is_string(schema.field("RayID").type):
@@ -150,6 +169,7 @@ def decisions_table(
     result: Any,
     suffix: str = "",
     n: int | None = None,
+    trace: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> pa.Table:
     """Decisions of ``rows`` (positions in a batch of ``n`` rows) with ``decisions_schema``."""
     data: dict[str, pa.Array] = decision_key_columns(cols, rows, rows.shape[0] if n is None else n, key_fields)
@@ -163,6 +183,7 @@ def decisions_table(
             "egress_location" + suffix: IdArrays.column(result.location, ids.locations),
             "egress_ip" + suffix: IdArrays.column(result.ip, ids.ips),
             "distance" + suffix: pa.array(np.asarray(result.distance, dtype=np.float64), pa.float64()),
+            **trace_columns(trace, rows.shape[0]),
         }
     )
     return pa.table(data, schema=decisions_schema(key_fields, suffix))

@@ -49,8 +49,15 @@ def resolve_columns(columns: Mapping[str, str | None] | None) -> dict[str, str |
     return out
 
 
-def column_names(cols: Mapping[str, str | None]) -> list[str]:
-    return [c for c in cols.values() if c]
+# Columns read only to explain rejects: a log with ``ZoneID`` but no ``ZoneName`` is told how to map it.
+HINT_COLUMNS: tuple[str, ...] = ("ZoneID",)
+
+
+def column_names(cols: Mapping[str, str | None], *, hints: bool = False) -> list[str]:
+    names = [c for c in cols.values() if c]
+    if hints:
+        names += [h for h in HINT_COLUMNS if h not in names]
+    return names
 
 
 # Fields whose values repeat (colos, zones, origins, servers, pools, schemes): read from Parquet as
@@ -78,6 +85,10 @@ class Common:
     duration_ns: np.ndarray
     timed: np.ndarray  # start and duration valid
     cols: dict[str, pa.Array | None]  # field -> raw column (None when absent)
+    start_ok: np.ndarray | None = None  # a trusted start time (whatever the duration)
+    no_origin: np.ndarray | None = None  # OriginIP empty or null: the request never reached the origin
+    zone_id_only: np.ndarray | None = None  # no ZoneName but a ZoneID
+    warnings: dict[str, int] | None = None  # rows kept but flagged (timestamps that cannot be trusted)
 
 
 def _col(batch: pa.RecordBatch, name: str | None) -> pa.Array | None:
@@ -102,8 +113,30 @@ def parse_common(batch: pa.RecordBatch, cols: Mapping[str, str | None]) -> Commo
         is_http = ar._mask(pc.equal(scheme, "http"))
         port = np.where(~port_ok & is_http, 80, port)
     start, start_ok = ar.to_epoch_ns(raw["EdgeStartTimestamp"], n)
+    not_epoch, imprecise = ar.untrusted_timestamps(raw["EdgeStartTimestamp"], start, start_ok)
+    warnings: dict[str, int] = {}
+    if not_epoch.any() or imprecise.any():
+        start_ok = start_ok & ~not_epoch & ~imprecise
+        warnings = {k: int(v.sum()) for k, v in (("timestamp-not-epoch", not_epoch),
+                                                   ("timestamp-imprecise", imprecise)) if v.any()}
     dur, dur_ok = ar.to_duration_ns(raw["OriginResponseDurationMs"], raw["OriginResponseTime"], n)
-    return Common(n, family, flows, flow_ok, origin_dict, origin_idx, port, start, dur, start_ok & dur_ok, raw)
+    no_origin = None  # stays None when the log has no OriginIP column at all
+    origin_name = cols.get("OriginIP")
+    if raw["OriginIP"] is not None:
+        # Logpush writes OriginIP "" for a request that never reached the origin (blocked, cached).
+        blank = np.append(ar._mask(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(ar.to_string(origin_dict))), 0)),
+                          True)  # the last entry: null rows
+        no_origin = blank[origin_idx]
+    elif origin_name and batch.schema.get_field_index(origin_name) >= 0:
+        no_origin = np.ones(n, dtype=bool)  # the column is there, every value null
+    zone_id_only = None
+    zone_id = batch.schema.get_field_index("ZoneID")
+    if zone_id >= 0 and cols.get("ZoneName") != "ZoneID" and raw.get("pool") is None:
+        zone_name = raw["ZoneName"]
+        has_id = ar._valid_np(ar._chunk(batch.column(zone_id)))
+        zone_id_only = has_id if zone_name is None else has_id & ~ar._valid_np(ar._chunk(zone_name))
+    return Common(n, family, flows, flow_ok, origin_dict, origin_idx, port, start, dur, start_ok & dur_ok, raw,
+                  start_ok, no_origin, zone_id_only, warnings)
 
 
 MISSING = -2  # code of a null, empty or blank value
@@ -206,8 +239,15 @@ def resolve(common: Common, model: Any, states: np.ndarray, threads: int | None 
     else:
         pool = model.zone_codes(cols["ZoneName"], n)
         missing, unknown = "missing-zone", "unknown-zone"
-    marks += [(pool == MISSING, missing), (pool == UNKNOWN, unknown), (common.family == 0, "bad-origin-ip"),
-              (~common.flow_ok, "missing-flow-key")]
+    if common.zone_id_only is not None:
+        marks.append((common.zone_id_only & (pool == MISSING), "zone-id-not-mapped"))
+    marks += [(pool == MISSING, missing), (pool == UNKNOWN, unknown)]
+    if common.no_origin is None:
+        marks.append((common.family == 0, "missing-origin-ip"))
+    else:
+        assert common.no_origin is not None
+        marks.append((common.no_origin, "no-origin-connection"))
+    marks += [(common.family == 0, "bad-origin-ip"), (~common.flow_ok, "missing-flow-key")]
     reason = np.zeros(n, dtype=np.uint8)
     for mask, name in reversed(marks):  # earlier reasons overwrite later ones
         if mask.any():

@@ -19,10 +19,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-_PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
-_CSV_SUFFIXES = {".csv", ".tsv"}
-_JSON_SUFFIXES = {".json", ".ndjson", ".jsonl", ".log", ".txt"}
-_COMPRESSION_SUFFIXES = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
+from ..errors import LogInputError
+from ._sniff import FileKind, name_hints, sniff
 
 NDJSON_BLOCK_BYTES = 8 << 20
 
@@ -55,54 +53,48 @@ class Source:
     unit: str  # "bytes" or "rows"
     description: str
     errors: list[str] = field(default_factory=list)  # whole-source problems (a truncated gzip, ...)
+    notes: list[str] = field(default_factory=list)  # what reading found and did (a name that lied, ...)
+    files: list[str] = field(default_factory=list)  # the files read, in order
+    given: list[tuple[str, list[str]]] = field(default_factory=list)  # each path given -> its files
+
+    def given_by_file(self) -> dict[str, str]:
+        """file -> the directory given that holds it (files given by name are not listed)."""
+        return {f: g for g, files in self.given for f in files if f != g}
 
 
 def _compression(path: Path) -> tuple[str | None, str]:
-    suffixes = [s.lower() for s in path.suffixes]
-    comp = None
-    if suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
-        comp = _COMPRESSION_SUFFIXES[suffixes[-1]]
-        suffixes = suffixes[:-1]
-    return comp, suffixes[-1] if suffixes else ""
+    return name_hints(path)
 
 
 def detect_format(path: Path) -> str:
-    """``parquet``, ``csv`` or ``ndjson``: by suffix, else by sniffing the first bytes."""
-    comp, suffix = _compression(path)
-    if suffix in _PARQUET_SUFFIXES:
-        return "parquet"
-    if suffix in _CSV_SUFFIXES:
-        return "csv"
-    if suffix in _JSON_SUFFIXES:
-        return "ndjson"
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head == b"PAR1":
-        return "parquet"
-    try:
-        with pa.input_stream(str(path), compression=comp) as s:
-            text = s.read(4096).lstrip()
-    except (OSError, pa.ArrowException):
-        text = b""
-    return "ndjson" if text[:1] in (b"{", b"[") else "csv"
+    """``parquet``, ``csv``, ``ndjson`` or ``json`` (arrays, multi-line objects), by content."""
+    return sniff(path).format
 
 
 def expand_paths(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
     """Files of a path, a directory (recursively, sorted, hidden files skipped) or a list of them."""
+    return [f for _, files in expand_sources(source) for f in files]
+
+
+def expand_sources(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[tuple[Path, list[Path]]]:
+    """Each path given with the files it stands for (a directory: its files, recursively, sorted,
+    hidden files skipped). A missing path or a directory without files is a ``LogInputError``."""
     items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
-    out: list[Path] = []
+    out: list[tuple[Path, list[Path]]] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if f.is_file() and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts):
-                    out.append(f)
+            files = [f for f in sorted(p.rglob("*"))
+                     if f.is_file() and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts)]
+            if not files:
+                raise LogInputError(f"{p}: directory holds no log file (files whose name starts with . or _ are skipped)")
+            out.append((p, files))
         elif p.exists():
-            out.append(p)
+            out.append((p, [p]))
         else:
-            raise FileNotFoundError(f"no such log file or directory: {p}")
+            raise LogInputError(f"{p}: no such log file or directory")
     if not out:
-        raise FileNotFoundError(f"no log files found in {source!r}")
+        raise LogInputError("no log file given")
     return out
 
 
@@ -174,8 +166,7 @@ class _Counted(io.RawIOBase):
         super().close()
 
 
-def _open_counted(path: Path) -> tuple[Any, _Counted]:
-    comp, _ = _compression(path)
+def _open_counted(path: Path, comp: str | None) -> tuple[Any, _Counted]:
     raw = _Counted(open(path, "rb", buffering=0))  # noqa: SIM115 - closed with the stream
     buffered = io.BufferedReader(raw, buffer_size=1 << 20)
     if comp is None:
@@ -183,12 +174,13 @@ def _open_counted(path: Path) -> tuple[Any, _Counted]:
     return pa.CompressedInputStream(pa.PythonFile(buffered, mode="r"), comp), raw
 
 
-def _csv_chunks(path: Path, names: Sequence[str], batch_rows: int, errors: list[str]) -> Iterator[Chunk]:
+def _csv_chunks(path: Path, kind: FileKind, names: Sequence[str], batch_rows: int,
+                errors: list[str]) -> Iterator[Chunk]:
     import pyarrow.csv as pcsv
 
     invalid = _InvalidRows()
-    stream, raw = _open_counted(path)
-    delimiter = "\t" if _compression(path)[1] == ".tsv" else ","
+    stream, raw = _open_counted(path, kind.compression)
+    delimiter = kind.delimiter
     try:
         reader = pcsv.open_csv(
             stream,
@@ -198,8 +190,9 @@ def _csv_chunks(path: Path, names: Sequence[str], batch_rows: int, errors: list[
             # must not stop the reader; the evaluator parses values itself.
             convert_options=pcsv.ConvertOptions(
                 column_types={n: pa.large_string() for n in names},
-                include_columns=list(names),
-                include_missing_columns=True,
+                # only the columns the header has: an absent column stays absent (not all null)
+                include_columns=[n for n in names if kind.header is None or n in kind.header],
+                include_missing_columns=kind.header is None,
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
             ),
@@ -232,12 +225,12 @@ def _csv_chunks(path: Path, names: Sequence[str], batch_rows: int, errors: list[
 
 
 def _ndjson_chunks(
-    path: Path, parser: NdjsonBlockParser, batch_rows: int, errors: list[str], block_bytes: int
+    path: Path, kind: FileKind, parser: NdjsonBlockParser, batch_rows: int, errors: list[str], block_bytes: int
 ) -> Iterator[Chunk]:
     """Read blocks of whole lines, parse each, and gather the parsed rows into batches of
     ``batch_rows`` (a block holds a few tens of thousands of rows; the engine and the writers work
     best on larger batches). Every row carries its record number (malformed lines count too)."""
-    stream, raw = _open_counted(path)
+    stream, raw = _open_counted(path, kind.compression)
     row = 0  # record number of the next line
     done = 0
     carry = b""
@@ -298,6 +291,23 @@ def _ndjson_chunks(
         yield from flush(True)
     finally:
         stream.close()
+
+
+def _json_records(path: Path, kind: FileKind, names: Sequence[str], batch_rows: int,
+                  errors: list[str]) -> Iterator[Chunk]:
+    """A JSON array of records, or multi-line / concatenated objects (``_jsonstream``)."""
+    from ._jsonstream import json_records_chunks
+
+    def make(table: pa.Table | None, first: int, bad: list[tuple[int, str]], progress: float,
+             numbers: np.ndarray) -> Chunk:
+        batch = table.combine_chunks().to_batches()[0] if table is not None and table.num_rows else None
+        return Chunk(batch, str(path), first, bad, "malformed-json", progress=progress,
+                     row_numbers=numbers if batch is not None else None)
+
+    try:
+        yield from json_records_chunks(path, lambda: _open_counted(path, kind.compression), names, batch_rows, make)
+    except (OSError, pa.ArrowException, EOFError) as exc:
+        errors.append(f"{path}: input ends early (corrupt or truncated compression): {exc}")
 
 
 def _concat_mixed(tables: list[pa.Table]) -> pa.Table:
@@ -362,7 +372,10 @@ class NdjsonBlockParser:
                 elif isinstance(v, int):
                     types[n] = pa.int64()
                 elif isinstance(v, float):
-                    types[n] = pa.float64()
+                    # as text: an integer later in the field (a nanosecond timestamp) would lose
+                    # digits through float64; the evaluator parses the text exactly
+                    types[n] = pa.string()
+                    self.textual.add(n)
                 else:
                     types[n] = pa.string()
         self.types = types
@@ -450,11 +463,11 @@ class NdjsonBlockParser:
                 cols[n].append(rec.get(n))
         if good == 0:
             return None, bad, None
-        arrays = {n: _column_from_values(cols[n]) for n in names}
+        arrays = {n: column_from_values(cols[n]) for n in names}
         return pa.table(arrays), bad, (np.asarray(numbers, dtype=np.int64) if bad else None)
 
 
-def _column_from_values(values: list[Any]) -> pa.Array:
+def column_from_values(values: list[Any]) -> pa.Array:
     """One field's values from ``json.loads``: int64 if all ints, float64 if all floats, else text
     (exact: integers keep every digit, nested values become compact JSON)."""
     kinds = {type(v) for v in values if v is not None}
@@ -494,27 +507,41 @@ def open_source(
     block_bytes = NDJSON_BLOCK_BYTES if ndjson_block_bytes is None else int(ndjson_block_bytes)
     names = list(dict.fromkeys(names))
     if is_path_like(source):
-        paths = expand_paths(source)
+        given = expand_sources(source)
+        paths = [f for _, files in given for f in files]
+        kinds, problems = [], []
+        for p in paths:  # every file checked before any is read: all bad files named at once
+            try:
+                kinds.append(sniff(p, names))
+            except LogInputError as exc:
+                problems.append(str(exc))
+        if problems:
+            head = problems[0] if len(problems) == 1 else (
+                f"{len(problems)} of {len(paths)} log files cannot be read: " + "; ".join(problems))
+            raise LogInputError(head)
         errors: list[str] = []
+        notes = [n for k in kinds for n in k.notes]
         total = float(sum(p.stat().st_size for p in paths))
 
         parser = NdjsonBlockParser(names)  # shared: what it learns about the log carries across files
 
         def gen() -> Iterator[Chunk]:
-            for p in paths:
-                fmt = detect_format(p)
-                if fmt == "parquet":
+            for p, kind in zip(paths, kinds):
+                if kind.format == "parquet":
                     try:
                         yield from _parquet_chunks(p, names, batch_rows, dictionary)
                     except (pa.ArrowInvalid, OSError) as exc:
                         errors.append(f"{p}: cannot read as Parquet: {exc}")
-                elif fmt == "csv":
-                    yield from _csv_chunks(p, names, batch_rows, errors)
+                elif kind.format == "csv":
+                    yield from _csv_chunks(p, kind, names, batch_rows, errors)
+                elif kind.format == "json":
+                    yield from _json_records(p, kind, names, batch_rows, errors)
                 else:
-                    yield from _ndjson_chunks(p, parser, batch_rows, errors, block_bytes)
+                    yield from _ndjson_chunks(p, kind, parser, batch_rows, errors, block_bytes)
 
         desc = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files"
-        return Source(gen(), total, "bytes", desc, errors)
+        return Source(gen(), total, "bytes", desc, errors, notes,
+                      files=[str(p) for p in paths], given=[(str(g), [str(f) for f in fs]) for g, fs in given])
 
     # In-memory and streamed Arrow data.
     rows_total: float | None = None

@@ -104,8 +104,14 @@ class Evaluation:
         print_summary(self.summary, console=console, top=top, meta=self._meta())
 
     def _meta(self) -> dict[str, Any]:
-        return {"source": self.source, "topology": self.topology, "elapsed_s": round(self.elapsed_s, 3),
-                "rows_per_s": round(self.rows_per_s, 1)}
+        meta: dict[str, Any] = {"source": self.source, "topology": self.topology,
+                                "elapsed_s": round(self.elapsed_s, 3), "rows_per_s": int(self.rows_per_s)
+                                if self.rows_per_s == self.rows_per_s else 0}
+        if self.output is not None:
+            meta["decisions"] = str(self.output)
+        if self.rejects is not None:
+            meta["rejects"] = str(self.rejects)
+        return meta
 
     def __repr__(self) -> str:
         s = self.summary
@@ -174,6 +180,9 @@ class Runner:
 
     def _add_malformed(self, chunk: Chunk) -> None:
         self.acc.add_reason(chunk.malformed_reason, len(chunk.malformed))
+        self.acc.add_file(chunk.source, len(chunk.malformed), 0, len(chunk.malformed))
+        for number, text in chunk.malformed[: 3]:
+            self.acc.add_example(chunk.malformed_reason, f"{chunk.source} row {number}: {text[:500]}")
         if self.reject_writer is not None:
             self.reject_writer.write(malformed_table(chunk.source, chunk.malformed, chunk.malformed_reason))
 
@@ -200,6 +209,7 @@ class Runner:
         """Count a decided batch in the summary, write its rejects and decisions."""
         res, r, ok = decided
         n = common.n
+        dup = self.acc.observe(common, chunk.source, chunk.rows_of, res.reason, ok)
 
         def take(a: np.ndarray) -> np.ndarray:
             return a if res.all_ok else a[ok]
@@ -208,7 +218,9 @@ class Runner:
         # the counts below are taken.
         want_table = self.writer is not None or (self.keep_rows and not self.dropped)
         if want_table and ok.shape[0]:
-            table = decisions_table(common.cols, ok, self.key_fields or (), self.ids, take(res.server), r, n=n)
+            table = decisions_table(common.cols, ok, self.key_fields or (), self.ids, take(res.server), r, n=n,
+                                    trace=(chunk.source, chunk.rows_of(ok), take(common.start_ns),
+                                           take(common.start_ok if common.start_ok is not None else common.timed)))
             if self.writer is not None:
                 self.writer.write(table)
             if self.keep_rows and not self.dropped:
@@ -227,6 +239,8 @@ class Runner:
         self.acc.add_decisions(take(res.location), take(res.pool), r.tier, r.server, r.location, r.ip, r.distance)
         self.acc.fallback += int(res.fallback.sum())
         timed = take(common.timed)
+        if dup.any():  # a repeated record is one request: its connection counts once
+            timed = timed & ~dup
         if timed.any():
             sel = timed & (r.ip >= 0)
             if sel.all():
@@ -317,7 +331,7 @@ def evaluate(
     t0 = time.perf_counter()
     model = model_for(topology)
     cols = resolve_columns(columns)
-    src = open_source(source, column_names(cols), batch_rows, dictionary=dictionary_columns(cols))
+    src = open_source(source, column_names(cols, hints=True), batch_rows, dictionary=dictionary_columns(cols))
     runner = Runner(model, cols, output=output, rejects=rejects, keep_rows=keep_rows if output is None else 0,
                     threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir,
                     pipeline=True, fold_concurrency=True)
@@ -332,6 +346,8 @@ def evaluate(
     finally:
         bar.close()
     runner.acc.input_errors.extend(src.errors)
+    runner.acc.notes.extend(src.notes)
+    runner.acc.given.update(src.given_by_file())
     summary = runner.finish()
     return Evaluation(
         summary,

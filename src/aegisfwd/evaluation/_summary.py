@@ -43,8 +43,40 @@ REASONS: tuple[str, ...] = (
     "unknown-pool",
     "bad-origin-ip",
     "missing-flow-key",
+    # Added later: appended so the codes above keep their values.
+    "no-origin-connection",
+    "missing-origin-ip",
+    "zone-id-not-mapped",
 )
+# What each reason means, for reports (docs/evaluate.md "Rejected rows").
+REASON_HELP: dict[str, str] = {
+    "malformed-json": "a JSON record that does not parse (or is not an object)",
+    "malformed-csv": "a CSV row with the wrong number of fields",
+    "missing-colo": "EdgeColoCode null, empty or absent",
+    "unknown-colo": "EdgeColoCode is not a location or data-center id of the topology",
+    "no-ingress-server": "the colo has no servers",
+    "missing-server": "ingress_server column: value null or empty",
+    "unknown-server": "ingress_server column: not a server id",
+    "missing-zone": "ZoneName null, empty or absent",
+    "unknown-zone": "ZoneName is not in the topology's zones",
+    "missing-pool": "pool column: value null or empty",
+    "unknown-pool": "pool column: not a pool id",
+    "bad-origin-ip": "OriginIP is not an IP address",
+    "missing-flow-key": "neither a usable ClientIP + ClientSrcPort nor a RayID",
+    "no-origin-connection": 'OriginIP "" or null: the request never reached the origin (blocked, cached, redirected)',
+    "missing-origin-ip": "the log has no OriginIP column (map one with --map COL=OriginIP)",
+    "zone-id-not-mapped": ("no ZoneName but a ZoneID: evaluate with --map ZoneID=ZoneName (columns={'ZoneName': "
+                           "'ZoneID'}) and a topology whose zones map is keyed by zone id"),
+}
+WARNING_HELP: dict[str, str] = {
+    "timestamp-not-epoch": "EdgeStartTimestamp before 2000-01-01 (a tiny number such as 1): not a request time; "
+                           "left out of concurrency",
+    "timestamp-imprecise": "EdgeStartTimestamp in scientific notation or a float beyond 2**53: digits lost; "
+                           "left out of concurrency",
+    "duplicate-rayid": "a RayID seen before in this run: decided again, counted once in concurrency",
+}
 REASON_CODE: dict[str, int] = {r: k for k, r in enumerate(REASONS)}
+REJECT_EXAMPLES = 3  # example rows kept per reject reason
 
 
 def _add_maps(a: dict[Any, Any], b: dict[Any, Any]) -> dict[Any, Any]:
@@ -89,6 +121,13 @@ class Summary:
     distance_unit: str = "km"
     coords: dict[str, tuple[float, float]] = field(default_factory=dict)
     input_errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what reading found and did (a name that lied, ...)
+    warnings: dict[str, int] = field(default_factory=dict)  # rows kept but flagged (WARNING_HELP)
+    files: dict[str, list[int]] = field(default_factory=dict)  # file -> [rows in, decided, rejected]
+    given: dict[str, str] = field(default_factory=dict)  # file -> the directory given that holds it
+    reject_examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few rows, as text
+    duplicate_rayids: int = 0  # rows whose RayID was seen before in the run
+    duplicate_examples: list[str] = field(default_factory=list)
 
     # ---- merging ----------------------------------------------------------------------------
     def merge(self, other: Summary) -> Summary:
@@ -118,9 +157,9 @@ class Summary:
         if other.rows_in and not self.rows_in:
             self.distance_unit = other.distance_unit  # the first part with rows names the unit
         for name in ("rows_in", "rows_decided", "rows_rejected", "distance_sum", "distance_rows",
-                     "ingress_fallback_rows", "timed_rows"):
+                     "ingress_fallback_rows", "timed_rows", "duplicate_rayids"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("rejects", "tiers", "flows", "flow_distance", "egress_servers", "egress_ips"):
+        for name in ("rejects", "tiers", "flows", "flow_distance", "egress_servers", "egress_ips", "warnings"):
             mine = getattr(self, name)
             for k, v in getattr(other, name).items():
                 mine[k] = mine.get(k, 0) + v
@@ -136,6 +175,16 @@ class Summary:
         self.time_max_ns = max(tmax) if tmax else None
         self.coords = {**other.coords, **self.coords}
         self.input_errors = self.input_errors + other.input_errors
+        self.notes = self.notes + [n for n in other.notes if n not in self.notes]
+        for f, c in other.files.items():
+            mine_f = self.files.setdefault(f, [0, 0, 0])
+            for k in range(3):
+                mine_f[k] += c[k]
+        self.given = {**self.given, **other.given}
+        for r, ex in other.reject_examples.items():
+            have = self.reject_examples.setdefault(r, [])
+            have.extend(ex[: max(0, REJECT_EXAMPLES - len(have))])
+        self.duplicate_examples = (self.duplicate_examples + other.duplicate_examples)[:5]
 
     def counts_equal(self, other: Summary) -> bool:
         """Every count map and total equal (distances compared to 1e-6 relative); for tests."""
@@ -239,6 +288,13 @@ class Summary:
             "time_min": iso_ns(self.time_min_ns),
             "time_max": iso_ns(self.time_max_ns),
             "input_errors": list(self.input_errors),
+            "notes": list(self.notes),
+            "warnings": dict(sorted(self.warnings.items())),
+            "duplicate_rayids": self.duplicate_rayids,
+            "duplicate_examples": list(self.duplicate_examples),
+            "files": [{"file": f, "given": self.given.get(f, f), "rows_in": c[0], "rows_decided": c[1],
+                       "rows_rejected": c[2]} for f, c in self.files.items()],
+            "reject_examples": {k: list(v) for k, v in sorted(self.reject_examples.items())},
             "top_flows": self.top_flows(top),
             "egress_server_load": self.load_stats(self.egress_servers),
             "egress_ip_load": self.load_stats(self.egress_ips),
@@ -296,6 +352,48 @@ class Accumulator:
         self._origin_text: list[str] = []
         self._last_origins: tuple[pa.Array, np.ndarray] | None = None
         self.input_errors: list[str] = []
+        self.notes: list[str] = []
+        self.warnings: Counter[str] = Counter()
+        self.files: dict[str, list[int]] = {}
+        self.given: dict[str, str] = {}
+        self.reject_examples: dict[str, list[str]] = {}
+        from ._duplicates import RayIdSet
+
+        self.rayids = RayIdSet()
+
+    def add_file(self, source: str, rows: int, decided: int, rejected: int) -> None:
+        c = self.files.setdefault(source, [0, 0, 0])
+        c[0] += rows
+        c[1] += decided
+        c[2] += rejected
+
+    def observe(self, common: Any, source: str, row_numbers: Any, reason: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """Per-batch bookkeeping beyond the counts: the file's rows in / decided / rejected, a few
+        example rows per reject reason, timestamp warnings, and duplicate RayIDs. Returns the mask,
+        over the decided rows ``ok``, of those repeating a RayID seen before (left out of
+        concurrency). ``row_numbers(positions)`` gives record numbers within the source."""
+        n = common.n
+        self.add_file(source, n, int(ok.shape[0]), n - int(ok.shape[0]))
+        if common.warnings:
+            self.warnings.update(common.warnings)
+        if ok.shape[0] != n:
+            for code in np.unique(reason[reason != 0]).tolist():
+                name = REASONS[code]
+                if not self.wants_examples(name):
+                    continue
+                rows = np.flatnonzero(reason == code)[:REJECT_EXAMPLES]
+                for pos, number in zip(rows.tolist(), row_numbers(rows).tolist()):
+                    self.add_example(name, f"{source} row {number}: " + _row_text(common.cols, pos))
+        dup = self.rayids.check(common.cols.get("RayID"), np.arange(n))  # every row read counts
+        return dup if ok.shape[0] == n else dup[ok]
+
+    def wants_examples(self, reason: str) -> bool:
+        return len(self.reject_examples.get(reason, ())) < REJECT_EXAMPLES
+
+    def add_example(self, reason: str, text: str) -> None:
+        have = self.reject_examples.setdefault(reason, [])
+        if len(have) < REJECT_EXAMPLES:
+            have.append(text)
 
     def add_rejects(self, reasons: np.ndarray) -> None:
         self.rejects += np.bincount(reasons, minlength=len(REASONS))[: len(REASONS)]
@@ -423,7 +521,34 @@ class Accumulator:
             distance_unit=m.distance_unit,
             coords=dict(m.coords),
             input_errors=list(self.input_errors),
+            notes=list(self.notes) + self._duplicate_note(),
+            warnings=dict(self.warnings) | ({"duplicate-rayid": self.rayids.duplicates} if self.rayids.duplicates else {}),
+            files={k: list(v) for k, v in self.files.items()},
+            given=dict(self.given),
+            reject_examples={k: list(v) for k, v in self.reject_examples.items()},
+            duplicate_rayids=self.rayids.duplicates,
+            duplicate_examples=list(self.rayids.examples),
         )
+
+    def _duplicate_note(self) -> list[str]:
+        if self.rayids.stopped_at is None:
+            return []
+        return [(f"duplicate RayIDs were checked over the first {self.rayids.stopped_at:,} RayIDs only "
+                "(the bound that keeps the check's memory under 128 MiB)")]
+
+
+def _row_text(cols: dict[str, Any], pos: int) -> str:
+    """One row's fields as compact JSON (the values as the log had them, as text)."""
+    import json
+
+    from ._arrow import to_string
+
+    rec = {}
+    for f, arr in cols.items():
+        if arr is not None:
+            v = to_string(arr.slice(pos, 1)).to_pylist()[0]
+            rec[f] = v
+    return json.dumps(rec, separators=(",", ":"))
 
 
 def _nonzero(counts: np.ndarray, ids: list[str]) -> dict[str, int]:
