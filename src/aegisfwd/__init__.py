@@ -55,6 +55,7 @@ __all__ = [
     "TopologyError",
     "TopologyIssue",
     "UnknownIdError",
+    "advise",
     "compare",
     "datasets",
     "evaluate",
@@ -69,6 +70,7 @@ _LAZY = {
     "evaluate": ("evaluation", "evaluate"),
     "compare": ("evaluation", "compare"),
     "evaluate_dask": ("dask_eval", "evaluate_dask"),
+    "advise": ("advise", "advise"),
 }
 
 

@@ -34,11 +34,13 @@ LAZY_COMMANDS: dict[str, str] = {
     "evaluate": "aegisfwd._cli_evaluate:evaluate",
     "compare": "aegisfwd._cli_evaluate:compare",
     "bench": "aegisfwd._cli_bench:bench",
+    "advise": "aegisfwd.advise._cli:advise",
 }
 LAZY_HELP: dict[str, str] = {
     "evaluate": "Evaluate request logs against a topology [analysis extra].",
     "compare": "Compare the same logs under two topologies [analysis extra].",
     "bench": "Benchmark every decision path against peers [bench extra].",
+    "advise": "Advise where IPv4 addresses should be held, from logs [advise extra].",
 }
 # Which extra provides the third-party modules a lazy command needs.
 _EXTRA_OF_MODULE = {
@@ -49,8 +51,9 @@ _EXTRA_OF_MODULE = {
     "distributed": "dask",
     "duckdb": "bench",
     "pytest_benchmark": "bench",
+    "scipy": "advise",
 }
-_LAZY_EXTRA = {"evaluate": "analysis", "compare": "analysis", "bench": "bench"}
+_LAZY_EXTRA = {"evaluate": "analysis", "compare": "analysis", "bench": "bench", "advise": "advise"}
 
 COMPILED_MAGIC = b"AEGISFWD"
 EXIT_INPUT_ERROR = 2
