@@ -23,6 +23,7 @@ import pyarrow as pa
 from .. import _core
 from .._types import Tier
 from ._concurrency import CONNECTION_LIMIT, Concurrency
+from ._egress_check import EgressCheck
 
 TIERS: tuple[str, ...] = ("LOCAL", "SAME_DC", "SAME_LOCATION", "REMOTE", "UNAVAILABLE")
 N_TIERS = len(TIERS)
@@ -89,6 +90,7 @@ class Summary:
     distance_unit: str = "km"
     coords: dict[str, tuple[float, float]] = field(default_factory=dict)
     input_errors: list[str] = field(default_factory=list)
+    egress_check: EgressCheck = field(default_factory=EgressCheck)  # EdgeServerIP against the prediction
 
     # ---- merging ----------------------------------------------------------------------------
     def merge(self, other: Summary) -> Summary:
@@ -136,6 +138,7 @@ class Summary:
         self.time_max_ns = max(tmax) if tmax else None
         self.coords = {**other.coords, **self.coords}
         self.input_errors = self.input_errors + other.input_errors
+        self.egress_check = self.egress_check.merge(other.egress_check)
 
     def counts_equal(self, other: Summary) -> bool:
         """Every count map and total equal (distances compared to 1e-6 relative); for tests."""
@@ -259,6 +262,7 @@ class Summary:
             ],
             "egress_servers": dict(sorted(self.egress_servers.items())),
             "egress_ips": dict(sorted(self.egress_ips.items())),
+            "egress_check": self.egress_check.to_dict(),
         }
 
 
