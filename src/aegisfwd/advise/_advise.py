@@ -20,7 +20,7 @@ from ._aggregate import Counts, aggregate
 from ._exact import GroupOutcome, ScopeEngine
 from ._greedy import Step, greedy
 from ._layout import MAX_LOCATIONS_PER_IPV4, Layout
-from ._milp import optimum
+from ._milp import AUTO_MAX_VARIABLES, MAX_VARIABLES, optimum
 from ._moves import Move, _like, apply_moves, holder_locations, only_pools, write_topology
 from ._objective import P95, Objective, weighted_quantile
 from ._placement import PoolGroups, PoolState
@@ -442,11 +442,12 @@ def advise(
 
     t = time.perf_counter()
     gaps: list[GreedyGap] = []
+    limit = MAX_VARIABLES if exact else AUTO_MAX_VARIABLES
     if exact is None:
         exact = len(scope) == 1
     if exact and obj.metric != "p95":
         for p, (state, groups) in states.items():
-            gap = _gap(p, state, groups, obj, steps, budget, plans.get(p, []))
+            gap = _gap(p, state, groups, obj, steps, budget, plans.get(p, []), limit)
             if gap is not None:
                 gaps.append(gap)
     timings["milp"] = time.perf_counter() - t
@@ -507,7 +508,7 @@ def _concurrency_advice(engine: ScopeEngine, counts: Counts, conns: Any, peaks: 
 
 
 def _gap(pool: str, state: PoolState, groups: PoolGroups, obj: Objective, steps: int, budget: int,
-         plan: list[Step]) -> GreedyGap | None:
+         plan: list[Step], max_variables: int) -> GreedyGap | None:
     if any(s.move.kind == "swap" for s in plan):
         return None  # the MILP models additions only
     lay = state.layout
@@ -515,7 +516,7 @@ def _gap(pool: str, state: PoolState, groups: PoolGroups, obj: Objective, steps:
     base_value = obj.value(groups.weight, decided.local, decided.cost)[0]
     slots = sum(max(MAX_LOCATIONS_PER_IPV4 - len(a.locations(lay)), 0) for a in state.addresses)
     slots += MAX_LOCATIONS_PER_IPV4 * budget
-    opt = optimum(state, groups, decided, obj, steps, slots)
+    opt = optimum(state, groups, decided, obj, steps, slots, max_variables=max_variables)
     if opt is None:
         return None
     greedy_value = plan[-1].value_after[0] if plan else base_value

@@ -18,8 +18,9 @@ import numpy as np
 from ._objective import Objective
 from ._placement import REMOTE, Decided, PoolGroups, PoolState
 
-# Largest model solved by default (variables); larger scopes report no optimum.
+# Largest model solved when asked (variables), and when not asked (``exact=None``: small scopes only).
 MAX_VARIABLES = 200_000
+AUTO_MAX_VARIABLES = 5_000
 
 
 @dataclass

@@ -59,6 +59,16 @@ class Decided:
 
 
 @dataclass
+class _Classes:
+    far_loc: np.ndarray  # ingress locations with far (REMOTE / UNAVAILABLE) traffic
+    wf: np.ndarray  # their weight
+    cf: np.ndarray  # their cost
+    near_gain: np.ndarray  # per location: weight that becomes LOCAL when it is added
+    forwarded: float
+    zero_w: float  # weight at cost 0
+
+
+@dataclass
 class PoolState:
     """Where a pool's IPv4 addresses are held, and the candidate servers that follow."""
 
@@ -67,6 +77,7 @@ class PoolState:
     cand: np.ndarray = field(init=False)
     cand_dc: np.ndarray = field(init=False)
     cand_loc: np.ndarray = field(init=False)
+    _cache: tuple[Decided, _Classes] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.rebuild()
@@ -78,6 +89,7 @@ class PoolState:
         self.cand = servers[lay.up[servers]]
         self.cand_dc = np.bincount(lay.server_dc[self.cand], minlength=len(lay.dc_ids))
         self.cand_loc = np.bincount(lay.server_location[self.cand], minlength=len(lay.location_ids))
+        self._cache = None
 
     def copy(self) -> PoolState:
         return PoolState(self.layout, [Address(a.address, a.servers, a.holders, a.new) for a in self.addresses])
@@ -118,29 +130,41 @@ class PoolState:
             return []
         return [dcs[int(np.argmax(ups))]]
 
-    def candidate_values(self, g: PoolGroups, decided: Decided, objective: Objective,
-                         locations: np.ndarray) -> list[tuple[float, float]]:
-        """The objective's value after adding each of ``locations`` (each alone) as holder."""
-        lay = self.layout
+    def _classes(self, g: PoolGroups, decided: Decided) -> _Classes:
+        """What every candidate's evaluation shares, once per placement (the lazy greedy evaluates
+        one candidate at a time)."""
+        cached = self._cache
+        if cached is not None and cached[0] is decided:
+            return cached[1]
         w = g.weight
-        locations = np.asarray(locations, dtype=np.int64)
-        if locations.shape[0] == 0:
-            return []
         far = decided.tier >= REMOTE
         # Far groups by ingress location: they share one cost per location.
         far_loc, inv = np.unique(g.location[far], return_inverse=True)
         wf = np.bincount(inv, weights=w[far], minlength=far_loc.shape[0])
         cf = np.zeros(far_loc.shape[0])
         cf[inv] = decided.cost[far]
-        new_cost = np.minimum(cf[:, None], lay.remote[np.ix_(far_loc, locations)])  # far classes x candidates
-        new_cost[far_loc[:, None] == locations[None, :]] = 0.0  # the candidate's own location is served there
         # Groups at the candidate location that become LOCAL: their server is up (their DC is then
         # one of the move's DCs) and not a candidate yet.
         near = (~decided.local) & g.up
-        near_gain = np.zeros(len(lay.location_ids))
+        near_gain = np.zeros(len(self.layout.location_ids))
         np.add.at(near_gain, g.location[near], w[near])
-        forwarded = float(w[~decided.local].sum()) - near_gain[locations]
-        zero_w = float(w.sum() - wf.sum())
+        c = _Classes(far_loc, wf, cf, near_gain, float(w[~decided.local].sum()), float(w.sum() - wf.sum()))
+        self._cache = (decided, c)
+        return c
+
+    def candidate_values(self, g: PoolGroups, decided: Decided, objective: Objective,
+                         locations: np.ndarray) -> list[tuple[float, float]]:
+        """The objective's value after adding each of ``locations`` (each alone) as holder."""
+        lay = self.layout
+        locations = np.asarray(locations, dtype=np.int64)
+        if locations.shape[0] == 0:
+            return []
+        k = self._classes(g, decided)
+        far_loc, wf, cf = k.far_loc, k.wf, k.cf
+        new_cost = np.minimum(cf[:, None], lay.remote[np.ix_(far_loc, locations)])  # far classes x candidates
+        new_cost[far_loc[:, None] == locations[None, :]] = 0.0  # the candidate's own location is served there
+        forwarded = k.forwarded - k.near_gain[locations]
+        zero_w = k.zero_w
         total = (wf[:, None] * new_cost).sum(axis=0)
         if objective.metric == "forwarded":
             return list(zip(forwarded.tolist(), total.tolist()))
