@@ -26,9 +26,10 @@ from ._objective import P95, Objective, weighted_quantile
 from ._placement import PoolGroups, PoolState
 
 TIERS = ("LOCAL", "SAME_DC", "SAME_LOCATION", "REMOTE", "UNAVAILABLE")
-# Placeholder addresses for "new-address" moves when none are given: documentation ranges (RFC 5737),
-# never routable, so a patch written with them cannot be deployed by mistake.
-_PLACEHOLDER_NETS = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+# Placeholder addresses for "new-address" moves when none are given: the documentation ranges
+# (RFC 5737), then the reserved 240.0.0.0/4 (RFC 1112 "future use"): never routable, so a patch
+# written with them cannot be deployed by mistake.
+_PLACEHOLDER_NETS = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4")
 
 
 class AdviceError(AegisError, ValueError):
@@ -273,7 +274,14 @@ def _placeholders(topology: Topology, given: Iterable[str] | None) -> Any:
                     yield str(h)
 
     g = iter(gen())
-    return (lambda: next(g)), None
+
+    def next_placeholder() -> str:
+        try:
+            return next(g)
+        except StopIteration:  # pragma: no cover - 2^28 placeholders
+            raise AdviceError("no placeholder address left: give addresses") from None
+
+    return next_placeholder, None
 
 
 def figures(counts: Counts, out: GroupOutcome, rows_index: np.ndarray) -> PoolFigures:
