@@ -20,7 +20,8 @@ import pyarrow as pa
 
 from ..evaluation._prepare import column_names, dictionary_columns, parse_common, resolve, resolve_columns
 from ..evaluation._read import open_source
-from ..evaluation._run import DEFAULT_BATCH_ROWS, _prefetch, model_for
+from ..evaluation._run import DEFAULT_BATCH_ROWS, model_for
+from ..evaluation._stages import prefetch
 from ..evaluation._summary import REASONS
 
 # Compact the distinct (group, flow) pairs when this many are pending (16 bytes each).
@@ -136,7 +137,7 @@ def aggregate(
     origin_ids: dict[tuple[str, int], int] = {}
     egress = np.zeros((max(len(model.ip_ids), 1), max(len(model.location_ids), 1)), dtype=np.int64)
     states = model.states()
-    for chunk in _prefetch(src.chunks):  # the next batches are read (GIL released) meanwhile
+    for chunk in prefetch(src.chunks):  # the next batches are read (GIL released) meanwhile
         n_bad = len(chunk.malformed)
         rows_in += n_bad
         if n_bad:

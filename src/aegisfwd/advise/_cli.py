@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .._cli_evaluate import _MAP_HELP, _check_logs, _parse_maps, log_run_process
+from ..cli.evaluate import _MAP_HELP, _check_logs, _parse_maps, log_run_process
 from ._objective import METRICS, WEIGHTS
 
 
