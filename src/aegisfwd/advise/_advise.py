@@ -207,7 +207,7 @@ def _as_topology(topology: Any) -> Topology:
             if f.read(len(MAGIC)) == MAGIC:
                 raise AdviceError(f"{p}: advice needs the topology file (YAML/JSON/TOML), not a compiled "
                                   "file: a compiled file does not keep the holder lists a patch rewrites")
-        from ..topology import load_topology
+        from .._loader import load_topology
 
         return load_topology(p)
     raise AdviceError(f"advice needs a Topology or a topology file, got {type(topology).__name__}")

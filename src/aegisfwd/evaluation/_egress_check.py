@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -90,15 +89,12 @@ class EgressCheck:
 class EgressChecker:
     """Compares batches of one run with the log's EdgeServerIP; optionally writes the mismatches."""
 
-    def __init__(self, model: Any, mismatches: str | Path | None = None) -> None:
+    def __init__(self, model: Any, writer: Any = None) -> None:
+        """``writer``: where mismatching rows go (a ``TableWriter`` opened with ``MISMATCH_SCHEMA``)."""
         self.model = model
         self.n_pools = max(len(model.pool_ids), 1)
         self.table = np.zeros(self.n_pools * len(TIER_NAMES) * len(OUTCOMES), dtype=np.int64)
-        self.writer: Any = None
-        if mismatches is not None:
-            from ._output import TableWriter
-
-            self.writer = TableWriter(mismatches, MISMATCH_SCHEMA)
+        self.writer = writer
         self._lookup: tuple[dict[str, int], dict[tuple[int, int], list[int]], list[int]] | None = None
         self._last: tuple[pa.Array, np.ndarray, np.ndarray, list[list[int]]] | None = None
 

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from ._compare import CompareAccumulator, CompareSummary
-from ._egress_check import EgressChecker
+from ._egress_check import MISMATCH_SCHEMA, EgressChecker
 from ._model import Model
 from ._output import (
     REJECT_SCHEMA,
@@ -147,7 +147,9 @@ class Runner:
         self.key_fields: tuple[str, ...] | None = None
         self._stage = Stage("aegisfwd-summary") if pipeline else None
         self.fold_concurrency = fold_concurrency  # fold in finish() (not for Dask parts: they merge first)
-        self.egress_check = EgressChecker(model, mismatches)  # EdgeServerIP against the prediction
+        # EdgeServerIP against the prediction; mismatching rows to ``mismatches`` when given
+        self.egress_check = EgressChecker(
+            model, TableWriter(mismatches, MISMATCH_SCHEMA) if mismatches is not None else None)
 
     def process(self, chunk: Chunk) -> int:
         """Evaluate one chunk; returns the number of records it held."""
