@@ -20,8 +20,8 @@ from typing import Any
 
 from ._advise import (
     Advice,
-    AdvisedMove,
     AdviceError,
+    AdvisedMove,
     ConcurrencyAdvice,
     GreedyGap,
     PoolFigures,
@@ -43,8 +43,8 @@ __all__ = [
     "METRICS",
     "WEIGHTS",
     "Address",
-    "AdviceError",
     "Advice",
+    "AdviceError",
     "AdvisedMove",
     "ConcurrencyAdvice",
     "Connections",

@@ -376,10 +376,9 @@ def advise(
     plans: dict[str, list[Step]] = {}
     states: dict[str, tuple[PoolState, PoolGroups]] = {}
     for p in scope:
-        part = by_pool.get(p)
-        if part is None:
+        if p not in by_pool:
             continue
-        idx = base_out.index[part]
+        idx = base_out.index[by_pool[p]]
         v4 = idx[counts.family[idx] == 4]
         if v4.shape[0] == 0:
             continue

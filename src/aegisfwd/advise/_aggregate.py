@@ -120,7 +120,7 @@ def aggregate(
         if unknown:
             from ..errors import UnknownIdError
 
-            raise UnknownIdError(f"unknown pool id {unknown[0]!r}")
+            raise UnknownIdError("pool", unknown[0])
         scope = np.zeros(len(model.pool_ids), dtype=bool)
         scope[[model.pool_lookup[p] for p in wanted]] = True
 

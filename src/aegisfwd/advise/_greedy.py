@@ -148,10 +148,10 @@ def _make_move(state: PoolState, groups: PoolGroups, opt: _Option, pool_id: str,
         state.remove(k, m, holder_location)
         state.add(k, loc, dcs)
         return Move("swap", pool_id, addr, lay.location_ids[loc], names, lay.location_ids[m]), budget
-    k = state.address_at(loc)
-    if k is not None:
-        state.add(k, loc, dcs)
-        return Move("extend", pool_id, state.addresses[k].address, lay.location_ids[loc], names), budget
+    held = state.address_at(loc)
+    if held is not None:
+        state.add(held, loc, dcs)
+        return Move("extend", pool_id, state.addresses[held].address, lay.location_ids[loc], names), budget
     room = [(len(a.locations(lay)), i) for i, a in enumerate(state.addresses)
             if len(a.locations(lay)) < MAX_LOCATIONS_PER_IPV4]
     if room:

@@ -62,13 +62,13 @@ def print_advice(advice: Advice, console: Any = None, *, top: int = 20) -> None:
         a = Table(title="Concurrency above the threshold: addresses that would keep each under it")
         for col in ("pool", "egress IP", "origin", "peak", "addresses needed", "where"):
             a.add_column(col)
-        for x in advice.concurrency[:top]:
-            a.add_row(x.pool, x.egress_ip, x.origin, f"{x.peak:,}", str(x.addresses_needed), ", ".join(x.locations))
+        for ca in advice.concurrency[:top]:
+            a.add_row(ca.pool, ca.egress_ip, ca.origin, f"{ca.peak:,}", str(ca.addresses_needed), ", ".join(ca.locations))
         console.print(a)
     if advice.unused_holders:
         u = Table(title=f"Holders that served no traffic ({len(advice.unused_holders):,})")
         for col in ("pool", "address", "location"):
             u.add_column(col)
-        for x in advice.unused_holders[:top]:
-            u.add_row(x.pool, x.address, x.location)
+        for uh in advice.unused_holders[:top]:
+            u.add_row(uh.pool, uh.address, uh.location)
         console.print(u)

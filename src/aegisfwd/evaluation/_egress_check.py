@@ -17,6 +17,7 @@ Rows of the last three kinds but the fourth can be written to a file (``mismatch
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
@@ -217,10 +218,8 @@ class EgressChecker:
 
     def close(self) -> None:
         if self.writer is not None:
-            try:
+            with contextlib.suppress(Exception):  # only after another error, which the caller reports
                 self.writer.close(MISMATCH_SCHEMA)
-            except Exception:  # noqa: BLE001 - only after another error, which the caller reports
-                pass
 
 
 # ---- presentation (the summary's report and terminal hooks) ------------------------------------
