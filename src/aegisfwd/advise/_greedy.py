@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,7 +65,7 @@ def greedy(state: PoolState, groups: PoolGroups, objective: Objective, steps: in
     candidates = np.flatnonzero(lay.location_up > 0)
     out: list[Step] = []
     budget = new_addresses
-    heap: list[tuple[float, float, int, int]] = []  # (-gain0, -gain1, location, step of evaluation)
+    heap: list[_Entry] = []  # (-gain0, -gain1, location, step of evaluation, value)
     decided = state.decide(groups)
     value = objective.value(groups.weight, decided.local, decided.cost)
     use_lazy = lazy and objective.submodular
@@ -74,20 +75,15 @@ def greedy(state: PoolState, groups: PoolGroups, objective: Objective, steps: in
         best: _Option | None = None
         if has_room and use_lazy:
             if not heap:  # first step (or after a fallback): evaluate every candidate once
-                vals = state.candidate_values(groups, decided, objective, candidates)
-                for loc, v in zip(candidates.tolist(), vals):
-                    g = gain_of(value, v)
-                    heap.append((-g[0], -g[1], loc, step))
+                v0, v1 = state.candidate_arrays(groups, decided, objective, candidates)
+                g0, g1 = value[0] - v0, value[1] - v1
+                t0, t1 = 1e-9 * (1.0 + abs(value[0])), 1e-9 * (1.0 + abs(value[1]))
+                keep = np.flatnonzero((g0 > t0) | ((np.abs(g0) <= t0) & (g1 > t1)))  # positive(), vectorised
+                heap = [(-a, -b, loc, step, (c, d)) for a, b, loc, c, d in zip(
+                    g0[keep].tolist(), g1[keep].tolist(), candidates[keep].tolist(), v0[keep].tolist(),
+                    v1[keep].tolist())]
                 heapq.heapify(heap)
-            while heap:
-                _, _, loc, stamp = heapq.heappop(heap)
-                if stamp == step:
-                    v = state.candidate_values(groups, decided, objective, np.array([loc]))[0]
-                    best = _Option(v, loc)
-                    break
-                v = state.candidate_values(groups, decided, objective, np.array([loc]))[0]
-                g = gain_of(value, v)
-                heapq.heappush(heap, (-g[0], -g[1], loc, step))
+            best = _lazy_pop(heap, state, groups, decided, objective, value, step)
         else:
             heap = []
             usable = candidates if has_room else np.array(
@@ -111,6 +107,47 @@ def greedy(state: PoolState, groups: PoolGroups, objective: Objective, steps: in
         if not use_lazy:
             heap = []
     return out
+
+
+_Entry = tuple[float, float, int, int, Value]
+# Stale entries re-evaluated together (one vectorised call); after this many in one step, all of them.
+_CHUNK = 16
+
+
+def _entry(value: Value, v: Value, loc: int, step: int) -> _Entry:
+    g = gain_of(value, v)
+    return (-g[0], -g[1], loc, step, v)
+
+
+def _lazy_pop(heap: list[_Entry], state: PoolState, groups: PoolGroups, decided: Any, objective: Objective,
+              value: Value, step: int) -> _Option | None:
+    """The best candidate of this step: re-evaluate stale heap tops (bounds from earlier steps) until
+    a freshly evaluated one is on top. Stale tops are taken a chunk at a time, and all at once when
+    many are stale (ties make CELF pop long runs), so the cost stays a few vectorised calls. A
+    candidate without a positive gain is dropped: under submodularity it never gains again."""
+    first = True
+    while heap:
+        top = heap[0]
+        if top[3] == step:
+            return _Option(top[4], top[2])
+        if first:  # a chunk of stale tops
+            batch: list[int] = []
+            while heap and heap[0][3] != step and len(batch) < _CHUNK:
+                batch.append(heapq.heappop(heap)[2])
+            first = False
+        else:  # still stale: every remaining candidate at once, and a fresh heap
+            batch = [e[2] for e in heap]
+            heap.clear()
+        locs = np.array(batch, dtype=np.int64)
+        v0, v1 = state.candidate_arrays(groups, decided, objective, locs)
+        g0, g1 = value[0] - v0, value[1] - v1
+        t0, t1 = 1e-9 * (1.0 + abs(value[0])), 1e-9 * (1.0 + abs(value[1]))
+        keep = np.flatnonzero((g0 > t0) | ((np.abs(g0) <= t0) & (g1 > t1)))  # positive(), vectorised
+        for a, b, loc, c, d in zip(g0[keep].tolist(), g1[keep].tolist(), locs[keep].tolist(), v0[keep].tolist(),
+                                   v1[keep].tolist()):
+            heap.append((-a, -b, loc, step, (c, d)))
+        heapq.heapify(heap)
+    return None
 
 
 def _best_swap(state: PoolState, groups: PoolGroups, objective: Objective, candidates: np.ndarray,

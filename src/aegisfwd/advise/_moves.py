@@ -76,7 +76,7 @@ def apply_moves(topology: Topology, moves: list[Move]) -> Topology:
     # Only what the moves need: every holder's location for a swap, every address for a new one
     # (both are whole-topology passes, costly on a world-sized topology).
     where = holder_locations(topology) if any(m.kind == "swap" for m in moves) else {}
-    used = ({ip.address for p in topology.pools for ip in p.ips}
+    used = ({ip.network for p in topology.pools for ip in p.ips}
             if any(m.kind == "new-address" for m in moves) else set())
     known = _holder_names(topology)
     for m in moves:
@@ -95,9 +95,9 @@ def apply_moves(topology: Topology, moves: list[Move]) -> Topology:
                 raise MoveError(f"new address {m.address!r} is not an IPv4 address: {exc}") from None
             if net.prefixlen != 32:
                 raise MoveError(f"new address {m.address!r} must be a single IPv4 address")
-            if net.network_address.compressed in used:
+            if net in used:
                 raise MoveError(f"new address {m.address} is already in the topology")
-            used.add(net.network_address.compressed)
+            used.add(net)
             ips.append(AegisIP(net, tuple(m.holders)))
             continue
         k = next((i for i, ip in enumerate(ips) if ip.address == m.address), None)

@@ -34,24 +34,23 @@ def print_advice(advice: Advice, console: Any = None, *, top: int = 20) -> None:
         f"[bold]{c.rows_in:,}[/] rows read, {c.rows_decided:,} decided in scope ({len(advice.base):,} pools), "
         f"{sum(c.rows_rejected.values()):,} rejected, {c.rows_out_of_scope:,} out of scope; objective: "
         f"{advice.objective.metric} by {advice.objective.weight}; {advice.elapsed_s:.2f} s")
-    t = Table(title=f"Advised moves (change of each tier's share in points of the pool's rows; distances in {unit})")
-    for col in ("rank", "pool", "step", "move"):
-        t.add_column(col, justify="right" if col in ("rank", "step") else "left")
-    for tier in _SHORT.values():
-        t.add_column(f"Δ{tier}", justify="right")
-    for col in ("Δmean", "Δp95", "peak after", "of limit"):
-        t.add_column(col, justify="right")
+    t = Table(title=f"Advised moves (tier shares in points of the pool's rows; distances in {unit})")
+    for col, right in (("rank", True), ("pool", False), ("step", True), ("move", False), ("tier shares", False),
+                       ("Δ mean", True), ("Δ p95", True), ("peak after", True)):
+        t.add_column(col, justify="right" if right else "left", overflow="fold")
     for m in advice.moves[:top]:
         d = m.share_delta()
-        t.add_row(str(m.rank), m.pool, str(m.step), m.move.describe(), *(_pp(d[k]) for k in _SHORT),
+        shares = ", ".join(f"{_SHORT[k]} {_pp(v)}" for k, v in d.items() if v) or "-"
+        t.add_row(str(m.rank), m.pool, str(m.step), m.move.describe(), shares,
                   _num(m.after.mean_distance - m.before.mean_distance),
                   _num(m.after.p95_distance - m.before.p95_distance),
-                  f"{m.after.peak:,}", f"{100 * m.after.peak / CONNECTION_LIMIT:.1f}%")
+                  f"{m.after.peak:,} ({100 * m.after.peak / CONNECTION_LIMIT:.1f}%)")
     console.print(t)
     if len(advice.moves) > top:
         console.print(f"… and {len(advice.moves) - top:,} more moves (--top, --json)")
     if advice.gaps:
-        g = Table(title="Greedy against the exact optimum (MILP)")
+        what = "forwarded rows" if advice.objective.metric == "forwarded" else f"sum of weight × {unit}"
+        g = Table(title=f"Greedy against the exact optimum (MILP; {what})")
         for col in ("pool", "before", "greedy", "optimum", "gap", "optimal locations"):
             g.add_column(col)
         for x in advice.gaps:

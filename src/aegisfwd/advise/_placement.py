@@ -13,6 +13,7 @@ the compiled engine: the base and every advised step are re-decided with ``Engin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -43,6 +44,11 @@ class PoolGroups:
 
     def __len__(self) -> int:
         return int(self.server.shape[0])
+
+    @cached_property
+    def distinct_locations(self) -> tuple[np.ndarray, np.ndarray]:
+        """(distinct ingress locations, position of each group's among them)."""
+        return np.unique(self.location, return_inverse=True)
 
 
 @dataclass
@@ -104,12 +110,18 @@ class PoolState:
         return self.layout.remote[np.ix_(uniq, has)].min(axis=1)[inv]
 
     def decide(self, g: PoolGroups) -> Decided:
-        local = np.isin(g.server, self.cand)
+        cand = self.cand
+        if cand.shape[0]:
+            pos = np.minimum(np.searchsorted(cand, g.server), cand.shape[0] - 1)
+            local = cand[pos] == g.server
+        else:
+            local = np.zeros(len(g), dtype=bool)
         same_dc = (self.cand_dc[g.dc] - local) > 0
         same_loc = (self.cand_loc[g.location] - self.cand_dc[g.dc]) > 0
-        remote = self.remote_distance(g.location)
-        tier = np.select([local, same_dc, same_loc, np.isfinite(remote)], [LOCAL, SAME_DC, SAME_LOCATION, REMOTE],
-                         UNAVAILABLE).astype(np.int64)
+        uniq, inv = g.distinct_locations
+        remote = self.remote_distance(uniq)[inv]
+        tier = np.where(local, LOCAL, np.where(same_dc, SAME_DC, np.where(
+            same_loc, SAME_LOCATION, np.where(np.isfinite(remote), REMOTE, UNAVAILABLE)))).astype(np.int64)
         distance = np.where(tier <= SAME_LOCATION, 0.0, np.where(tier == REMOTE, remote, np.nan))
         cost = np.where(tier == UNAVAILABLE, self.layout.unavailable_cost, distance)
         return Decided(tier, distance, cost)
@@ -155,10 +167,16 @@ class PoolState:
     def candidate_values(self, g: PoolGroups, decided: Decided, objective: Objective,
                          locations: np.ndarray) -> list[tuple[float, float]]:
         """The objective's value after adding each of ``locations`` (each alone) as holder."""
+        primary, second = self.candidate_arrays(g, decided, objective, locations)
+        return list(zip(primary.tolist(), second.tolist()))
+
+    def candidate_arrays(self, g: PoolGroups, decided: Decided, objective: Objective,
+                         locations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``candidate_values`` as two arrays (primary, tie-break cost), one entry per location."""
         lay = self.layout
         locations = np.asarray(locations, dtype=np.int64)
         if locations.shape[0] == 0:
-            return []
+            return np.empty(0), np.empty(0)
         k = self._classes(g, decided)
         far_loc, wf, cf = k.far_loc, k.wf, k.cf
         new_cost = np.minimum(cf[:, None], lay.remote[np.ix_(far_loc, locations)])  # far classes x candidates
@@ -167,12 +185,12 @@ class PoolState:
         zero_w = k.zero_w
         total = (wf[:, None] * new_cost).sum(axis=0)
         if objective.metric == "forwarded":
-            return list(zip(forwarded.tolist(), total.tolist()))
+            return forwarded, total
         if objective.metric == "mean":
-            return list(zip(total.tolist(), forwarded.tolist()))
+            return total, forwarded
         values = np.vstack([new_cost, np.zeros((1, locations.shape[0]))])
         p95 = weighted_quantile_columns(values, np.append(wf, zero_w), P95)
-        return list(zip(p95.tolist(), total.tolist()))
+        return p95, total
 
     # ---- changing the placement ------------------------------------------------------------------
     def address_at(self, location: int) -> int | None:
