@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
