@@ -62,6 +62,7 @@ __all__ = [
     "TopologyError",
     "TopologyIssue",
     "UnknownIdError",
+    "advise",
     "compare",
     "datasets",
     "evaluate",
@@ -76,6 +77,7 @@ _LAZY = {
     "evaluate": ("evaluation", "evaluate"),
     "compare": ("evaluation", "compare"),
     "evaluate_dask": ("evaluation._dask", "evaluate_dask"),
+    "advise": ("advise", "advise"),
 }
 
 

@@ -27,6 +27,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "bench": "aegisfwd.cli.bench:bench",
     "proxy": "aegisfwd.proxy.cli:proxy",
     "datasets": "aegisfwd.cli.datasets:datasets",
+    "advise": "aegisfwd.advise._cli:advise",
 }
 LAZY_HELP: dict[str, str] = {
     "evaluate": "Evaluate request logs against a topology [analysis extra].",
@@ -34,6 +35,7 @@ LAZY_HELP: dict[str, str] = {
     "bench": "Benchmark every decision path against peers [bench extra].",
     "proxy": "A loopback edge proxy egressing from dedicated IPs [proxy extra].",
     "datasets": "Write the built-in datasets (the world topology) to files.",
+    "advise": "Advise where IPv4 addresses should be held, from logs [advise extra].",
 }
 # Which extra provides the third-party modules a lazy command needs.
 _EXTRA_OF_MODULE = {
@@ -44,8 +46,9 @@ _EXTRA_OF_MODULE = {
     "distributed": "dask",
     "duckdb": "bench",
     "pytest_benchmark": "bench",
+    "scipy": "advise",
 }
-_LAZY_EXTRA = {"evaluate": "analysis", "compare": "analysis", "bench": "bench"}
+_LAZY_EXTRA = {"evaluate": "analysis", "compare": "analysis", "bench": "bench", "advise": "advise"}
 
 class LazyGroup(click.Group):
     """A group whose extra commands are imported on first use (click docs, "Lazily Loading Subcommands")."""

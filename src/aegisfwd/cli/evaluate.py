@@ -58,6 +58,10 @@ def use_lean_arrow_pool() -> None:
         pass
 
 
+_mismatches_option = click.option(
+    "--mismatches", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Write rows whose EdgeServerIP is not the predicted egress IP (.parquet, .csv or .ndjson).")
+
 _spill_dir_option = click.option(
     "--spill-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
     help="Where concurrency events of long logs spill (default: the system temporary directory).")
@@ -134,14 +138,17 @@ def _check_logs(logs: tuple[str, ...]) -> list[str]:
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @_spill_dir_option
 @no_cache_option
+@_mismatches_option
 def evaluate(logs: tuple[str, ...], topology: Path, output: Path | None, report_dir: Path | None, rejects: Path | None,
              maps: tuple[str, ...], scheduler: str | None, batch_rows: int, threads: int | None, top: int,
-             progress: bool | None, spill_dir: Path | None, no_cache: bool) -> None:
+             progress: bool | None, spill_dir: Path | None, no_cache: bool, mismatches: Path | None) -> None:
     """Evaluate request logs (Parquet, CSV, NDJSON; gzip or not; files or directories): where each
     request's connection to the origin egresses, the tier mix, forwarding flows, load and
     concurrency. Rows that cannot be evaluated are counted per reason, never dropped silently."""
     columns = _parse_maps(maps)
     paths = _check_logs(logs)
+    if scheduler and mismatches is not None:
+        raise click.BadParameter("not with --scheduler (the report still has the table)", param_hint="--mismatches")
     with log_run_process():
         model = _model(topology, no_cache)
         if scheduler:
@@ -153,13 +160,15 @@ def evaluate(logs: tuple[str, ...], topology: Path, output: Path | None, report_
             from ..evaluation import evaluate as run
 
             ev = run(paths, model, columns=columns, output=output, rejects=rejects, batch_rows=batch_rows,
-                     progress=progress, threads=threads, keep_rows=0, spill_dir=spill_dir)
+                     progress=progress, threads=threads, keep_rows=0, spill_dir=spill_dir, mismatches=mismatches)
     console = _console()
     ev.print(console, top=top)
     if output is not None:
         console.print(f"decisions: {output}")
     if rejects is not None:
         console.print(f"rejects: {rejects}")
+    if mismatches is not None:
+        console.print(f"mismatches: {mismatches}")
     if report_dir is not None:
         html = ev.report(report_dir, top=max(top, 20))
         console.print(f"report: {html} and {report_dir / 'summary.json'}")
@@ -180,9 +189,10 @@ def evaluate(logs: tuple[str, ...], topology: Path, output: Path | None, report_
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @_spill_dir_option
 @no_cache_option
+@_mismatches_option
 def compare(logs: tuple[str, ...], topologies: tuple[Path, ...], report_dir: Path | None, maps: tuple[str, ...],
             batch_rows: int, threads: int | None, top: int, progress: bool | None, spill_dir: Path | None,
-            no_cache: bool) -> None:
+            no_cache: bool, mismatches: Path | None) -> None:
     """What-if: evaluate the same logs under topology A and topology B (e.g. two IP placements) and
     show the tier-mix change, the rows and flows whose egress moved, and the distance saved or added."""
     if len(topologies) != 2:
@@ -194,7 +204,7 @@ def compare(logs: tuple[str, ...], topologies: tuple[Path, ...], report_dir: Pat
 
     with log_run_process():
         c = run(paths, _model(topologies[0], no_cache), _model(topologies[1], no_cache), columns=columns, batch_rows=batch_rows, progress=progress,
-                threads=threads, spill_dir=spill_dir)
+                threads=threads, spill_dir=spill_dir, mismatches=mismatches)
     console = _console()
     c.print(console, top=top)
     if report_dir is not None:

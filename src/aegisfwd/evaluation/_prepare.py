@@ -28,6 +28,7 @@ DEFAULT_COLUMNS: dict[str, str | None] = {
     "OriginResponseTime": "OriginResponseTime",
     "OriginPort": "OriginPort",
     "ClientRequestScheme": "ClientRequestScheme",
+    "EdgeServerIP": "EdgeServerIP",  # only compared with the prediction (_egress_check.py)
     "ingress_server": None,
     "pool": None,
 }
@@ -63,7 +64,7 @@ def column_names(cols: Mapping[str, str | None], *, hints: bool = False) -> list
 # Fields whose values repeat (colos, zones, origins, servers, pools, schemes): read from Parquet as
 # dictionary arrays, looked up and parsed once per distinct value, and written as dictionaries.
 DICTIONARY_FIELDS: tuple[str, ...] = ("EdgeColoCode", "ZoneName", "OriginIP", "ingress_server", "pool",
-                                      "ClientRequestScheme")
+                                      "ClientRequestScheme", "EdgeServerIP")
 
 
 def dictionary_columns(cols: Mapping[str, str | None]) -> list[str]:

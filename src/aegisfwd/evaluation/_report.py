@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ._egress_check import html_section, print_check
 from ._summary import CONNECTION_LIMIT, REASON_HELP, TIERS, WARNING_HELP, Summary
 
 # Okabe & Ito's palette, distinguishable with every common colour-vision deficiency.
@@ -520,6 +521,9 @@ def _sections(s: Summary, top: int, prefix: str = "", only: set[str] | None = No
             content = ('<p class="note">the log has no usable start timestamps and origin durations '
                        "(EdgeStartTimestamp with OriginResponseDurationMs or OriginResponseTime)</p>")
         out.append((prefix + "concurrency", "Concurrent connections per egress IP and origin", content))
+    check = html_section(s.egress_check, top, _table) if want("egress-check") else None
+    if check is not None:
+        out.append((prefix + check[0], check[1], check[2]))
     return out
 
 
@@ -692,6 +696,7 @@ def print_summary(s: Summary, console: Any = None, *, top: int = 10, meta: dict[
             f"Peak concurrent connections per egress IP and origin (limit {CONNECTION_LIMIT:,}; {over} over)",
             ["egress IP", "origin", "peak", "share of limit", "first at"],
             [[p["egress_ip"], p["origin"], p["peak"], p["share_of_limit"], p["at"]] for p in peaks]))
+    print_check(s.egress_check, con, top, _rich_table)
 
 
 def print_comparison(c: Any, console: Any = None, *, top: int = 10) -> None:

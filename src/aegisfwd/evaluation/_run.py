@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from ._compare import CompareAccumulator, CompareSummary
+from ._egress_check import MISMATCH_SCHEMA, EgressChecker
 from ._model import Model
 from ._output import (
     REJECT_SCHEMA,
@@ -134,7 +135,8 @@ class Runner:
     def __init__(self, model: Model, cols: Mapping[str, str | None], *, output: str | Path | None = None,
                  rejects: str | Path | None = None, keep_rows: int = 0, threads: int | None = None,
                  concurrency_resolution_ms: int = 1, spill_dir: str | Path | None = None,
-                 pipeline: bool = False, fold_concurrency: bool = False) -> None:
+                 pipeline: bool = False, fold_concurrency: bool = False,
+                 mismatches: str | Path | None = None) -> None:
         self.model = model
         self.cols = dict(cols)
         self.ids = IdArrays(model)
@@ -151,6 +153,9 @@ class Runner:
         self.key_fields: tuple[str, ...] | None = None
         self._stage = Stage("aegisfwd-summary") if pipeline else None
         self.fold_concurrency = fold_concurrency  # fold in finish() (not for Dask parts: they merge first)
+        # EdgeServerIP against the prediction; mismatching rows to ``mismatches`` when given
+        self.egress_check = EgressChecker(
+            model, TableWriter(mismatches, MISMATCH_SCHEMA) if mismatches is not None else None)
 
     def process(self, chunk: Chunk) -> int:
         """Evaluate one chunk; returns the number of records it held."""
@@ -238,6 +243,7 @@ class Runner:
                 self.reject_writer.write(rejects_table(chunk.source, rows, res.reason[bad], common.cols, bad))
         self.acc.add_decisions(take(res.location), take(res.pool), r.tier, r.server, r.location, r.ip, r.distance)
         self.acc.fallback += int(res.fallback.sum())
+        self.egress_check.add(common, chunk, res, r, ok)
         timed = take(common.timed)
         if dup.any():  # a repeated record is one request: its connection counts once
             timed = timed & ~dup
@@ -270,6 +276,7 @@ class Runner:
             stage, self._stage = self._stage, None
             with contextlib.suppress(BaseException):  # the caller is already handling the first error
                 stage.close()
+        self.egress_check.close()
 
     def empty_decisions_schema(self) -> pa.Schema:
         return decisions_schema(self.key_fields or ())
@@ -282,6 +289,7 @@ class Runner:
         # The summary first: it is built while the writer thread still encodes the last batch, and
         # so is the concurrency fold (C++, without the GIL) when the caller will show the peaks.
         summary = self.acc.finish()
+        summary.egress_check = self.egress_check.finish()
         if self.fold_concurrency:
             summary.concurrency.fold()
         if self.writer is not None:
@@ -313,6 +321,7 @@ def evaluate(
     keep_rows: int = DEFAULT_KEEP_ROWS,
     concurrency_resolution_ms: int = 1,
     spill_dir: str | Path | None = None,
+    mismatches: str | Path | None = None,
 ) -> Evaluation:
     """Evaluate a request log against a topology: where every request's origin connection egresses.
 
@@ -325,6 +334,8 @@ def evaluate(
     per reason and written to ``rejects`` (Parquet, CSV or NDJSON by suffix) when given. Connections
     for the concurrency peaks beyond a few million spill to a temporary file in ``spill_dir``
     (default: the system temporary directory, ``TMPDIR``), removed when the summary is dropped.
+    Where the log has ``EdgeServerIP``, rows whose value is not the predicted egress IP are written
+    to ``mismatches`` (Parquet, CSV or NDJSON by suffix) when given (``summary.egress_check``).
     """
     if batch_rows < 1:
         raise ValueError("batch_rows must be >= 1")
@@ -334,7 +345,7 @@ def evaluate(
     src = open_source(source, column_names(cols, hints=True), batch_rows, dictionary=dictionary_columns(cols))
     runner = Runner(model, cols, output=output, rejects=rejects, keep_rows=keep_rows if output is None else 0,
                     threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir,
-                    pipeline=True, fold_concurrency=True)
+                    pipeline=True, fold_concurrency=True, mismatches=mismatches)
     bar = Progress(progress, src)
     try:
         for chunk in prefetch(src.chunks):
@@ -403,18 +414,22 @@ def compare(
     threads: int | None = None,
     concurrency_resolution_ms: int = 1,
     spill_dir: str | Path | None = None,
+    mismatches: str | Path | None = None,
 ) -> Comparison:
     """What-if: evaluate one log against two topologies (e.g. two IP placements) row by row.
 
     Each row is parsed once; each topology picks its own ingress server (by its own up servers) and
     decides. ``Comparison.diff`` counts tier transitions, rows whose egress server / location / IP
-    moved, the distance saved or added, and the forwarding flows that changed.
+    moved, the distance saved or added, and the forwarding flows that changed. ``mismatches``: the
+    rows whose ``EdgeServerIP`` is not topology A's predicted egress IP (A is what was deployed when
+    the log was written; both summaries carry the comparison).
     """
     t0 = time.perf_counter()
     ma, mb = model_for(topology_a), model_for(topology_b)
     cols = resolve_columns(columns)
     src = open_source(source, column_names(cols), batch_rows, dictionary=dictionary_columns(cols))
-    ra = Runner(ma, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir)
+    ra = Runner(ma, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir,
+                mismatches=mismatches)
     rb = Runner(mb, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir)
     diff = CompareAccumulator(ma, mb)
     bar = Progress(progress, src)

@@ -23,6 +23,7 @@ import pyarrow as pa
 from .. import _core
 from .._types import Tier
 from ._concurrency import CONNECTION_LIMIT, Concurrency
+from ._egress_check import EgressCheck
 
 TIERS: tuple[str, ...] = ("LOCAL", "SAME_DC", "SAME_LOCATION", "REMOTE", "UNAVAILABLE")
 N_TIERS = len(TIERS)
@@ -128,6 +129,7 @@ class Summary:
     reject_examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few rows, as text
     duplicate_rayids: int = 0  # rows whose RayID was seen before in the run
     duplicate_examples: list[str] = field(default_factory=list)
+    egress_check: EgressCheck = field(default_factory=EgressCheck)  # EdgeServerIP against the prediction
 
     # ---- merging ----------------------------------------------------------------------------
     def merge(self, other: Summary) -> Summary:
@@ -185,6 +187,7 @@ class Summary:
             have = self.reject_examples.setdefault(r, [])
             have.extend(ex[: max(0, REJECT_EXAMPLES - len(have))])
         self.duplicate_examples = (self.duplicate_examples + other.duplicate_examples)[:5]
+        self.egress_check = self.egress_check.merge(other.egress_check)
 
     def counts_equal(self, other: Summary) -> bool:
         """Every count map and total equal (distances compared to 1e-6 relative); for tests."""
@@ -315,6 +318,7 @@ class Summary:
             ],
             "egress_servers": dict(sorted(self.egress_servers.items())),
             "egress_ips": dict(sorted(self.egress_ips.items())),
+            "egress_check": self.egress_check.to_dict(),
         }
 
 
