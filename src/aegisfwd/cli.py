@@ -34,11 +34,13 @@ LAZY_COMMANDS: dict[str, str] = {
     "evaluate": "aegisfwd._cli_evaluate:evaluate",
     "compare": "aegisfwd._cli_evaluate:compare",
     "bench": "aegisfwd._cli_bench:bench",
+    "serve": "aegisfwd.serve.command:serve",
 }
 LAZY_HELP: dict[str, str] = {
     "evaluate": "Evaluate request logs against a topology [analysis extra].",
     "compare": "Compare the same logs under two topologies [analysis extra].",
     "bench": "Benchmark every decision path against peers [bench extra].",
+    "serve": "Explore what-ifs (states, placement) on a map in the browser [serve extra].",
 }
 # Which extra provides the third-party modules a lazy command needs.
 _EXTRA_OF_MODULE = {
@@ -49,6 +51,7 @@ _EXTRA_OF_MODULE = {
     "distributed": "dask",
     "duckdb": "bench",
     "pytest_benchmark": "bench",
+    "aiohttp": "serve",
 }
 _LAZY_EXTRA = {"evaluate": "analysis", "compare": "analysis", "bench": "bench"}
 
