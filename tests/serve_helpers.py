@@ -38,7 +38,7 @@ def running(session: Session) -> Iterator[str]:
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(start())
-        except BaseException as exc:  # pragma: no cover - reported to the test below
+        except OSError as exc:  # pragma: no cover - cannot listen: reported to the test below
             box["error"] = exc
         ready.set()
         if "error" not in box:

@@ -15,10 +15,10 @@ import yaml
 
 pytest.importorskip("aiohttp")
 
-from serve_helpers import call, running  # noqa: E402
+from serve_helpers import call, running
 
-import aegisfwd as af  # noqa: E402
-from aegisfwd.serve import Session, log_rows  # noqa: E402
+import aegisfwd as af
+from aegisfwd.serve import Session, log_rows
 
 LOGS = Path(__file__).parent / "fixtures" / "logs"
 TOPOLOGY = LOGS / "topology.yaml"
@@ -85,7 +85,7 @@ def test_summary_state_change_and_reset(server):
 
 
 def test_placement_and_downloads(server):
-    base, session = server
+    base, _ = server
     call(base, "POST", "/api/reset")
     status, pool, _ = call(base, "GET", "/api/pool/remote")
     assert status == 200 and pool["ips"][0] == {"address": "192.0.2.2", "family": 4, "holders": ["AMS"],
@@ -142,7 +142,7 @@ def test_pool_search_and_meta(server):
 def test_bad_input_is_a_4xx_with_a_message(server, method, path, body, status, fragment):
     base, session = server
     v = session.version
-    got, doc, headers = call(base, method, path, raw=body)
+    got, doc, _ = call(base, method, path, raw=body)
     assert got == status, doc
     assert isinstance(doc, dict) and fragment.lower() in doc["error"].lower(), doc
     assert session.version == v  # nothing changed
@@ -223,7 +223,7 @@ def test_cli_input_errors(tmp_path):
     bad.write_text("locations: 3\n")
     for args, fragment in (([ "-t", str(compiled)], "not a compiled file"), (["-t", str(bad)], "error(s)"),
                            (["--host", "127.0.0.1", "--port", "70000"], "70000")):
-        r = subprocess.run([*CLI, "serve", *args], capture_output=True, text=True,
+        r = subprocess.run([*CLI, "serve", *args], capture_output=True, text=True, check=False,
                            timeout=120, env={**os.environ, "COLUMNS": "200"})
         assert r.returncode == 2, r.stderr
         assert fragment in r.stderr and "Traceback" not in r.stderr

@@ -18,7 +18,15 @@ from strategies import topologies
 
 import aegisfwd as af
 from aegisfwd._ingress import choose_ingress
-from aegisfwd.serve import MAX_IPV4_LOCATIONS, PlacementError, PlacementMove, Session, log_rows, sample_rows, summarize
+from aegisfwd.serve import (
+    MAX_IPV4_LOCATIONS,
+    PlacementError,
+    PlacementMove,
+    Session,
+    log_rows,
+    sample_rows,
+    summarize,
+)
 from aegisfwd.serve.session import StateChangeError
 
 LOGS = Path(__file__).parent / "fixtures" / "logs"

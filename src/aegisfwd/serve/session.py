@@ -82,9 +82,9 @@ class Session:
         self.rows = rows
         self.threads = threads
         self.lock = threading.RLock()
-        self.book = AddressBook(topology)
         self.engine = engine if engine is not None else Engine(topology)
         self.compiled = self.engine.compiled
+        self.book = AddressBook(topology, self.compiled.ips)
         a = self.compiled.arrays
         self.server_keys = np.ascontiguousarray(a["server_key"], dtype=np.uint64)
         self.server_location = np.asarray(a["server_location"], dtype=np.int32)
