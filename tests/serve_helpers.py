@@ -20,14 +20,14 @@ TIMEOUT_S = 30
 
 
 @contextmanager
-def running(session: Session) -> Iterator[str]:
+def running(session: Session, title: str = "test") -> Iterator[str]:
     """Serve ``session`` on 127.0.0.1 (a free port) in a background thread; yields the base URL."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     box: dict[str, Any] = {}
 
     async def start() -> None:
-        runner = web.AppRunner(create_app(session, title="test"))
+        runner = web.AppRunner(create_app(session, title=title))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

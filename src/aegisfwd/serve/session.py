@@ -26,6 +26,8 @@ from ..topology import STATE_CODES, STATE_NAMES, Topology
 from .placement import AddressBook, MoveResult, PlacementMove, apply_move
 from .rows import Rows
 
+MOVED_ENGINE_CACHE = 8  # moved-pools engines kept (a few MB each for the world topology)
+
 
 class StateChangeError(AegisError, ValueError):
     """A state change that is not a mapping of server/DC/location ids to up/draining/down."""
@@ -46,6 +48,10 @@ class Decided:
     def nbytes(self) -> int:
         return int(sum(a.nbytes for a in (self.ingress, self.tier, self.server, self.location, self.ip,
                                           self.distance)))
+
+    def take(self, pos: np.ndarray) -> Decided:
+        return Decided(self.ingress[pos], self.tier[pos], self.server[pos], self.location[pos], self.ip[pos],
+                       self.distance[pos])
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,10 +115,14 @@ class Session:
         self._moved: dict[int, int] = {}  # pool index -> its index in the moved-pools engine
         self._moved_engine: Engine | None = None
         self._moved_ip_start: dict[int, int] = {}  # pool index -> its first IP in the moved-pools engine
+        self._engine_cache: dict[tuple[Any, ...], Engine] = {}  # oldest first
+        self._compiled_last = False
         self._ingress_up: np.ndarray | None = None
         self._ingress: np.ndarray | None = None
         self.version = 0
         self.timings: dict[str, float] = {}
+        self._before: tuple[np.ndarray, Decided] | None = None
+        self.last_change: tuple[int, np.ndarray, Decided] | None = None
         self.baseline = self._decide()
         self.current = self.baseline
 
@@ -152,7 +162,7 @@ class Session:
             engine, ip_start = self._moved_pools_engine(topology, moved)
             self.topology, self._moved, self._moved_engine, self._moved_ip_start = topology, moved, engine, ip_start
             self.moves.append(result)
-            self.timings = {"compile_ms": (time.perf_counter() - t0) * 1e3}
+            self.timings = {"compile_ms": (time.perf_counter() - t0) * 1e3, "compiled": float(self._compiled_last)}
             # Only the moved pool's rows can change (its holders did; states did not).
             sl = self.rows.pool_slice(result.pool_index)
             self._redecide(np.arange(sl.start, sl.stop))
@@ -170,14 +180,24 @@ class Session:
             self.timings = {}
             self.current = self.baseline
             self.version += 1
+            self.last_change = None
 
     # ---- deciding -----------------------------------------------------------------------------
     def _moved_pools_engine(self, topology: Topology, moved: Mapping[int, int]) -> tuple[Engine, dict[int, int]]:
         order = sorted(moved, key=moved.__getitem__)
-        mini = _MovedPools(topology.locations, topology.data_centers, tuple(topology.pools[p] for p in order),
-                           topology.server_states, {}, topology.distances,
-                           known_distance=self._distance, known_states=self.base_states)
-        engine = Engine(mini)
+        pools = tuple(topology.pools[p] for p in order)
+        # Operators try a move and take it back, or flip between two placements: the engines of the
+        # last few placements are kept, keyed by the moved pools' holders.
+        key = tuple((p, tuple(ip.holders for ip in pool.ips)) for p, pool in zip(order, pools))
+        engine = self._engine_cache.pop(key, None)
+        self._compiled_last = engine is None
+        if engine is None:
+            mini = _MovedPools(topology.locations, topology.data_centers, pools, topology.server_states, {},
+                               topology.distances, known_distance=self._distance, known_states=self.base_states)
+            engine = Engine(mini)
+        self._engine_cache[key] = engine
+        while len(self._engine_cache) > MOVED_ENGINE_CACHE:
+            self._engine_cache.pop(next(iter(self._engine_cache)))
         engine.set_states(self.states)
         ip_start, n = {}, 0
         for p in order:
@@ -235,16 +255,19 @@ class Session:
             redo_all = True
         else:
             c = self.current
-            out = Decided(ingress, c.tier.copy(), c.server.copy(), c.location.copy(), c.ip.copy(), c.distance.copy())
+            if c is self.baseline:  # the baseline keeps its columns; later changes update a copy in place
+                c = Decided(ingress, c.tier.copy(), c.server.copy(), c.location.copy(), c.ip.copy(),
+                            c.distance.copy())
+            out = Decided(ingress, c.tier, c.server, c.location, c.ip, c.distance)
             redo_all = False
+            self._before = (redo, self.current.take(redo))
             if redo.shape[0]:
                 r = self.engine.decide_batch(ingress[redo], rows.pool[redo], rows.family[redo], rows.flow[redo],
                                              errors="mark", threads=self.threads)
                 self._scatter(out, redo, r.tier, r.server, r.location, r.ip, r.distance)
+        if redo_all:
+            self._before = None
         if self._moved_engine is not None:
-            if redo_all:
-                out = Decided(ingress, out.tier.copy(), out.server.copy(), out.location.copy(), out.ip.copy(),
-                              out.distance.copy())
             for p, k in self._moved.items():
                 sl = rows.pool_slice(p)
                 if redo_all:
@@ -278,6 +301,9 @@ class Session:
     def _redecide(self, redo: np.ndarray | None = None) -> None:
         self.current = self._decide(redo)
         self.version += 1
+        # What the last change re-decided, and those rows' answers before it: a summary kept from
+        # the previous version can be updated from these rows alone.
+        self.last_change = (self.version, *self._before) if self._before is not None else None
 
     # ---- views ----------------------------------------------------------------------------------
     def state_of(self, server: int) -> str:

@@ -11,7 +11,7 @@ const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&
 
 const st = {
   meta: null, summary: null, scope: null, selected: null, compare: false,
-  locs: new Map(), view: { x: 0, y: 40, w: 1000, h: 390 }, pending: 0,
+  locs: new Map(), view: { x: 0, y: 45, w: 1000, h: 360 }, pending: 0,
 };
 
 async function api(method, path, body) {
@@ -91,7 +91,7 @@ function drawLines(s) {
   g.textContent = ""; gb.textContent = "";
   let max = 1;
   for (const [, , now, base] of s.lines) max = Math.max(max, now, st.compare ? base : 0);
-  const width = (n) => (0.6 + 9 * Math.sqrt(n / max)).toFixed(2);
+  const width = (n) => (0.5 + 6 * Math.sqrt(n / max)).toFixed(2);
   const add = (group, a, b, n, cls, tip) => {
     const p = document.createElementNS(SVGNS, "path");
     p.setAttribute("d", curve(a, b));
@@ -119,8 +119,13 @@ function drawLocations(s) {
   for (const loc of st.locs.values()) {
     const v = s.locations[loc.id] || [0, 0, 0, 0];
     const states = s.location_states[loc.id];
+    // Colour by the share of the location's servers that are up: a few draining or down servers
+    // (routine) keep it "up"; below 80% it is "partly"; none up is "down".
     let cls = "ok";
-    if (states) cls = states[0] === 0 ? "down" : "some";
+    if (states) {
+      const total = states[0] + states[1] + states[2];
+      cls = states[0] === 0 ? "down" : states[0] < 0.8 * total ? "some" : "ok";
+    }
     if (!states && v[0] === 0 && v[1] === 0) cls = "idle";
     loc.r = v[0] > 0 ? 1.6 + 7 * Math.sqrt(v[0] / max) : 1.4;
     loc.el.setAttribute("class", cls + (loc.id === st.selected ? " sel" : ""));
@@ -144,7 +149,7 @@ function setupPanZoom() {
   svg.addEventListener("wheel", (ev) => {
     ev.preventDefault();
     const [ux, uy] = toUser(ev), f = ev.deltaY < 0 ? 0.8 : 1.25, v = st.view;
-    const w = Math.min(1000, Math.max(40, v.w * f)), h = (w * 390) / 1000;
+    const w = Math.min(1000, Math.max(40, v.w * f)), h = (w * 360) / 1000;
     st.view = { x: ux - ((ux - v.x) * w) / v.w, y: uy - ((uy - v.y) * h) / v.h, w, h };
     applyView();
   }, { passive: false });
