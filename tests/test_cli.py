@@ -255,7 +255,7 @@ def test_help_lists_every_command_without_importing_analysis_modules() -> None:
         "    main(['--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = ('pyarrow', 'pandas', 'dask', 'duckdb', 'matplotlib', 'aegisfwd._cli_evaluate', 'aegisfwd._cli_bench')\n"
+        "heavy = ('pyarrow', 'pandas', 'dask', 'duckdb', 'matplotlib', 'aegisfwd.cli.evaluate', 'aegisfwd.cli.bench')\n"
         "print('LOADED', sorted(m for m in sys.modules if m in heavy or m.split('.')[0] in heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

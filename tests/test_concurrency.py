@@ -414,7 +414,7 @@ def test_cli_spill_dir(tmp_path, monkeypatch):
 def test_log_commands_pick_jemalloc_unless_told_otherwise(monkeypatch):
     import pyarrow as pa
 
-    from aegisfwd._cli_evaluate import use_lean_arrow_pool
+    from aegisfwd.cli.evaluate import use_lean_arrow_pool
 
     before = pa.default_memory_pool()
     try:

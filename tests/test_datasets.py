@@ -161,7 +161,7 @@ def test_different_seeds_differ(world: af.Topology) -> None:
 
 @pytest.mark.skipif(
     importlib.util.find_spec("aegisfwd._loader") is None,
-    reason="Topology.from_dict needs aegisfwd/_loader.py, which is not in this tree yet",
+    reason="Topology.from_dict needs the aegisfwd._loader package, which is not in this tree yet",
 )
 def test_world_survives_the_loader_round_trip(world: af.Topology) -> None:
     again = af.Topology.from_dict(world.to_dict())

@@ -108,7 +108,7 @@ def test_cli_missing_log():
 def test_log_commands_freeze_startup_objects_only_while_they_run():
     import gc
 
-    from aegisfwd._cli_evaluate import startup_objects_frozen
+    from aegisfwd.cli.evaluate import startup_objects_frozen
 
     assert gc.get_freeze_count() == 0
     with startup_objects_frozen():

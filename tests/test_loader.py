@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aegisfwd as af
-from aegisfwd import _loader
 from aegisfwd._loader import ERROR_CODES, topology_from_dict, topology_to_dict
+from aegisfwd._loader import checker as loader_checker
 
 FIXTURES = Path(__file__).parent / "fixtures" / "topologies"
 BAD = FIXTURES / "bad"
@@ -292,7 +292,7 @@ def test_messages_say_what_to_fix() -> None:
 
 def test_many_errors_reported_together_and_nothing_built(monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[Any] = []
-    monkeypatch.setattr(_loader, "Topology", lambda **kw: built.append(kw))
+    monkeypatch.setattr(loader_checker, "Topology", lambda **kw: built.append(kw))
     doc = minimal(
         version=2,
         server_states={"ghost": "down", "lhr01-s001": "resting"},

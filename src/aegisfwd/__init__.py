@@ -14,7 +14,9 @@ import importlib
 from typing import Any
 
 from ._hashing import HASH_SCHEME_VERSION
+from ._loader import load_topology
 from ._types import BatchResult, Decision, IdTables, Tier
+from ._version import __version__ as __version__
 from .compiled import CompiledTopology, load_compiled
 from .engine import Engine
 from .errors import (
@@ -28,9 +30,7 @@ from .errors import (
     UnknownIdError,
 )
 from .reference import ReferenceEngine
-from .topology import AegisIP, DataCenter, DistanceMatrix, Location, Pool, Topology, load_topology
-
-__version__ = "0.1.0"
+from .topology import AegisIP, DataCenter, DistanceMatrix, Location, Pool, Topology
 
 __all__ = [
     "HASH_SCHEME_VERSION",
@@ -68,7 +68,7 @@ _LAZY = {
     "datasets": ("datasets", None),
     "evaluate": ("evaluation", "evaluate"),
     "compare": ("evaluation", "compare"),
-    "evaluate_dask": ("dask_eval", "evaluate_dask"),
+    "evaluate_dask": ("evaluation._dask", "evaluate_dask"),
 }
 
 

@@ -1,7 +1,7 @@
 """Human-readable trace of one decision (``engine.explain``), shared by every engine.
 
 ``explain_request(topology, states, server, pool, family, flow)`` runs the reference decision
-(``reference.decide_request``) with tracing on, under the per-server ``states`` the caller passes,
+(``_rules.decide_request``) with tracing on, under the per-server ``states`` the caller passes,
 and returns ``(text, decision)``. The compiled ``Engine`` calls it with its own live states and
 checks that the decision equals its own, so an explanation never disagrees with an answer.
 """
@@ -16,8 +16,8 @@ import numpy as np
 
 from . import _hashing as hashing
 from ._inputs import resolve_family, resolve_flow, resolve_id
+from ._rules import ReferenceModel, decide_request, model_of, topology_of
 from ._types import Decision, Tier
-from .reference import ReferenceModel, decide_request, model_of, topology_of
 from .topology import STATE_NAMES
 
 __all__ = ["explain_request", "format_trace"]

@@ -184,13 +184,13 @@ cdef inline FastDecision _result(const DecisionOut& o, tuple names):
 cdef class EngineCore:
     """Holds the C++ engine (through its pybind11 owner) and answers scalar decisions.
 
-    Subclassed by ``aegisfwd.Engine``, which calls ``_attach`` (compiled backend) or
-    ``_attach_reference`` (pure-Python backend) from its ``__init__``.
+    Subclassed by ``aegisfwd.Engine``, which calls ``_attach`` from its ``__init__``. (The
+    reference backend, ``aegisfwd.engine.ReferenceBackedEngine``, overrides every method and never
+    attaches a C++ engine.)
     """
 
     cdef Engine* eng
     cdef object _core           # the aegisfwd._core.Engine owning *eng
-    cdef object _reference      # ReferenceEngine (reference backend) or None
     cdef tuple _names           # (servers, dcs, locations, ips): tuples of ids
     cdef dict _server_lookup
     cdef dict _pool_lookup
@@ -205,18 +205,12 @@ cdef class EngineCore:
         capsule = core._capsule()
         self.eng = <Engine*>PyCapsule_GetPointer(capsule, b"aegisfwd.engine.v1")
         self._core = core
-        self._reference = None
         self._names = names
         self._server_lookup = server_lookup
         self._pool_lookup = pool_lookup
         self._n_servers = len(names[0])
         self._n_pools = n_pools
         self._resolve = resolve
-
-    def _attach_reference(self, reference):
-        self.eng = NULL
-        self._core = None
-        self._reference = reference
 
     @property
     def _state_version(self):
@@ -235,9 +229,7 @@ cdef class EngineCore:
         cdef PyObject* hit
         cdef DecisionOut out
         if self.eng == NULL:
-            if self._reference is None:
-                raise RuntimeError("Engine is not initialised")
-            return self._reference.decide(server, pool, family, flow)
+            raise RuntimeError("Engine is not initialised")
         # Fast path: exact ints and str ids; anything else (and any error) takes the slow path,
         # which raises exactly what the reference raises.
         if type(server) is int:
@@ -279,13 +271,6 @@ cdef class EngineCore:
         (INVALID) instead of raising: the least overhead from Python."""
         cdef DecisionOut out
         if self.eng == NULL:
-            return self._reference_indices(server, pool, family, flow)
+            raise RuntimeError("Engine is not initialised")
         self.eng.decide(server, pool, family, flow, out)
         return (out.tier, out.server, out.dc, out.location, out.ip, out.distance)
-
-    def _reference_indices(self, server, pool, family, flow):
-        try:
-            d = self._reference.decide(server, pool, family, flow)
-        except ValueError:
-            return (255, -1, -1, -1, -1, float("nan"))
-        return (int(d.tier), d.server_index, d.dc_index, d.location_index, d.ip_index, d.distance)

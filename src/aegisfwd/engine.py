@@ -13,25 +13,28 @@ state-machine tests hold them to that). Paths:
 * ``explain`` runs the reference's traced decision under the engine's live states and checks that
   it reaches the engine's own answer.
 
-``AEGISFWD_ENGINE=reference`` in the environment, or ``Engine(..., backend="reference")``, makes the
-same object run the pure-Python ``ReferenceEngine`` instead (for debugging). ``AEGISFWD_ISA`` (or
+``AEGISFWD_ENGINE=reference`` in the environment, or ``Engine(..., backend="reference")``, makes
+``Engine(...)`` build a ``ReferenceBackedEngine`` instead: a subclass with the same interface whose
+every method runs the pure-Python ``ReferenceEngine`` (for debugging). The choice is made once, in
+``Engine.__new__``; no method of ``Engine`` itself asks which backend it is. ``AEGISFWD_ISA`` (or
 ``isa=``) picks the C++ kernel: ``auto`` (default), ``generic``, ``avx2`` or ``avx512``.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from . import _core
+from ._explain import explain_request
 from ._fast import EngineCore, FastDecision
 from ._inputs import normalize_batch, resolve_family, resolve_flow, resolve_id
 from ._types import BatchResult, Decision, IdTables
 from .compiled import CompiledTopology
+from .compiled._format import file_length
 from .errors import BatchInputError, CompiledFileError, UnknownIdError
 from .reference import ReferenceEngine
 from .topology import STATE_CODES, STATE_NAMES, Topology
@@ -39,12 +42,19 @@ from .topology import STATE_CODES, STATE_NAMES, Topology
 # Scalar answers of the compiled path are Decisions for isinstance() too (see _types.Decision).
 Decision.register(FastDecision)
 
-__all__ = ["BACKENDS", "Engine", "available_isas"]
+__all__ = ["BACKENDS", "Engine", "ReferenceBackedEngine", "available_isas"]
 
 BACKENDS = ("compiled", "reference")
 ENV_BACKEND = "AEGISFWD_ENGINE"
 ENV_ISA = "AEGISFWD_ISA"
-_FILE_LENGTH = struct.Struct("<Q")  # docs/compiled-format.md: total file length at offset 16
+
+
+def _backend(backend: str | None) -> str:
+    """The backend asked for: the argument, else ``AEGISFWD_ENGINE``, else ``compiled``."""
+    backend = backend if backend is not None else os.environ.get(ENV_BACKEND) or "compiled"
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    return backend
 
 
 def available_isas() -> list[str]:
@@ -81,13 +91,22 @@ class Engine(EngineCore):
         "_ids",
         "_location_lookup_d",
         "_pool_lookup_d",
-        "_ref",
         "_server_lookup_d",
         "_topology",
     )
 
     _core_engine: Any
-    _ref: ReferenceEngine | None
+
+    def __new__(  # noqa: PYI034 - a factory: Engine(...) may build the ReferenceBackedEngine subclass
+        cls,
+        topology: Topology | CompiledTopology,
+        *,
+        backend: str | None = None,
+        isa: str | None = None,
+    ) -> Engine:
+        # The factory choice: the reference backend is its own class (below), never a branch here.
+        chosen = ReferenceBackedEngine if cls is Engine and _backend(backend) == "reference" else cls
+        return super().__new__(chosen)
 
     def __init__(
         self,
@@ -96,9 +115,33 @@ class Engine(EngineCore):
         backend: str | None = None,
         isa: str | None = None,
     ) -> None:
-        backend = backend if backend is not None else os.environ.get(ENV_BACKEND) or "compiled"
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+        if _backend(backend) != "compiled":
+            raise ValueError("a subclass of Engine runs the compiled backend; use Engine(..., backend='reference')")
+        self._load(topology, "compiled")
+        isa = isa if isa is not None else os.environ.get(ENV_ISA) or "auto"
+        if isa != "auto" and isa not in available_isas():
+            raise ValueError(f"isa {isa!r} is not available here: expected auto or one of {available_isas()}")
+        compiled = self._compiled
+        try:
+            core = _core.Engine(compiled.arrays, None, isa)
+        except (ValueError, IndexError) as exc:
+            raise CompiledFileError(f"compiled tables rejected by the engine: {exc}") from None
+        self._core_engine = core
+        servers, pools = self._ids[0], self._ids[4]
+        server_lookup, pool_lookup = self._server_lookup_d, self._pool_lookup_d
+
+        def resolve(server: object, pool: object, family: object, flow: object) -> tuple[int, int, int, int]:
+            return (
+                resolve_id(server, servers, server_lookup, "server"),
+                resolve_id(pool, pools, pool_lookup, "pool"),
+                resolve_family(family),
+                resolve_flow(flow),
+            )
+
+        self._attach(core, self._ids[:4], server_lookup, pool_lookup, len(pools), resolve)
+
+    def _load(self, topology: Topology | CompiledTopology, backend: str) -> None:
+        """What both backends hold: the compiled tables, the model if any, ids and lookups."""
         if isinstance(topology, Topology):
             compiled = topology.compile()
             model: Topology | None = topology
@@ -119,32 +162,6 @@ class Engine(EngineCore):
         self._dc_lookup_d = compiled.dc_index
         self._location_lookup_d = compiled.location_index
         self._pool_lookup_d = compiled.pool_index
-        if backend == "reference":
-            self._core_engine = None
-            self._ref = ReferenceEngine(model if model is not None else compiled)
-            self._attach_reference(self._ref)
-            return
-        isa = isa if isa is not None else os.environ.get(ENV_ISA) or "auto"
-        if isa != "auto" and isa not in available_isas():
-            raise ValueError(f"isa {isa!r} is not available here: expected auto or one of {available_isas()}")
-        try:
-            core = _core.Engine(compiled.arrays, None, isa)
-        except (ValueError, IndexError) as exc:
-            raise CompiledFileError(f"compiled tables rejected by the engine: {exc}") from None
-        self._core_engine = core
-        self._ref = None
-        servers, pools = self._ids[0], self._ids[4]
-        server_lookup, pool_lookup = self._server_lookup_d, self._pool_lookup_d
-
-        def resolve(server: object, pool: object, family: object, flow: object) -> tuple[int, int, int, int]:
-            return (
-                resolve_id(server, servers, server_lookup, "server"),
-                resolve_id(pool, pools, pool_lookup, "pool"),
-                resolve_family(family),
-                resolve_flow(flow),
-            )
-
-        self._attach(core, self._ids[:4], server_lookup, pool_lookup, len(pools), resolve)
 
     # ---- tables ----------------------------------------------------------------------------------
     @property
@@ -155,7 +172,7 @@ class Engine(EngineCore):
     @property
     def isa(self) -> str:
         """The C++ kernel in use (``generic``, ``avx2``, ``avx512``), or ``reference``."""
-        return "reference" if self._core_engine is None else str(self._core_engine.isa)
+        return str(self._core_engine.isa)
 
     @property
     def compiled(self) -> CompiledTopology:
@@ -196,20 +213,16 @@ class Engine(EngineCore):
     @property
     def build_stats(self) -> Mapping[str, Any]:
         """Construction time (``build_ms``) and sizes of the C++ engine's derived indexes."""
-        return {} if self._core_engine is None else dict(self._core_engine.stats)
+        return dict(self._core_engine.stats)
 
     # ---- states --------------------------------------------------------------------------------
     @property
     def states(self) -> np.ndarray:
         """uint8 state code per server (0 up, 1 draining, 2 down), a copy."""
-        if self._ref is not None:
-            return self._ref.states
         return self._core_engine.get_states()
 
     def get_state(self, server: object) -> str:
         s = resolve_id(server, self._ids[0], self._server_lookup_d, "server")
-        if self._ref is not None:
-            return self._ref.get_state(s)
         return STATE_NAMES[self._core_engine.state(s)]
 
     def set_state(self, target: object, state: str) -> None:
@@ -219,20 +232,12 @@ class Engine(EngineCore):
         if not isinstance(state, str) or state not in STATE_CODES:
             raise ValueError(f"invalid state {state!r}: expected 'up', 'draining' or 'down'")
         first, end = self._target_range(target)
-        if self._ref is not None:
-            self._ref.set_state(target, state)
-            return
         self._core_engine.set_state(first, end, STATE_CODES[state])
 
     def set_states(self, states: Any) -> None:
         """Replace every server's state at once: codes (0/1/2) or names, one per server in
         ``servers`` order; one atomic change."""
-        codes = _state_codes(states, len(self._ids[0]))
-        if self._ref is not None:
-            for s in np.flatnonzero(codes != self._ref.states).tolist():
-                self._ref.set_state(s, STATE_NAMES[codes[s]])
-            return
-        self._core_engine.set_states(codes)
+        self._core_engine.set_states(_state_codes(states, len(self._ids[0])))
 
     def _target_range(self, target: object) -> tuple[int, int]:
         a = self._compiled.arrays
@@ -271,14 +276,7 @@ class Engine(EngineCore):
         """Decide a batch (numpy, Arrow, pandas or lists; scalars broadcast). Columns in input
         order. ``errors="mark"`` answers bad rows ``Tier.INVALID`` instead of raising. ``threads``:
         worker threads (None: every core; small batches use fewer)."""
-        if threads is None:
-            nthreads = 0
-        else:
-            if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-                raise ValueError(f"threads must be a positive integer or None, not {threads!r}")
-            nthreads = int(threads)
-        if self._ref is not None:
-            return self._ref.decide_batch(servers, pools, families, flows, errors=errors)
+        nthreads = _thread_count(threads)
         if errors not in ("raise", "mark"):
             raise BatchInputError(f"errors must be 'raise' or 'mark', not {errors!r}")
         core = self._core_engine
@@ -311,10 +309,6 @@ class Engine(EngineCore):
         Runs the reference's traced decision under this engine's live states and checks that it
         reaches this engine's answer. Needs the ``Topology`` model (an engine built from a
         ``Topology``, or from a compiled topology compiled in this process)."""
-        if self._ref is not None:
-            return self._ref.explain(server, pool, family, flow)
-        from ._explain import explain_request
-
         model = self._topology
         if model is None:
             raise TypeError(
@@ -339,8 +333,6 @@ class Engine(EngineCore):
 
     # ---- pickling: one flat buffer (compiled file bytes + current states) ---------------------
     def __reduce__(self) -> tuple[Any, ...]:
-        if self._ref is not None:
-            return (_restore_reference, (self._ref.topology, self._ref.states.tobytes()))
         return (_restore, (self._compiled.to_bytes() + self.states.tobytes(),))
 
     def __repr__(self) -> str:
@@ -349,6 +341,90 @@ class Engine(EngineCore):
             f"Engine({c['locations']} locations, {c['dcs']} DCs, {c['servers']} servers, "
             f"{c['pools']} pools, {c['ips']} IPs; backend={self._backend}, isa={self.isa})"
         )
+
+
+class ReferenceBackedEngine(Engine):
+    """``Engine(..., backend="reference")``: the interface of ``Engine``, answered by the pure-Python
+    ``ReferenceEngine`` (for debugging; far slower). ``Engine.__new__`` builds it; it has no C-level
+    engine, so the Cython fast path and the C API refuse it."""
+
+    __slots__ = ("_ref",)
+
+    def __init__(
+        self,
+        topology: Topology | CompiledTopology,
+        *,
+        backend: str | None = None,
+        isa: str | None = None,
+    ) -> None:
+        self._load(topology, "reference")
+        self._ref = ReferenceEngine(self._topology if self._topology is not None else self._compiled)
+
+    @property
+    def isa(self) -> str:
+        return "reference"
+
+    @property
+    def build_stats(self) -> Mapping[str, Any]:
+        return {}
+
+    @property
+    def _state_version(self) -> int | None:
+        return None
+
+    @property
+    def states(self) -> np.ndarray:
+        return self._ref.states
+
+    def get_state(self, server: object) -> str:
+        return self._ref.get_state(resolve_id(server, self._ids[0], self._server_lookup_d, "server"))
+
+    def set_state(self, target: object, state: str) -> None:
+        if not isinstance(state, str) or state not in STATE_CODES:
+            raise ValueError(f"invalid state {state!r}: expected 'up', 'draining' or 'down'")
+        self._target_range(target)  # the engine's own error for an unknown target
+        self._ref.set_state(target, state)
+
+    def set_states(self, states: Any) -> None:
+        self._ref.set_states(_state_codes(states, len(self._ids[0])))
+
+    def decide(self, server: object, pool: object, family: object, flow: object = 0) -> Decision:
+        return self._ref.decide(server, pool, family, flow)
+
+    def decide_indices(self, server: int, pool: int, family: int, flow: int = 0) -> tuple[Any, ...]:
+        try:
+            d = self._ref.decide(server, pool, family, flow)
+        except ValueError:
+            return (255, -1, -1, -1, -1, float("nan"))
+        return (int(d.tier), d.server_index, d.dc_index, d.location_index, d.ip_index, d.distance)
+
+    def decide_batch(
+        self,
+        servers: Any,
+        pools: Any,
+        families: Any,
+        flows: Any,
+        *,
+        errors: str = "raise",
+        threads: int | None = None,
+    ) -> BatchResult:
+        _thread_count(threads)  # checked like the compiled backend's, then unused
+        return self._ref.decide_batch(servers, pools, families, flows, errors=errors)
+
+    def explain(self, server: object, pool: object, family: object, flow: object = 0) -> str:
+        return self._ref.explain(server, pool, family, flow)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore_reference, (self._ref.topology, self._ref.states.tobytes()))
+
+
+def _thread_count(threads: object) -> int:
+    """``threads=`` of ``decide_batch`` as the core takes it (0: every core)."""
+    if threads is None:
+        return 0
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, not {threads!r}")
+    return int(threads)
 
 
 def _state_codes(states: Any, n: int) -> np.ndarray:
@@ -370,7 +446,7 @@ def _state_codes(states: Any, n: int) -> np.ndarray:
 
 
 def _restore(blob: bytes) -> Engine:
-    (total,) = _FILE_LENGTH.unpack_from(blob, 16)
+    total = file_length(blob)
     view = memoryview(blob)
     engine = Engine(CompiledTopology.from_bytes(view[:total]), backend="compiled")
     engine.set_states(np.frombuffer(view[total:], dtype=np.uint8))

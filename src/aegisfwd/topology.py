@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -231,10 +230,3 @@ class Topology:
                 assert a.lat is not None and a.lon is not None and b.lat is not None and b.lon is not None
                 out[i, j] = out[j, i] = round_distance(haversine_km(a.lat, a.lon, b.lat, b.lon))
         return out
-
-
-def load_topology(path: str | Path) -> Topology:
-    """Load and validate a topology file (``.json``, ``.yaml``/``.yml`` or ``.toml``)."""
-    from ._loader import load_topology_file
-
-    return load_topology_file(Path(path))

@@ -1,6 +1,6 @@
 """Benchmark comparisons of the decision paths against peers and a memory-streaming floor.
 
-``aegisfwd bench`` (``_cli_bench.py``) runs ``runner.run`` and prints a table or JSON records; the
+``aegisfwd bench`` (``cli/bench.py``) runs ``runner.run`` and prints a table or JSON records; the
 full suite is ``pytest benchmarks/`` (pytest-benchmark), built on the same workloads and paths.
 See ``benchmarks/README.md`` for the method and the measured results.
 """

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,8 @@ from ._output import (
     rejects_table,
 )
 from ._prepare import KEY_FIELDS, column_names, dictionary_columns, parse_common, resolve, resolve_columns
-from ._read import Chunk, Source, open_source
+from ._read import Chunk, open_source
+from ._stages import Progress, Stage, prefetch
 from ._summary import Accumulator, Summary
 
 # Rows per batch: large enough that per-batch costs (one engine call, one Parquet row group, one
@@ -113,123 +113,9 @@ class Evaluation:
                 f"{self.elapsed_s:.2f} s)")
 
 
-def _prefetch(chunks: Iterator[Chunk], depth: int = 2) -> Iterator[Chunk]:
-    """Read the next chunks on a background thread while this one is evaluated (Arrow's readers
-    and gzip release the GIL). At most ``depth`` chunks wait; errors re-raise here."""
-    import queue
-    import threading
-
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def run() -> None:
-        try:
-            for c in chunks:
-                while not stop.is_set():
-                    try:
-                        q.put(c, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(done)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            q.put(exc)
-
-    t = threading.Thread(target=run, name="aegisfwd-reader", daemon=True)
-    t.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        t.join(timeout=5)
-
-
-# ---------------------------------------------------------------------------------------------
-# Progress
-# ---------------------------------------------------------------------------------------------
-class _Progress:
-    """A rich progress bar (rows, rows/s, ETA) on stderr; silent unless asked or on a terminal."""
-
-    def __init__(self, enabled: bool | None, source: Source) -> None:
-        if enabled is None:
-            enabled = sys.stderr.isatty()
-        self.enabled = bool(enabled)
-        self.rows = 0
-        self.t0 = time.perf_counter()
-        self._bar: Any = None
-        if not self.enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self._bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[rows]:,} rows"),
-            TextColumn("{task.fields[rate]:,.0f} rows/s"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self._bar.start()
-        self._task = self._bar.add_task(f"evaluating {source.description}", total=source.total, rows=0, rate=0.0)
-
-    def advance(self, units: float, rows: int) -> None:
-        self.rows += rows
-        if self._bar is not None:
-            rate = self.rows / max(time.perf_counter() - self.t0, 1e-9)
-            self._bar.update(self._task, advance=units, rows=self.rows, rate=rate)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
 # ---------------------------------------------------------------------------------------------
 # One run over one model
 # ---------------------------------------------------------------------------------------------
-class _Stage:
-    """A background thread running submitted calls in order, at most ``depth`` of them waiting; a
-    failure re-raises in the submitting thread (at its next submit, or at ``drain``)."""
-
-    def __init__(self, name: str, depth: int = 2) -> None:
-        from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._pool: Any = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._pending: Any = deque()
-        self._depth = depth
-
-    def submit(self, fn: Any, *args: Any) -> None:
-        while len(self._pending) >= self._depth:
-            self._pending.popleft().result()
-        self._pending.append(self._pool.submit(fn, *args))
-
-    def drain(self) -> None:
-        while self._pending:
-            self._pending.popleft().result()
-
-    def close(self) -> None:
-        try:
-            self.drain()
-        finally:
-            for f in self._pending:
-                f.cancel()
-            self._pending.clear()
-            self._pool.shutdown(wait=True)
-
-
 class Runner:
     """Evaluate chunks with one model; collects the summary and writes decisions / rejects.
 
@@ -257,7 +143,7 @@ class Runner:
         self.dropped = False
         self._warned = False
         self.key_fields: tuple[str, ...] | None = None
-        self._stage = _Stage("aegisfwd-summary") if pipeline else None
+        self._stage = Stage("aegisfwd-summary") if pipeline else None
         self.fold_concurrency = fold_concurrency  # fold in finish() (not for Dask parts: they merge first)
 
     def process(self, chunk: Chunk) -> int:
@@ -435,9 +321,9 @@ def evaluate(
     runner = Runner(model, cols, output=output, rejects=rejects, keep_rows=keep_rows if output is None else 0,
                     threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir,
                     pipeline=True, fold_concurrency=True)
-    bar = _Progress(progress, src)
+    bar = Progress(progress, src)
     try:
-        for chunk in _prefetch(src.chunks):
+        for chunk in prefetch(src.chunks):
             rows = runner.process(chunk)
             bar.advance(chunk.progress, rows)
     except BaseException:
@@ -515,7 +401,7 @@ def compare(
     ra = Runner(ma, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir)
     rb = Runner(mb, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir)
     diff = CompareAccumulator(ma, mb)
-    bar = _Progress(progress, src)
+    bar = Progress(progress, src)
     try:
         for chunk in src.chunks:
             n_bad = len(chunk.malformed)
@@ -542,107 +428,3 @@ def compare(
     rb.acc.input_errors.extend(src.errors)
     return Comparison(ra.finish(), rb.finish(), diff.finish(), elapsed_s=time.perf_counter() - t0,
                       source=src.description, topologies=(ma.source, mb.source))
-
-
-# ---------------------------------------------------------------------------------------------
-# Batch iterators for other engines (Spark mapInArrow, Ray map_batches, ...)
-# ---------------------------------------------------------------------------------------------
-def evaluate_batches(batches: Any, topology: Any, *, columns: Mapping[str, str | None] | None = None,
-                     threads: int | None = None) -> Iterator[pa.RecordBatch]:
-    """Decisions for an iterator of Arrow record batches, one output row per input row, in order.
-
-    Output columns: the key columns (``RayID``, ``EdgeColoCode``, ``ZoneName``, ``OriginIP``, as
-    text, null where absent), then ``ingress_server``, ``tier``, ``egress_server``, ``egress_dc``,
-    ``egress_location``, ``egress_ip`` (plain strings), ``distance`` and ``reject_reason`` (null for
-    decided rows; the decision columns are null for rejected rows). Plain types only, so the schema
-    is fixed (``EVALUATE_BATCHES_SCHEMA``), as Spark's ``mapInArrow`` wants.
-    """
-    model = model_for(topology)
-    cols = resolve_columns(columns)
-    wanted = column_names(cols)
-    from ._summary import REASONS
-
-    reasons = pa.array(list(REASONS), pa.string())
-    for batch in batches:
-        if isinstance(batch, pa.Table):
-            parts = batch.to_batches()
-        else:
-            parts = [batch]
-        for b in parts:
-            b = b.select([c for c in wanted if c in b.schema.names])
-            common = parse_common(b, cols)
-            res = resolve(common, model, model.states(), threads)
-            ok = np.flatnonzero(res.reason == 0)
-            r = model.decide(res.server[ok], res.pool[ok], common.family[ok], common.flows[ok], threads)
-            n = b.num_rows
-            full = {}
-            for name, idx, table in (
-                ("ingress_server", res.server[ok], model.server_ids),
-                ("egress_server", r.server, model.server_ids),
-                ("egress_dc", r.dc, model.dc_ids),
-                ("egress_location", r.location, model.location_ids),
-                ("egress_ip", r.ip, model.ip_ids),
-            ):
-                v = np.full(n, -1, dtype=np.int64)
-                v[ok] = idx
-                full[name] = _ids_column(v, table)
-            tier = np.full(n, -1, dtype=np.int64)
-            tier[ok] = r.tier
-            dist = np.full(n, np.nan)
-            dist[ok] = r.distance
-            from ._output import TIER_DICTIONARY, key_columns
-
-            keys = key_columns(common.cols, np.arange(n), KEY_FIELDS)
-            tier_names = TIER_DICTIONARY.take(pa.array(np.where(tier >= 0, np.minimum(tier, 5), 0))).to_pylist()
-            reason = reasons.take(pa.array(res.reason.astype(np.int64)))
-            yield pa.record_batch(
-                {
-                    **keys,
-                    "ingress_server": full["ingress_server"],
-                    "tier": pa.array([t if k >= 0 else None for t, k in zip(tier_names, tier.tolist())], pa.string()),
-                    "egress_server": full["egress_server"],
-                    "egress_dc": full["egress_dc"],
-                    "egress_location": full["egress_location"],
-                    "egress_ip": full["egress_ip"],
-                    "distance": pa.array(dist, pa.float64()),
-                    "reject_reason": pc_if_else(res.reason == 0, reason),
-                },
-                schema=EVALUATE_BATCHES_SCHEMA,
-            )
-
-
-def _ids_column(idx: np.ndarray, table: Any) -> pa.Array:
-    d = pa.array(list(table), pa.string())
-    mask = idx < 0
-    return d.take(pa.array(np.where(mask, 0, idx), mask=mask if mask.any() else None)) if len(d) else pa.nulls(len(idx), pa.string())
-
-
-def pc_if_else(is_null: np.ndarray, values: pa.Array) -> pa.Array:
-    import pyarrow.compute as pc
-
-    return pc.if_else(pa.array(is_null), pa.scalar(None, pa.string()), values)
-
-
-EVALUATE_BATCHES_SCHEMA = pa.schema(
-    [(f, pa.string()) for f in KEY_FIELDS]
-    + [(c, pa.string()) for c in ("ingress_server", "tier", "egress_server", "egress_dc", "egress_location", "egress_ip")]
-    + [("distance", pa.float64()), ("reject_reason", pa.string())]
-)
-
-
-def summarize_batches(batches: Any, topology: Any, *, columns: Mapping[str, str | None] | None = None,
-                      threads: int | None = None, concurrency_resolution_ms: int = 1) -> Iterator[pa.RecordBatch]:
-    """The ``Summary`` of an iterator of Arrow record batches, as one row ``{"summary": pickled bytes}``:
-    for engines that return rows per partition (Spark ``mapInArrow``); merge on the driver with
-    ``Summary.merge_all(pickle.loads(b) for b in ...)``."""
-    import pickle
-
-    model = model_for(topology)
-    cols = resolve_columns(columns)
-    runner = Runner(model, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms)
-    row = 0
-    for batch in batches:
-        for b in (batch.to_batches() if isinstance(batch, pa.Table) else [batch]):
-            runner.process(Chunk(b.select([c for c in column_names(cols) if c in b.schema.names]), "<batch>", row))
-            row += b.num_rows
-    yield pa.record_batch({"summary": pa.array([pickle.dumps(runner.finish())], pa.binary())})

@@ -77,7 +77,7 @@ def serve(logs: tuple[str, ...], topology: str | None, port: int, host: str, sam
     """
     from aiohttp import web
 
-    from .._cli_evaluate import _parse_maps
+    from ..cli.evaluate import _parse_maps
     from .app import create_app
 
     columns = _parse_maps(maps) if maps else None

@@ -19,10 +19,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .evaluation._prepare import column_names, dictionary_columns, resolve_columns
-from .evaluation._read import Chunk, expand_paths, is_path_like, open_source
-from .evaluation._run import DEFAULT_BATCH_ROWS, Evaluation, Runner, model_for
-from .evaluation._summary import Summary
+from ._prepare import column_names, dictionary_columns, resolve_columns
+from ._read import Chunk, expand_paths, is_path_like, open_source
+from ._run import DEFAULT_BATCH_ROWS, Evaluation, Runner, model_for
+from ._summary import Summary
 
 __all__ = ["evaluate_dask"]
 

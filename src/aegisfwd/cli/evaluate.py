@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .evaluation._prepare import FIELDS
+from ..evaluation._prepare import FIELDS
 
 _MAP_HELP = (
     "Use log column COL for FIELD (repeatable). FIELD is a Logpush field name "
@@ -124,12 +124,12 @@ def evaluate(logs: tuple[str, ...], topology: Path, output: Path | None, report_
     paths = _check_logs(logs)
     with log_run_process():
         if scheduler:
-            from .dask_eval import evaluate_dask
+            from ..evaluation._dask import evaluate_dask
 
             ev = evaluate_dask(paths, topology, columns=columns, output=output, rejects=rejects,
                                scheduler=scheduler, batch_rows=batch_rows, threads=threads, spill_dir=spill_dir)
         else:
-            from .evaluation import evaluate as run
+            from ..evaluation import evaluate as run
 
             ev = run(paths, topology, columns=columns, output=output, rejects=rejects, batch_rows=batch_rows,
                      progress=progress, threads=threads, keep_rows=0, spill_dir=spill_dir)
@@ -166,7 +166,7 @@ def compare(logs: tuple[str, ...], topologies: tuple[Path, ...], report_dir: Pat
                                  param_hint="--topology")
     columns = _parse_maps(maps)
     paths = _check_logs(logs)
-    from .evaluation import compare as run
+    from ..evaluation import compare as run
 
     with log_run_process():
         c = run(paths, topologies[0], topologies[1], columns=columns, batch_rows=batch_rows, progress=progress,

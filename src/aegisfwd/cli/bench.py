@@ -11,8 +11,8 @@ from dataclasses import replace
 
 import click
 
-from .bench.runner import Settings, WorkloadReport, fastest_peer_ratio, format_rate, records, run
-from .bench.workloads import WORKLOADS
+from ..bench.runner import Settings, WorkloadReport, fastest_peer_ratio, format_rate, records, run
+from ..bench.workloads import WORKLOADS
 
 
 def _print_tables(reports: list[WorkloadReport]) -> None:
