@@ -17,7 +17,7 @@ LAND_RESOURCE = "ne_110m_land.json"
 
 def land_json() -> str:
     """The outline file's text, as shipped (for pages that draw it in the browser)."""
-    return resources.files("aegisfwd").joinpath("data", "land", LAND_RESOURCE).read_text(encoding="utf-8")
+    return resources.files("aegisfwd").joinpath("data").joinpath("land").joinpath(LAND_RESOURCE).read_text(encoding="utf-8")
 
 
 @functools.lru_cache(maxsize=1)
