@@ -204,3 +204,21 @@ def test_scope_summary_is_the_pool_slice(log_session):
     per_pool = [summarize(log_session, p) for p in range(len(log_session.pool_ids))]
     for t in everything["tiers"]:
         assert everything["tiers"][t] == sum(s["tiers"][t] for s in per_pool)
+
+
+def test_baseline_totals_per_scope_are_bounded():
+    from aegisfwd.serve.summary import _CACHES, BASELINE_SCOPES
+
+    small = af.Topology.from_dict({
+        "locations": [{"id": "A", "lat": 0.0, "lon": 0.0}, {"id": "B", "lat": 10.0, "lon": 10.0}],
+        "data_centers": [{"id": "A1", "location": "A", "servers": ["a1", "a2"]},
+                         {"id": "B1", "location": "B", "servers": ["b1"]}],
+        "pools": [{"id": f"p{k}", "ips": [{"address": f"192.0.2.{k}", "holders": ["A" if k % 2 else "b1"]}]}
+                  for k in range(40)]})
+    engine = af.Engine(small)
+    session = Session(small, sample_rows(small, engine.compiled, 20_000), engine=engine, threads=1)
+    summarize(session)
+    for p in range(40):
+        summarize(session, p)
+    cached = _CACHES[session].baseline
+    assert len(cached) <= BASELINE_SCOPES + 1 and None in cached and 39 in cached

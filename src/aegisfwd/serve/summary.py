@@ -27,6 +27,9 @@ FORWARDED = [int(Tier.SAME_DC), int(Tier.SAME_LOCATION), int(Tier.REMOTE)]
 MAX_LINES = 400  # flows drawn on the map
 TOP_IPS = 10
 TOP_CHANGES = 15
+# Baseline totals kept per scope (about 1.4 MB each on the world: the location-pair matrix and the
+# rows per IP); every-row scope is never dropped.
+BASELINE_SCOPES = 16
 
 
 @dataclass
@@ -117,9 +120,12 @@ def summarize(session: Session, pool: int | None = None) -> dict[str, Any]:
     rows = session.rows
     sl = rows.pool_slice(pool) if pool is not None else slice(0, len(rows))
     n = sl.stop - sl.start
-    if pool not in cache.baseline:
-        cache.baseline[pool] = totals_of(session, session.baseline, sl)
-    base = cache.baseline[pool]
+    base = cache.baseline.pop(pool, None)
+    if base is None:
+        base = totals_of(session, session.baseline, sl)
+    cache.baseline[pool] = base  # most recently used last
+    while len(cache.baseline) > BASELINE_SCOPES:
+        cache.baseline.pop(next(k for k in cache.baseline if k is not None))
     cur = _current_totals(session, cache, pool)
     n_loc = len(session.location_ids)
     loc_ids = session.location_ids
