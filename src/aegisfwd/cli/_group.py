@@ -28,6 +28,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "proxy": "aegisfwd.proxy.cli:proxy",
     "datasets": "aegisfwd.cli.datasets:datasets",
     "advise": "aegisfwd.advise._cli:advise",
+    "serve": "aegisfwd.serve.command:serve",
 }
 LAZY_HELP: dict[str, str] = {
     "evaluate": "Evaluate request logs against a topology [analysis extra].",
@@ -36,6 +37,7 @@ LAZY_HELP: dict[str, str] = {
     "proxy": "A loopback edge proxy egressing from dedicated IPs [proxy extra].",
     "datasets": "Write the built-in datasets (the world topology) to files.",
     "advise": "Advise where IPv4 addresses should be held, from logs [advise extra].",
+    "serve": "Explore what-ifs (states, placement) on a map in the browser [serve extra].",
 }
 # Which extra provides the third-party modules a lazy command needs.
 _EXTRA_OF_MODULE = {
@@ -47,6 +49,7 @@ _EXTRA_OF_MODULE = {
     "duckdb": "bench",
     "pytest_benchmark": "bench",
     "scipy": "advise",
+    "aiohttp": "serve",
 }
 _LAZY_EXTRA = {"evaluate": "analysis", "compare": "analysis", "bench": "bench", "advise": "advise"}
 
