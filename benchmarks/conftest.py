@@ -134,13 +134,16 @@ def expected(workload: Workload, bench: Bench, sizes: Sizes, _session: _Session)
 
 
 @pytest.fixture(scope="session")
-def truth(workload: Workload, bench: Bench, expected: dict[str, np.ndarray], sizes: Sizes,
-          _session: _Session) -> dict[str, np.ndarray]:
+def truth(
+    workload: Workload, bench: Bench, expected: dict[str, np.ndarray], sizes: Sizes, _session: _Session
+) -> dict[str, np.ndarray]:
     """The compiled engine's single-threaded answers for every request, checked against the reference."""
     if workload.name not in _session.truth:
         p = bench.batch(workload, 1)
         cols = p.columns(p.run())
-        assert compare_columns(cols, expected, "full", rows=sizes.check_n), "engine disagrees with ReferenceEngine"
+        assert compare_columns(cols, expected, "full", rows=sizes.check_n), (
+            "engine disagrees with ReferenceEngine"
+        )
         _session.truth[workload.name] = cols
     return _session.truth[workload.name]
 
@@ -159,13 +162,21 @@ def floor_of(workload: Workload, sizes: Sizes, _session: _Session):
 
 
 @pytest.fixture
-def check_then_time(benchmark: Any, expected: dict[str, np.ndarray], truth: dict[str, np.ndarray], sizes: Sizes):
+def check_then_time(
+    benchmark: Any, expected: dict[str, np.ndarray], truth: dict[str, np.ndarray], sizes: Sizes
+):
     """``check_then_time(prepared, floor=None)``: see ``_check_then_time``."""
     return lambda p, floor=None: _check_then_time(benchmark, p, expected, truth, sizes, floor)
 
 
-def _check_then_time(benchmark: Any, p: Prepared, expected: dict[str, np.ndarray], truth: dict[str, np.ndarray],
-                     sizes: Sizes, floor: Floor | None = None) -> None:
+def _check_then_time(
+    benchmark: Any,
+    p: Prepared,
+    expected: dict[str, np.ndarray],
+    truth: dict[str, np.ndarray],
+    sizes: Sizes,
+    floor: Floor | None = None,
+) -> None:
     """Check ``p`` against the reference (first ``check_n`` rows) and the engine (every row it decides),
     then time it; the result of every timed call is checked again in smoke mode (one untimed call)."""
 

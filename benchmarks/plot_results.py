@@ -41,7 +41,9 @@ def plot(records: list[dict], output: Path, title: str | None = None) -> None:
 
     workloads = list(dict.fromkeys(r["workload"] for r in records))
     threads = sorted({r["threads"] for r in records})
-    colors = {t: plt.get_cmap("viridis")(0.15 + 0.7 * i / max(1, len(threads) - 1)) for i, t in enumerate(threads)}
+    colors = {
+        t: plt.get_cmap("viridis")(0.15 + 0.7 * i / max(1, len(threads) - 1)) for i, t in enumerate(threads)
+    }
     fig, axes = plt.subplots(len(workloads), 1, figsize=(11, 3.6 * len(workloads)), squeeze=False)
     width = 0.8 / len(threads)
     for ax, workload in zip(axes[:, 0], workloads, strict=True):
@@ -72,8 +74,14 @@ def plot(records: list[dict], output: Path, title: str | None = None) -> None:
         if floors:
             floor = sorted(floors)[len(floors) // 2]
             ax.axhline(floor, color="grey", linestyle="--", linewidth=1)
-            ax.annotate(f"floor (1 thread): {floor / 1e6:,.0f} M/s", (-0.45, floor), ha="left",
-                        va="top", fontsize=8, color="grey")
+            ax.annotate(
+                f"floor (1 thread): {floor / 1e6:,.0f} M/s",
+                (-0.45, floor),
+                ha="left",
+                va="top",
+                fontsize=8,
+                color="grey",
+            )
         n = max(r["rows"] for r in rows)
         ax.set_title(f"{workload} ({n:,} requests; per-row paths on fewer)", fontsize=10)
         ax.set_yscale("log")
@@ -104,7 +112,9 @@ def markdown(records: list[dict]) -> str:
         rows = [Record(**r) for r in records if r["workload"] == workload]
         ratio = fastest_peer_ratio(rows)
         out.append(f"**{workload}**\n")
-        out.append("| path | threads | computes | rows | decisions/s | × fastest peer (same work) | of floor | agrees |")
+        out.append(
+            "| path | threads | computes | rows | decisions/s | × fastest peer (same work) | of floor | agrees |"
+        )
         out.append("|---|--:|---|--:|--:|--:|--:|:-:|")
         for i, r in enumerate(rows):
             x = f"{ratio[i]:.3g}×" if i in ratio else "-"

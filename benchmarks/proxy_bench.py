@@ -100,9 +100,13 @@ def isolated(n: int = 20000) -> dict[str, float]:
         for _ in range(k):
             socket.socket().close()
 
-    return {"decide_indices_ns": timed(decide, n), "flow_key_ns": timed(flow, n // 4),
-            "socket_bound_ns": timed(bound, n // 20), "socket_plain_ns": timed(plain, n // 20),
-            "isa": engine.isa}
+    return {
+        "decide_indices_ns": timed(decide, n),
+        "flow_key_ns": timed(flow, n // 4),
+        "socket_bound_ns": timed(bound, n // 20),
+        "socket_plain_ns": timed(plain, n // 20),
+        "isa": engine.isa,
+    }
 
 
 def run(connections: int, rounds: int, changes: int, concurrency: int, engine: str) -> dict[str, Any]:
@@ -116,8 +120,9 @@ def run(connections: int, rounds: int, changes: int, concurrency: int, engine: s
 
             async def load(tag: str) -> float:
                 t0 = time.perf_counter()
-                res = await asyncio.wait_for(run_load([edge], ["shop.example"], connections,
-                                                      concurrency=concurrency, prefix=tag), 600)
+                res = await asyncio.wait_for(
+                    run_load([edge], ["shop.example"], connections, concurrency=concurrency, prefix=tag), 600
+                )
                 dt = time.perf_counter() - t0
                 bad = [r for r in res if r.outcome != "completed"]
                 if bad:
@@ -128,7 +133,9 @@ def run(connections: int, rounds: int, changes: int, concurrency: int, engine: s
             dep.stats(reset=True)
             for i in range(rounds):
                 for mode in ("decision", "fixed") if i % 2 == 0 else ("fixed", "decision"):
-                    request(dep.control, "POST", "/mode", {"fixed_source": fixed if mode == "fixed" else None})
+                    request(
+                        dep.control, "POST", "/mode", {"fixed_source": fixed if mode == "fixed" else None}
+                    )
                     rates[mode].append(asyncio.run(load(f"{mode}{i}-")))
             request(dep.control, "POST", "/mode", {"fixed_source": None})
             stats = next(s for s in dep.stats() if s["server"] == SERVER)
@@ -144,16 +151,26 @@ def run(connections: int, rounds: int, changes: int, concurrency: int, engine: s
     dec, fix = statistics.median(rates["decision"]), statistics.median(rates["fixed"])
     return {
         "isolated": isolated(),
-        "cpu": cpu_model(), "engine": engine, "connections_per_round": connections, "rounds": rounds,
+        "cpu": cpu_model(),
+        "engine": engine,
+        "connections_per_round": connections,
+        "rounds": rounds,
         "concurrency": concurrency,
-        "conn_per_s_decision": rates["decision"], "conn_per_s_fixed": rates["fixed"],
+        "conn_per_s_decision": rates["decision"],
+        "conn_per_s_fixed": rates["fixed"],
         "ratio_decision_over_fixed": dec / fix,
-        "decision_ns": stats.get("decision"), "bind_ns": stats.get("bind"),
-        "decision_samples": stats.get("decision_n"), "bind_samples": stats.get("bind_n"),
+        "decision_ns": stats.get("decision"),
+        "bind_ns": stats.get("bind"),
+        "decision_samples": stats.get("decision_n"),
+        "bind_samples": stats.get("bind_n"),
         "decision_hist_p99_s": histogram_p99(metrics, "aegisfwd_proxy_decision_seconds"),
         "bind_hist_p99_s": histogram_p99(metrics, "aegisfwd_proxy_source_bind_seconds"),
-        "state_applied_all_us": {"n": len(applied), "median": statistics.median(applied) if applied else None,
-                                 "max": max(applied) if applied else None, "all": applied},
+        "state_applied_all_us": {
+            "n": len(applied),
+            "median": statistics.median(applied) if applied else None,
+            "max": max(applied) if applied else None,
+            "all": applied,
+        },
     }
 
 
@@ -171,10 +188,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out, indent=1))
         return 0
     print(f"CPU: {out['cpu']}; engine: {out['engine']}")
-    print(f"conn/s decision {out['conn_per_s_decision']}  fixed {out['conn_per_s_fixed']}  "
-          f"ratio {out['ratio_decision_over_fixed']:.3f}")
+    print(
+        f"conn/s decision {out['conn_per_s_decision']}  fixed {out['conn_per_s_fixed']}  "
+        f"ratio {out['ratio_decision_over_fixed']:.3f}"
+    )
     print(f"decision ns {out['decision_ns']}\nbind ns {out['bind_ns']}")
-    print(f"histogram p99 buckets: decision <= {out['decision_hist_p99_s']} s, bind <= {out['bind_hist_p99_s']} s")
+    print(
+        f"histogram p99 buckets: decision <= {out['decision_hist_p99_s']} s, bind <= {out['bind_hist_p99_s']} s"
+    )
     print(f"state change applied in all 8 processes (us): {out['state_applied_all_us']}")
     print(f"isolated calls: {out['isolated']}")
     return 0

@@ -177,7 +177,7 @@ def run_mode(mode: str, path: str, processes: int, changes: int, interval_s: flo
             changes=changes,
             workers_seeing_every_change=len(complete),
             all_seen_us=[x / 1000 for x in lat],
-            call_us=[(r - t) / 1000 for r, t in zip(returns, starts)],
+            call_us=[(r - t) / 1000 for r, t in zip(returns, starts, strict=True)],
             stale_after_return=stale,
         )
     return result
@@ -188,7 +188,7 @@ def speed(path: str, rounds: int) -> dict[str, Any]:
     topo = af.datasets.world(seed=0)
     req = af.datasets.requests(topo, 1_000_000, seed=1)
     args = (req.server, req.pool, req.family, req.flow)
-    rows = list(zip(*(a[:20_000].tolist() for a in args)))
+    rows = list(zip(*(a[:20_000].tolist() for a in args), strict=True))
     private = af.Engine(compiled)
     best: dict[str, float] = {}
     with af.SharedEngine.create(compiled) as owner:

@@ -64,7 +64,13 @@ def advise_setup(tmp_path_factory, request):
     else:
         world_log = d / "world.parquet"
         _write_log(world_log, world_n, topo)
-    return {"topo": topo, "log": str(d / "log.parquet"), "n": n, "world_log": str(world_log), "world_n": world_n}
+    return {
+        "topo": topo,
+        "log": str(d / "log.parquet"),
+        "n": n,
+        "world_log": str(world_log),
+        "world_n": world_n,
+    }
 
 
 def _check(a, rows_in: int) -> None:

@@ -54,7 +54,9 @@ def test_numpy_peer(benchmark, workload, bench: Bench, computes, check_then_time
 
 
 def test_duckdb_peer(benchmark, workload, bench: Bench, bench_threads, check_then_time, floor_of) -> None:
-    pytest.importorskip("duckdb", reason="the DuckDB peer needs the bench extra: pip install 'aegisfwd[bench]'")
+    pytest.importorskip(
+        "duckdb", reason="the DuckDB peer needs the bench extra: pip install 'aegisfwd[bench]'"
+    )
     benchmark.group = _batch_group(workload)
     check_then_time(bench.duckdb_peer(workload, bench_threads), floor_of(bench_threads))
 
@@ -73,8 +75,14 @@ def test_floor_copy(benchmark, workload, bench_threads, sizes) -> None:
 
 
 # ---- per-row group: the scalar calls on the same first M requests ---------------------------------
-SCALAR_PATHS = ["engine.decide[cython]", "engine.decide_indices[cython]", "engine.decide[pybind11]",
-                "reference.decide", "peer.python", "engine.decide_batch"]
+SCALAR_PATHS = [
+    "engine.decide[cython]",
+    "engine.decide_indices[cython]",
+    "engine.decide[pybind11]",
+    "reference.decide",
+    "peer.python",
+    "engine.decide_batch",
+]
 
 
 @pytest.mark.parametrize("path", SCALAR_PATHS)
@@ -123,7 +131,9 @@ def test_compile_and_load(benchmark, workload, compiled_files, expected, sizes, 
     if benchmark.enabled:
         t0 = time.perf_counter()
         result = run()
-        benchmark.pedantic(run, rounds=sizes.rounds if time.perf_counter() - t0 < sizes.slow_s else 1, iterations=1)
+        benchmark.pedantic(
+            run, rounds=sizes.rounds if time.perf_counter() - t0 < sizes.slow_s else 1, iterations=1
+        )
     else:
         result = benchmark(run)
     engine = result if step == "load_compiled+Engine" else af.Engine(result)

@@ -48,7 +48,8 @@ class World:
     def agrees(self, r: af.BatchResult) -> bool:
         k = self.check_n
         return all(
-            np.array_equal(getattr(r, c)[:k], getattr(self.expected, c), equal_nan=(c == "distance")) for c in COLUMNS
+            np.array_equal(getattr(r, c)[:k], getattr(self.expected, c), equal_nan=(c == "distance"))
+            for c in COLUMNS
         )
 
     def same_as_truth(self, r: af.BatchResult) -> bool:
@@ -95,9 +96,19 @@ def test_scalar(benchmark, world: World, sizes, method: str) -> None:
     for k, row in enumerate(rows[:2000]):
         got = call(*row)
         if method == "decide":
-            assert (int(got.tier), got.server_index, got.ip_index) == (int(t.tier[k]), int(t.server[k]), int(t.ip[k]))
+            assert (int(got.tier), got.server_index, got.ip_index) == (
+                int(t.tier[k]),
+                int(t.server[k]),
+                int(t.ip[k]),
+            )
         else:
-            assert got[:5] == (int(t.tier[k]), int(t.server[k]), int(t.dc[k]), int(t.location[k]), int(t.ip[k]))
+            assert got[:5] == (
+                int(t.tier[k]),
+                int(t.server[k]),
+                int(t.dc[k]),
+                int(t.location[k]),
+                int(t.ip[k]),
+            )
 
     def run() -> None:
         for a, b, c, d in rows:

@@ -67,16 +67,26 @@ def _check(ev, s, out_path, n, expect_all: bool) -> None:
     src_rows = src.take(pa.array([rows[i] for i in keep]))
     head = head.take(pa.array(keep))
     m = len(keep)
-    flows, ok = ar.flow_keys(src_rows.column("ClientIP"), src_rows.column("ClientSrcPort"), src_rows.column("RayID"), m)
+    flows, ok = ar.flow_keys(
+        src_rows.column("ClientIP"), src_rows.column("ClientSrcPort"), src_rows.column("RayID"), m
+    )
     assert ok.all()
     family = ar.ip_family_of_strings(src_rows.column("OriginIP").combine_chunks())
     zones = s["topo"].zones
     pools = [zones[z] for z in src_rows.column("ZoneName").to_pylist()]
     servers = head.column("ingress_server").cast(pa.string()).to_pylist()
     want = s["engine"].decide_batch(servers, pools, family, flows).to_arrow()
-    assert head.column("tier").cast(pa.string()).to_pylist() == want.column("tier").cast(pa.string()).to_pylist()
-    assert head.column("egress_server").cast(pa.string()).to_pylist() == want.column("server").cast(pa.string()).to_pylist()
-    assert head.column("egress_ip").cast(pa.string()).to_pylist() == want.column("ip").cast(pa.string()).to_pylist()
+    assert (
+        head.column("tier").cast(pa.string()).to_pylist() == want.column("tier").cast(pa.string()).to_pylist()
+    )
+    assert (
+        head.column("egress_server").cast(pa.string()).to_pylist()
+        == want.column("server").cast(pa.string()).to_pylist()
+    )
+    assert (
+        head.column("egress_ip").cast(pa.string()).to_pylist()
+        == want.column("ip").cast(pa.string()).to_pylist()
+    )
     np.testing.assert_array_equal(head.column("distance").to_numpy(), want.column("distance").to_numpy())
 
 

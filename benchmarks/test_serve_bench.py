@@ -39,8 +39,12 @@ LOCATION = "FRA"
 
 
 def _post(base: str, path: str, body: dict) -> dict:
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        base + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.loads(r.read())
 
@@ -84,7 +88,11 @@ def _movable(session: Session) -> tuple[str, str, list[str]]:
         for ip in session.topology.pools[p].ips:
             locs = session.book.holder_locations(ip.holders)
             if ip.family == 4 and len(locs) < 4:
-                return session.pool_ids[p], ip.address, [loc for loc in session.location_ids if loc not in locs]
+                return (
+                    session.pool_ids[p],
+                    ip.address,
+                    [loc for loc in session.location_ids if loc not in locs],
+                )
     raise AssertionError("no movable address")
 
 
@@ -124,7 +132,9 @@ def test_placement_move_again(benchmark, served, sizes):
 
     def move() -> dict:
         flip["n"] += 1
-        return _post(base, "/api/placement", {"address": address, ("add" if flip["n"] % 2 else "remove"): [spare[0]]})
+        return _post(
+            base, "/api/placement", {"address": address, ("add" if flip["n"] % 2 else "remove"): [spare[0]]}
+        )
 
     benchmark.group = f"serve | placement move | {rows:,} rows"
     s = benchmark.pedantic(move, rounds=max(sizes.rounds, 1) * 10, iterations=1, warmup_rounds=2)
@@ -142,9 +152,12 @@ def test_first_paint(benchmark, served, tmp_path):
     async def paint() -> None:
         async with browser(base + "/", tmp_path / "profile") as page:
             await page.open()
-            marks.append(await page.js(
-                "({drawn: performance.getEntriesByName('aegisfwd-drawn')[0].startTime,"
-                " fcp: (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime})"))
+            marks.append(
+                await page.js(
+                    "({drawn: performance.getEntriesByName('aegisfwd-drawn')[0].startTime,"
+                    " fcp: (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime})"
+                )
+            )
             shot = os.environ.get("AEGISFWD_SERVE_SCREENSHOT")
             if shot:
                 await screenshot(page, session, Path(shot))
@@ -154,21 +167,27 @@ def test_first_paint(benchmark, served, tmp_path):
     assert marks and marks[0]["drawn"] > 0
     benchmark.extra_info["drawn_ms"] = round(marks[0]["drawn"], 1)
     benchmark.extra_info["first_contentful_paint_ms"] = round(marks[0]["fcp"] or 0, 1)
-    print(f"\nfirst paint: map drawn {marks[0]['drawn']:.0f} ms, first contentful paint {marks[0]['fcp']:.0f} ms")
+    print(
+        f"\nfirst paint: map drawn {marks[0]['drawn']:.0f} ms, first contentful paint {marks[0]['fcp']:.0f} ms"
+    )
 
 
 async def screenshot(page, session: Session, path: Path) -> None:
     """The page as docs/serve.md shows it: a pool picked, a location down, compared with the baseline."""
     pool = session.topology.pools[0]
-    await page.js(f"document.getElementById('scope').value = {json.dumps(pool.id)};"
-                  "document.getElementById('scope').dispatchEvent(new Event('change'))")
+    await page.js(
+        f"document.getElementById('scope').value = {json.dumps(pool.id)};"
+        "document.getElementById('scope').dispatchEvent(new Event('change'))"
+    )
     await page.wait_for(f"document.getElementById('scope-info').textContent.includes({json.dumps(pool.id)})")
     loc = session.book.holder_locations(pool.ips[0].holders)[0]
     await page.click(f'#locs circle[data-loc="{loc}"]')
     await page.wait_for("!document.getElementById('loc-card').hidden")
     version = int(await page.js("document.body.dataset.version"))
     await page.click("#loc-down")
-    await page.wait_for(f"+document.body.dataset.version > {version} && document.body.dataset.pending === '0'")
+    await page.wait_for(
+        f"+document.body.dataset.version > {version} && document.body.dataset.pending === '0'"
+    )
     await page.click("#compare")
     await asyncio.sleep(0.3)
     await page.screenshot(path)

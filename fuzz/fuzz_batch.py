@@ -89,7 +89,9 @@ def column(p: Provider, n: int) -> Any:
     if kind == 4:
         t = p.pick([pa.int8(), pa.uint8(), pa.int32(), pa.int64(), pa.uint64(), pa.float64()])
         try:
-            arr = pa.array([x if x >= 0 or not pa.types.is_unsigned_integer(t) else None for x in ints], type=t)
+            arr = pa.array(
+                [x if x >= 0 or not pa.types.is_unsigned_integer(t) else None for x in ints], type=t
+            )
         except (pa.ArrowException, TypeError, OverflowError):
             arr = pa.array(ints)
         return lambda: arr

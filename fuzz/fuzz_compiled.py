@@ -31,7 +31,10 @@ def with_crcs(data: bytes) -> bytes:
     header = data[PREFIX.size : PREFIX.size + hlen]
     start = (PREFIX.size + hlen + 63) // 64 * 64
     payload = data[start:total] if total <= len(data) else data[start:]
-    return PREFIX.pack(magic, version, hlen, total, zlib.crc32(header), zlib.crc32(payload)) + data[PREFIX.size :]
+    return (
+        PREFIX.pack(magic, version, hlen, total, zlib.crc32(header), zlib.crc32(payload))
+        + data[PREFIX.size :]
+    )
 
 
 def test_one_input(data: bytes) -> None:

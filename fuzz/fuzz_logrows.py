@@ -50,7 +50,9 @@ def test_one_input(data: bytes) -> None:
     holders = CT.arrays
     for b in out:
         d = b.to_pydict()
-        for tier, server, ip, reason in zip(d["tier"], d["egress_server"], d["egress_ip"], d["reject_reason"]):
+        for tier, server, ip, reason in zip(
+            d["tier"], d["egress_server"], d["egress_ip"], d["reject_reason"], strict=True
+        ):
             if (tier is None) == (reason is None):
                 raise AssertionError(f"a row is both or neither rejected and decided: {tier!r} {reason!r}")
             if tier in (None, "UNAVAILABLE"):
@@ -58,7 +60,9 @@ def test_one_input(data: bytes) -> None:
                     raise AssertionError("an undecided row names an egress")
                 continue
             s, i = SERVER[server], IP[ip]
-            ranges = holders["ip_holder_ranges"][holders["ip_holder_start"][i] : holders["ip_holder_start"][i + 1]]
+            ranges = holders["ip_holder_ranges"][
+                holders["ip_holder_start"][i] : holders["ip_holder_start"][i + 1]
+            ]
             if not any(lo <= s < hi for lo, hi in ranges.tolist()):
                 raise AssertionError(f"egress server {server} does not hold egress IP {ip}")
 

@@ -29,19 +29,23 @@ def run_target(name: str, seconds: int, artifacts: Path) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix=f"aegisfwd-fuzz-{name}-"))
     try:
         cmd = [
-            sys.executable, str(HERE / f"fuzz_{name}.py"),
+            sys.executable,
+            str(HERE / f"fuzz_{name}.py"),
             f"-max_total_time={seconds}",
-            "-timeout=20",          # one input running longer than this is a finding (a hang)
+            "-timeout=20",  # one input running longer than this is a finding (a hang)
             "-rss_limit_mb=4096",
             "-print_final_stats=1",
             f"-artifact_prefix={artifacts}/{name}-",
-            str(work), str(HERE / "corpus" / name),
+            str(work),
+            str(HERE / "corpus" / name),
         ]
         t0 = time.monotonic()
         # The target's stdout/stderr is mostly libFuzzer's progress: keep it in a log file.
         log_path = artifacts / f"{name}.log"
         with open(log_path, "wb") as log:
-            rc = subprocess.run(cmd, check=False, stdout=log, stderr=subprocess.STDOUT, timeout=seconds + 300).returncode
+            rc = subprocess.run(
+                cmd, check=False, stdout=log, stderr=subprocess.STDOUT, timeout=seconds + 300
+            ).returncode
         elapsed = time.monotonic() - t0
         log_text = log_path.read_text(errors="replace")
         runs = re.findall(r"Done (\d+) runs in (\d+) second", log_text)

@@ -79,8 +79,14 @@ class Browser:
         if not box["hit"]:
             raise AssertionError(f"{selector} is covered by another element")
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
-            await self.send("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"], button="left",
-                            clickCount=0 if kind == "mouseMoved" else 1)
+            await self.send(
+                "Input.dispatchMouseEvent",
+                type=kind,
+                x=box["x"],
+                y=box["y"],
+                button="left",
+                clickCount=0 if kind == "mouseMoved" else 1,
+            )
 
     async def screenshot(self, path: Path) -> None:
         r = await self.send("Page.captureScreenshot", format="png")
@@ -92,11 +98,23 @@ async def browser(url: str, profile: Path, *, width: int = 1400, height: int = 8
     """``async with browser(url, profile_dir) as page:`` -- a headless chromium, stopped on exit."""
     assert CHROMIUM is not None
     proc = await asyncio.create_subprocess_exec(
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-        "--disable-extensions", "--disable-background-networking", "--hide-scrollbars",
-        f"--user-data-dir={profile}", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-        f"--window-size={width},{height}", "about:blank",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-extensions",
+        "--disable-background-networking",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        "--remote-debugging-address=127.0.0.1",
+        "--remote-debugging-port=0",
+        f"--window-size={width},{height}",
+        "about:blank",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S))
     try:
         port_file = profile / "DevToolsActivePort"

@@ -58,11 +58,17 @@ def running(session: Session, title: str = "test") -> Iterator[str]:
         loop.close()
 
 
-def call(base: str, method: str, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any, dict[str, str]]:
+def call(
+    base: str, method: str, path: str, body: Any = None, raw: bytes | None = None
+) -> tuple[int, Any, dict[str, str]]:
     """One request; returns (status, parsed JSON or text, headers)."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(base + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"} if data is not None else {})
+    req = urllib.request.Request(
+        base + path,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"} if data is not None else {},
+    )
     try:
         with urllib.request.urlopen(req, timeout=TIMEOUT_S) as r:
             status, text, headers = r.status, r.read().decode(), dict(r.headers)

@@ -85,7 +85,8 @@ def topologies(
     else:
         points = [draw(st.sampled_from(POINTS)) for _ in range(n_loc)]
         locations = tuple(
-            Location(lid, f"city {i}", lat, lon) for i, (lid, (lat, lon)) in enumerate(zip(loc_ids, points, strict=True))
+            Location(lid, f"city {i}", lat, lon)
+            for i, (lid, (lat, lon)) in enumerate(zip(loc_ids, points, strict=True))
         )
         distances = None
 

@@ -34,20 +34,31 @@ from aegisfwd.cli import main
 LOCS = ["A", "B", "C", "D", "E"]
 
 
-def topo_doc(holders: dict[str, list[str]] | None = None, *, extra_ips: int = 0, dcs_per_loc: int = 1,
-             servers_per_dc: int = 2, states: dict[str, str] | None = None) -> dict:
+def topo_doc(
+    holders: dict[str, list[str]] | None = None,
+    *,
+    extra_ips: int = 0,
+    dcs_per_loc: int = 1,
+    servers_per_dc: int = 2,
+    states: dict[str, str] | None = None,
+) -> dict:
     holders = holders if holders is not None else {"192.0.2.10": ["A"]}
     dcs = []
-    for k, loc in enumerate(LOCS):
+    for _k, loc in enumerate(LOCS):
         for d in range(dcs_per_loc):
             dc = f"{loc}{d + 1}"
-            dcs.append({"id": dc, "location": loc, "servers": [f"{dc.lower()}-s{j}" for j in range(servers_per_dc)]})
+            dcs.append(
+                {"id": dc, "location": loc, "servers": [f"{dc.lower()}-s{j}" for j in range(servers_per_dc)]}
+            )
     ips = [{"address": a, "holders": h} for a, h in holders.items()]
     ips += [{"address": f"198.51.100.{i + 1}", "holders": ["E"]} for i in range(extra_ips)]
     doc = {
         "locations": [{"id": loc, "lat": 0.0, "lon": 10.0 * k} for k, loc in enumerate(LOCS)],
         "data_centers": dcs,
-        "pools": [{"id": "p", "ips": ips}, {"id": "q", "ips": [{"address": "203.0.113.1", "holders": ["A"]}]}],
+        "pools": [
+            {"id": "p", "ips": ips},
+            {"id": "q", "ips": [{"address": "203.0.113.1", "holders": ["A"]}]},
+        ],
         "zones": {"p.example": "p", "q.example": "q"},
     }
     if states:
@@ -55,8 +66,14 @@ def topo_doc(holders: dict[str, list[str]] | None = None, *, extra_ips: int = 0,
     return doc
 
 
-def log_table(rows_per_colo: dict[str, int], zone: str = "p.example", *, seed: int = 0, family: int = 4,
-              timed: bool = True) -> pa.Table:
+def log_table(
+    rows_per_colo: dict[str, int],
+    zone: str = "p.example",
+    *,
+    seed: int = 0,
+    family: int = 4,
+    timed: bool = True,
+) -> pa.Table:
     rng = np.random.default_rng(seed)
     colos, zones = [], []
     for colo, n in rows_per_colo.items():
@@ -83,9 +100,20 @@ def test_best_move_is_where_the_traffic_is() -> None:
     a = af.advise(log, topo, pools=["p"], steps=1)
     assert len(a.moves) == 1
     m = a.moves[0]
-    assert (m.move.kind, m.move.location, m.move.address, m.move.holders) == ("add", "D", "192.0.2.10", ("D",))
+    assert (m.move.kind, m.move.location, m.move.address, m.move.holders) == (
+        "add",
+        "D",
+        "192.0.2.10",
+        ("D",),
+    )
     # D's 900 rows were REMOTE (to A) and become LOCAL; B's stay REMOTE to A.
-    assert m.tier_delta() == {"LOCAL": 900, "SAME_DC": 0, "SAME_LOCATION": 0, "REMOTE": -900, "UNAVAILABLE": 0}
+    assert m.tier_delta() == {
+        "LOCAL": 900,
+        "SAME_DC": 0,
+        "SAME_LOCATION": 0,
+        "REMOTE": -900,
+        "UNAVAILABLE": 0,
+    }
     assert m.before.tiers["REMOTE"] == 1000
     assert m.after.mean_distance < m.before.mean_distance
     assert a.gaps and a.gaps[0].gap == pytest.approx(0.0)  # one pool: the MILP ran, greedy is optimal
@@ -100,7 +128,13 @@ def test_second_step_and_milp_equal_greedy() -> None:
     (gap,) = a.gaps
     assert gap.gap == pytest.approx(0.0, abs=1e-12)
     assert sorted(gap.optimal_locations) == ["C", "E"]
-    assert a.moves[-1].after.tiers == {"LOCAL": 800, "SAME_DC": 0, "SAME_LOCATION": 0, "REMOTE": 50, "UNAVAILABLE": 0}
+    assert a.moves[-1].after.tiers == {
+        "LOCAL": 800,
+        "SAME_DC": 0,
+        "SAME_LOCATION": 0,
+        "REMOTE": 50,
+        "UNAVAILABLE": 0,
+    }
 
 
 def test_forwarded_objective_picks_the_busiest_location() -> None:
@@ -129,16 +163,29 @@ def test_p95_objective_and_flow_weights() -> None:
 def test_dc_level_move_and_extend() -> None:
     # Two DCs per location; traffic arrives only in D2: only D2 becomes a holder.
     topo = af.Topology.from_dict(topo_doc(dcs_per_loc=2))
-    log = pa.table({"EdgeColoCode": ["D2"] * 100, "ZoneName": ["p.example"] * 100, "OriginIP": ["192.0.2.200"] * 100,
-                    "ClientIP": [f"10.0.0.{i}" for i in range(100)], "ClientSrcPort": list(range(1000, 1100))})
+    log = pa.table(
+        {
+            "EdgeColoCode": ["D2"] * 100,
+            "ZoneName": ["p.example"] * 100,
+            "OriginIP": ["192.0.2.200"] * 100,
+            "ClientIP": [f"10.0.0.{i}" for i in range(100)],
+            "ClientSrcPort": list(range(1000, 1100)),
+        }
+    )
     a = af.advise(log, topo, pools=["p"], steps=1)
     assert a.moves[0].move.holders == ("D2",)
     assert a.moves[0].tier_delta()["LOCAL"] == 100
     # Held at one server of A1 only: traffic in A1 and A2 -> extend at A with both DCs.
     topo2 = af.Topology.from_dict(topo_doc({"192.0.2.10": ["a1-s0"]}, dcs_per_loc=2))
-    log2 = pa.table({"EdgeColoCode": ["A1"] * 50 + ["A2"] * 50, "ZoneName": ["p.example"] * 100,
-                     "OriginIP": ["192.0.2.200"] * 100, "ClientIP": [f"10.0.0.{i}" for i in range(100)],
-                     "ClientSrcPort": list(range(1000, 1100))})
+    log2 = pa.table(
+        {
+            "EdgeColoCode": ["A1"] * 50 + ["A2"] * 50,
+            "ZoneName": ["p.example"] * 100,
+            "OriginIP": ["192.0.2.200"] * 100,
+            "ClientIP": [f"10.0.0.{i}" for i in range(100)],
+            "ClientSrcPort": list(range(1000, 1100)),
+        }
+    )
     b = af.advise(log2, topo2, pools=["p"], steps=1, objective="forwarded")
     m = b.moves[0].move
     assert (m.kind, m.location, m.holders) == ("extend", "A", ("A",))
@@ -164,7 +211,9 @@ def test_four_location_limit_swap_and_new_address() -> None:
 
 
 def test_no_move_when_nothing_improves() -> None:
-    topo = af.Topology.from_dict(topo_doc({"192.0.2.10": ["A", "B", "C", "D", "E"][:4]} | {"192.0.2.11": ["E"]}))
+    topo = af.Topology.from_dict(
+        topo_doc({"192.0.2.10": ["A", "B", "C", "D", "E"][:4]} | {"192.0.2.11": ["E"]})
+    )
     a = af.advise(log_table({"A": 10, "E": 10}), topo, pools=["p"], steps=3)
     assert a.moves == []
 
@@ -174,23 +223,34 @@ def test_concurrency_figures_and_advice() -> None:
     n = 200
     log = log_table({"D": n})
     # Every connection overlaps every other: the peak is n on the one address.
-    log = log.set_column(log.schema.get_field_index("EdgeStartTimestamp"), "EdgeStartTimestamp",
-                         pa.array([1_700_000_000_000] * n))
-    log = log.set_column(log.schema.get_field_index("OriginResponseDurationMs"), "OriginResponseDurationMs",
-                         pa.array([10_000] * n))
+    log = log.set_column(
+        log.schema.get_field_index("EdgeStartTimestamp"),
+        "EdgeStartTimestamp",
+        pa.array([1_700_000_000_000] * n),
+    )
+    log = log.set_column(
+        log.schema.get_field_index("OriginResponseDurationMs"),
+        "OriginResponseDurationMs",
+        pa.array([10_000] * n),
+    )
     a = af.advise(log, topo, pools=["p"], steps=1, threshold=50 / 40_000)
     assert a.base["p"].peak == n
     assert a.moves[0].after.peak == n
     (c,) = a.concurrency
-    assert (c.egress_ip, c.origin, c.peak, c.addresses_needed, c.locations) == ("192.0.2.10", "192.0.2.200:443", n,
-                                                                               4, ["A"])
+    assert (c.egress_ip, c.origin, c.peak, c.addresses_needed, c.locations) == (
+        "192.0.2.10",
+        "192.0.2.200:443",
+        n,
+        4,
+        ["A"],
+    )
 
 
 def _random_doc(rng: np.random.Generator) -> dict:
     n_loc = int(rng.integers(3, 7))
     locs = [f"L{i}" for i in range(n_loc)]
     dcs, servers, states = [], [], {}
-    for i, loc in enumerate(locs):
+    for _i, loc in enumerate(locs):
         for d in range(int(rng.integers(1, 3))):
             dc = f"{loc}D{d}"
             ss = [f"{dc}s{j}".lower() for j in range(int(rng.integers(1, 4)))]
@@ -205,10 +265,20 @@ def _random_doc(rng: np.random.Generator) -> dict:
     for k in range(int(rng.integers(0, 4))):
         hs = sorted({names[int(i)] for i in rng.integers(0, len(names), int(rng.integers(0, 3)))})
         ips.append({"address": f"192.0.2.{k + 1}", "holders": hs})
-    matrix = [[None if (i != j and rng.random() < 0.1) else float(rng.integers(0, 50) if i != j else 0)
-               for j in range(n_loc)] for i in range(n_loc)]
-    return {"locations": [{"id": loc} for loc in locs], "data_centers": dcs, "pools": [{"id": "p", "ips": ips}],
-            "server_states": states, "distances": {"unit": "ms", "locations": locs, "matrix": matrix}}
+    matrix = [
+        [
+            None if (i != j and rng.random() < 0.1) else float(rng.integers(0, 50) if i != j else 0)
+            for j in range(n_loc)
+        ]
+        for i in range(n_loc)
+    ]
+    return {
+        "locations": [{"id": loc} for loc in locs],
+        "data_centers": dcs,
+        "pools": [{"id": "p", "ips": ips}],
+        "server_states": states,
+        "distances": {"unit": "ms", "locations": locs, "matrix": matrix},
+    }
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -226,22 +296,34 @@ def test_analytic_moves_equal_the_engine(seed: int, metric: str) -> None:
     holders = {ip.address: ip.holders for ip in topo.pools[0].ips}
     state = PoolState(layout, layout.ipv4_addresses(0, holders))
     decided = state.decide(groups)
-    r = engine.decide_batch(servers, np.zeros_like(servers), np.full(servers.shape[0], 4, np.uint8),
-                            np.zeros(servers.shape[0], np.uint64))
+    r = engine.decide_batch(
+        servers,
+        np.zeros_like(servers),
+        np.full(servers.shape[0], 4, np.uint8),
+        np.zeros(servers.shape[0], np.uint64),
+    )
     assert decided.tier.tolist() == np.asarray(r.tier).tolist()
     np.testing.assert_array_equal(decided.distance, np.asarray(r.distance))
     obj = Objective(metric)
     candidates = np.flatnonzero(layout.location_up > 0)
     values = state.candidate_values(groups, decided, obj, candidates)
-    for loc, value in zip(candidates.tolist(), values):
+    for loc, value in zip(candidates.tolist(), values, strict=True):
         dcs = state.move_dcs(groups, loc)
         names = tuple(layout.dc_ids[d] for d in dcs)
         if state.addresses:
-            patched = apply_moves(topo, [Move("extend", "p", state.addresses[0].address, layout.location_ids[loc], names)])
+            patched = apply_moves(
+                topo, [Move("extend", "p", state.addresses[0].address, layout.location_ids[loc], names)]
+            )
         else:
-            patched = apply_moves(topo, [Move("new-address", "p", "198.51.100.1", layout.location_ids[loc], names)])
-        r2 = af.Engine(patched).decide_batch(servers, np.zeros_like(servers), np.full(servers.shape[0], 4, np.uint8),
-                                             np.zeros(servers.shape[0], np.uint64))
+            patched = apply_moves(
+                topo, [Move("new-address", "p", "198.51.100.1", layout.location_ids[loc], names)]
+            )
+        r2 = af.Engine(patched).decide_batch(
+            servers,
+            np.zeros_like(servers),
+            np.full(servers.shape[0], 4, np.uint8),
+            np.zeros(servers.shape[0], np.uint64),
+        )
         tier = np.asarray(r2.tier)
         dist = np.asarray(r2.distance)
         cost = np.where(tier == 4, layout.unavailable_cost, dist)
@@ -253,24 +335,50 @@ def test_compare_equivalence(tmp_path) -> None:
     """Apply the top advised move with --patch; compare old and patched topology on the same log:
     the advised tier changes and distance change are compare's."""
     rng = np.random.default_rng(7)
-    doc = topo_doc({"192.0.2.10": ["A", "b1-s0"], "192.0.2.11": ["c1-s1"]}, extra_ips=0, dcs_per_loc=2,
-                   servers_per_dc=3, states={"d1-s0": "down", "E2": "draining"})
+    doc = topo_doc(
+        {"192.0.2.10": ["A", "b1-s0"], "192.0.2.11": ["c1-s1"]},
+        extra_ips=0,
+        dcs_per_loc=2,
+        servers_per_dc=3,
+        states={"d1-s0": "down", "E2": "draining"},
+    )
     topo_path = tmp_path / "topo.yaml"
     topo_path.write_text(yaml.safe_dump(doc))
-    colos = rng.choice(["A1", "B", "C2", "D", "E1", "E2", "B2"], size=3000, p=[.1, .2, .1, .25, .15, .1, .1])
-    zones = rng.choice(["p.example", "q.example"], size=3000, p=[.8, .2])
+    colos = rng.choice(
+        ["A1", "B", "C2", "D", "E1", "E2", "B2"], size=3000, p=[0.1, 0.2, 0.1, 0.25, 0.15, 0.1, 0.1]
+    )
+    zones = rng.choice(["p.example", "q.example"], size=3000, p=[0.8, 0.2])
     fam = rng.random(3000) < 0.85
-    log = pa.table({"EdgeColoCode": colos.tolist(), "ZoneName": zones.tolist(),
-                    "OriginIP": np.where(fam, "192.0.2.200", "2001:db8::5").tolist(),
-                    "ClientIP": [f"10.1.{i // 200}.{i % 200}" for i in range(3000)],
-                    "ClientSrcPort": rng.integers(1024, 65535, 3000).tolist(),
-                    "EdgeStartTimestamp": (1_700_000_000_000 + rng.integers(0, 5000, 3000)).tolist(),
-                    "OriginResponseDurationMs": rng.integers(1, 400, 3000).tolist()})
+    log = pa.table(
+        {
+            "EdgeColoCode": colos.tolist(),
+            "ZoneName": zones.tolist(),
+            "OriginIP": np.where(fam, "192.0.2.200", "2001:db8::5").tolist(),
+            "ClientIP": [f"10.1.{i // 200}.{i % 200}" for i in range(3000)],
+            "ClientSrcPort": rng.integers(1024, 65535, 3000).tolist(),
+            "EdgeStartTimestamp": (1_700_000_000_000 + rng.integers(0, 5000, 3000)).tolist(),
+            "OriginResponseDurationMs": rng.integers(1, 400, 3000).tolist(),
+        }
+    )
     log_path = tmp_path / "log.parquet"
     pq.write_table(log, log_path)
     patch = tmp_path / "patched.yaml"
-    res = CliRunner().invoke(main, ["advise", str(log_path), "-t", str(topo_path), "--zone", "p.example",
-                                    "--steps", "1", "--json", "--patch", str(patch)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "advise",
+            str(log_path),
+            "-t",
+            str(topo_path),
+            "--zone",
+            "p.example",
+            "--steps",
+            "1",
+            "--json",
+            "--patch",
+            str(patch),
+        ],
+    )
     assert res.exit_code == 0, res.output
     advice = json.loads(res.stdout)
     (move,) = advice["moves"]

@@ -23,11 +23,26 @@ BINDING = ROOT / "cpp" / "bindings" / "register_engine.cpp"
 
 SPECS = {name: (dtype, dims) for name, dtype, dims in ARRAY_SPECS}
 DOC_DTYPE = {"int32": "<i4", "int64": "<i8", "uint8": "|u1", "uint64": "<u8", "float64": "<f8"}
-CPP_DTYPE = {"std::int32_t": "<i4", "std::int64_t": "<i8", "std::uint8_t": "|u1", "std::uint64_t": "<u8",
-             "double": "<f8"}
+CPP_DTYPE = {
+    "std::int32_t": "<i4",
+    "std::int64_t": "<i8",
+    "std::uint8_t": "|u1",
+    "std::uint64_t": "<u8",
+    "double": "<f8",
+}
 # The doc's shape letters, and the counts of variable-length arrays it writes as "*".
-LETTER = {"L": "locations", "D": "dcs", "S": "servers", "P": "pools", "I": "ips", "G": "groups",
-          "Z": "zones", "R": "holder_ranges", "C": "lists", "Y": "layouts"}
+LETTER = {
+    "L": "locations",
+    "D": "dcs",
+    "S": "servers",
+    "P": "pools",
+    "I": "ips",
+    "G": "groups",
+    "Z": "zones",
+    "R": "holder_ranges",
+    "C": "lists",
+    "Y": "layouts",
+}
 VARIABLE = {"list_servers", "list_words", "layout_entries"}
 # Arrays the C++ engine does not read (ids and zones are Python's; the bitsets serve the Python
 # checks and other readers of the file). A new array must be added here or to TablesView.
@@ -102,12 +117,16 @@ def test_tables_view_order_is_the_spec_order() -> None:
 
 def test_the_names_list_restates_tables_view() -> None:
     text = TABLES_HPP.read_text(encoding="utf-8")
-    block = text[text.index("kTableArrayNames[] = {") : text.index("};", text.index("kTableArrayNames[] = {"))]
+    block = text[
+        text.index("kTableArrayNames[] = {") : text.index("};", text.index("kTableArrayNames[] = {"))
+    ]
     assert re.findall(r'"(\w+)"', block) == [name for name, _ in view_members()]
 
 
 def test_the_binding_fills_every_member_with_its_dtype() -> None:
-    calls = re.findall(r"t\.(\w+) = take<([\w:]+)>\(arrays, \"(\w+)\", k\);", BINDING.read_text(encoding="utf-8"))
+    calls = re.findall(
+        r"t\.(\w+) = take<([\w:]+)>\(arrays, \"(\w+)\", k\);", BINDING.read_text(encoding="utf-8")
+    )
     assert calls, "the binding's take<T> calls changed shape: update this test"
     for member, _ctype, key in calls:
         assert member == key

@@ -25,7 +25,16 @@ from aegisfwd.bench.runner import Settings
 from aegisfwd.bench.workloads import IPV6_HEAVY_SHARE, WORKLOADS, make, scarce_ipv4_topology
 from aegisfwd.cli import main
 
-RECORD_KEYS = {"path", "workload", "threads", "computes", "decisions_per_s", "agrees", "fraction_of_floor", "rows"}
+RECORD_KEYS = {
+    "path",
+    "workload",
+    "threads",
+    "computes",
+    "decisions_per_s",
+    "agrees",
+    "fraction_of_floor",
+    "rows",
+}
 
 
 def _peer(name: str, topo: af.Topology, **kw):
@@ -86,7 +95,20 @@ def test_bench_quick_json_records_are_well_formed_and_agree(quick_records: list[
 
 def test_bench_table_output_and_options() -> None:
     result = CliRunner().invoke(
-        main, ["bench", "--quick", "--no-peers", "-w", "scarce-ipv4", "-n", "300", "--scalar-rows", "50", "-t", "1"]
+        main,
+        [
+            "bench",
+            "--quick",
+            "--no-peers",
+            "-w",
+            "scarce-ipv4",
+            "-n",
+            "300",
+            "--scalar-rows",
+            "50",
+            "-t",
+            "1",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "scarce-ipv4: 300 requests" in result.stdout
@@ -124,11 +146,21 @@ def _tiny_workload(n: int = 300):
             ],
             "server_states": {"lhr01-s1": "down", "ams01-s0": "draining"},
             "pools": [
-                {"id": "a", "ips": [{"address": "192.0.2.1", "holders": ["LHR02"]},
-                                    {"address": "2001:db8:a::/48", "holders": ["LHR", "AMS", "SYD"]}]},
+                {
+                    "id": "a",
+                    "ips": [
+                        {"address": "192.0.2.1", "holders": ["LHR02"]},
+                        {"address": "2001:db8:a::/48", "holders": ["LHR", "AMS", "SYD"]},
+                    ],
+                },
                 {"id": "b", "ips": [{"address": "192.0.2.2", "holders": ["ams01-s1", "ams01-s2"]}]},
-                {"id": "c", "ips": [{"address": "192.0.2.3", "holders": ["SYD01"]},
-                                    {"address": "192.0.2.4", "holders": ["lhr01-s1"]}]},
+                {
+                    "id": "c",
+                    "ips": [
+                        {"address": "192.0.2.3", "holders": ["SYD01"]},
+                        {"address": "192.0.2.4", "holders": ["lhr01-s1"]},
+                    ],
+                },
             ],
             "zones": {"a.example": "a", "b.example": "b", "c.example": "c"},
         }
@@ -161,7 +193,9 @@ def test_runner_reports_disagreement() -> None:
     assert records[("peer.numpy", 1)].agrees is False
     assert records[("peer.numpy[tier+location]", 1)].agrees is False
     assert all(r.agrees for key, r in records.items() if not key[0].startswith("peer.numpy"))
-    assert {("engine.decide_batch", 2), ("peer.duckdb", 2), ("peer.python", 1), ("evaluate", 2)} <= set(records)
+    assert {("engine.decide_batch", 2), ("peer.duckdb", 2), ("peer.python", 1), ("evaluate", 2)} <= set(
+        records
+    )
     assert set(report.floors) == {1, 2} and not report.skipped
     assert report.floors[2].seconds <= report.floors[1].seconds  # the best copy on at most 2 threads
     assert sum(report.tiers.values()) == pytest.approx(1.0)
@@ -232,8 +266,11 @@ def topology_and_requests(draw):
     topo = draw(topologies())
     n_s, n_p = len(topo.server_ids), len(topo.pool_ids)
     rows = draw(
-        st.lists(st.tuples(st.integers(0, n_s - 1), st.integers(0, n_p - 1), st.sampled_from((4, 6)), FLOWS),
-                 min_size=1, max_size=30)
+        st.lists(
+            st.tuples(st.integers(0, n_s - 1), st.integers(0, n_p - 1), st.sampled_from((4, 6)), FLOWS),
+            min_size=1,
+            max_size=30,
+        )
     )
     s, p, f, h = zip(*rows, strict=True)
     cols = (np.array(s, np.int32), np.array(p, np.int32), np.array(f, np.uint8), np.array(h, np.uint64))
@@ -285,8 +322,12 @@ def bench() -> Bench:
 def test_peers_agree_on_each_workload(bench: Bench, name: str) -> None:
     w = make(name, 400, seed=1)
     want = bench.reference_columns(w, len(w))
-    for kind, columns in (("python", FULL_COLUMNS), ("numpy", FULL_COLUMNS),
-                          ("numpy[tier+location]", TIER_LOCATION_COLUMNS), ("duckdb", TIER_LOCATION_COLUMNS)):
+    for kind, columns in (
+        ("python", FULL_COLUMNS),
+        ("numpy", FULL_COLUMNS),
+        ("numpy[tier+location]", TIER_LOCATION_COLUMNS),
+        ("duckdb", TIER_LOCATION_COLUMNS),
+    ):
         if kind == "duckdb":
             pytest.importorskip("duckdb")
         got = bench.peer(w, kind).decide_batch(*w.columns)

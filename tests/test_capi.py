@@ -75,8 +75,15 @@ def probe_pkgconfig(tmp_path_factory: pytest.TempPathFactory, pkg_flags: list[st
 def probe_cmake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cmake = _tool("cmake")
     build = tmp_path_factory.mktemp("probe_cmake")
-    configure = [cmake, "-S", str(HERE), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-                 f"-Daegisfwd_DIR={capi.cmake_dir()}"]
+    configure = [
+        cmake,
+        "-S",
+        str(HERE),
+        "-B",
+        str(build),
+        "-DCMAKE_BUILD_TYPE=Release",
+        f"-Daegisfwd_DIR={capi.cmake_dir()}",
+    ]
     _built(_run(configure), "cmake configure")
     _built(_run([cmake, "--build", str(build)]), "cmake --build")
     return build / "capi_probe"
@@ -108,7 +115,10 @@ def _check_world(probe: Path, world_file: Path, engine: af.Engine, tmp_path: Pat
     req_path, out_path, ids_path = tmp_path / "req.bin", tmp_path / "out.bin", tmp_path / "ids.txt"
     with open(req_path, "wb") as f:
         f.write(struct.pack("<Q", ROWS))
-        f.writelines(np.ascontiguousarray(req[name], dtype=dtype).tobytes() for name, dtype in (("server", "<i4"), ("pool", "<i4"), ("family", "u1"), ("flow", "<u8")))
+        f.writelines(
+            np.ascontiguousarray(req[name], dtype=dtype).tobytes()
+            for name, dtype in (("server", "<i4"), ("pool", "<i4"), ("family", "u1"), ("flow", "<u8"))
+        )
     result = _run([str(probe), "world", str(world_file), str(req_path), str(out_path), str(ids_path)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "mismatches=0" in result.stdout
@@ -116,8 +126,14 @@ def _check_world(probe: Path, world_file: Path, engine: af.Engine, tmp_path: Pat
     expected = engine.decide_batch(req["server"], req["pool"], req["family"], req["flow"], errors="mark")
     raw = out_path.read_bytes()
     got, offset = {}, 0
-    for name, dtype in (("tier", "u1"), ("server", "<i4"), ("dc", "<i4"), ("location", "<i4"), ("ip", "<i4"),
-                        ("distance", "<f8")):
+    for name, dtype in (
+        ("tier", "u1"),
+        ("server", "<i4"),
+        ("dc", "<i4"),
+        ("location", "<i4"),
+        ("ip", "<i4"),
+        ("distance", "<f8"),
+    ):
         got[name] = np.frombuffer(raw, dtype=dtype, count=ROWS, offset=offset)
         offset += ROWS * np.dtype(dtype).itemsize
     assert offset == len(raw)
@@ -202,7 +218,9 @@ def _with_array(data: bytes, name: str, index: int, value: int) -> bytes:
     entry = header["arrays"][name]
     buf = bytearray(data)
     dtype = np.dtype(entry["dtype"])
-    np.frombuffer(buf, dtype=dtype, count=int(np.prod(entry["shape"])), offset=entry["offset"])  # bounds check
+    np.frombuffer(
+        buf, dtype=dtype, count=int(np.prod(entry["shape"])), offset=entry["offset"]
+    )  # bounds check
     code = {"<i4": "<i", "|u1": "<B", "<i8": "<q", "<u8": "<Q"}[entry["dtype"]]
     struct.pack_into(code, buf, entry["offset"] + index * dtype.itemsize, value)
     struct.pack_into("<I", buf, 28, zlib.crc32(bytes(buf[payload_start:])))
@@ -247,7 +265,7 @@ def test_corrupt_file_gives_an_error_code_and_pythons_message(probe_pkgconfig, t
     data = np.frombuffer(path.read_bytes(), dtype=np.uint8).copy()
     with pytest.raises(CompiledFileError) as from_bytes:
         af.CompiledTopology.from_bytes(data.tobytes())
-    with pytest.raises(ValueError) as from_cpp:
+    with pytest.raises(ValueError, match=".") as from_cpp:
         _core.check_compiled(data)
     assert str(from_cpp.value) == str(from_bytes.value)
 
@@ -269,9 +287,14 @@ def test_abi_mismatch_is_refused(tmp_path, pkg_flags):
     include.mkdir()
     header = (capi.include_dir() / "aegisfwd.h").read_text()
     abi = int(re.search(r"#define AEGISFWD_ABI_VERSION (\d+)", header).group(1))
-    (include / "aegisfwd.h").write_text(header.replace(f"AEGISFWD_ABI_VERSION {abi}", f"AEGISFWD_ABI_VERSION {abi + 1}"))
+    (include / "aegisfwd.h").write_text(
+        header.replace(f"AEGISFWD_ABI_VERSION {abi}", f"AEGISFWD_ABI_VERSION {abi + 1}")
+    )
     out = tmp_path / "probe_other_abi"
-    _built(_run([_cc(), *STRICT, f"-I{include}", str(PROBE), "-o", str(out), *pkg_flags, "-lpthread", "-lm"]), "cc")
+    _built(
+        _run([_cc(), *STRICT, f"-I{include}", str(PROBE), "-o", str(out), *pkg_flags, "-lpthread", "-lm"]),
+        "cc",
+    )
     path = tmp_path / "ok.aegc"
     path.write_bytes(_small_file(tmp_path))
     status, message = _run([str(out), "open", str(path)]).stdout.split("\n")[:2]
@@ -281,8 +304,13 @@ def test_abi_mismatch_is_refused(tmp_path, pkg_flags):
 
 def test_header_compiles_strictly_as_c99_and_cxx(tmp_path):
     src = tmp_path / "include_only.c"
-    src.write_text('#include <aegisfwd.h>\nint main(void) { return aegisfwd_abi_version() == AEGISFWD_ABI_VERSION ? 0 : 1; }\n')
-    _built(_run([_cc(), *STRICT, f"-I{capi.include_dir()}", "-c", str(src), "-o", str(tmp_path / "a.o")]), "cc -std=c99")
+    src.write_text(
+        "#include <aegisfwd.h>\nint main(void) { return aegisfwd_abi_version() == AEGISFWD_ABI_VERSION ? 0 : 1; }\n"
+    )
+    _built(
+        _run([_cc(), *STRICT, f"-I{capi.include_dir()}", "-c", str(src), "-o", str(tmp_path / "a.o")]),
+        "cc -std=c99",
+    )
     cxx = shutil.which(os.environ.get("CXX", "c++"))
     if cxx is not None:
         cpp = tmp_path / "include_only.cpp"
@@ -311,7 +339,12 @@ def test_config_command_prints_the_installed_paths():
     result = CliRunner().invoke(main, ["config", "--includedir", "--libdir", "--cmakedir", "--pkgconfigdir"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines == [str(capi.include_dir()), str(capi.library_dir()), str(capi.cmake_dir()), str(capi.pkgconfig_dir())]
+    assert lines == [
+        str(capi.include_dir()),
+        str(capi.library_dir()),
+        str(capi.cmake_dir()),
+        str(capi.pkgconfig_dir()),
+    ]
     assert (Path(lines[0]) / "aegisfwd.h").is_file()
     assert (Path(lines[2]) / "aegisfwdConfig.cmake").is_file()
     assert (Path(lines[2]) / "aegisfwdConfigVersion.cmake").is_file()

@@ -120,7 +120,9 @@ class Origin:
             match = re.search(rb"(?im)^x-aegis-flow:\s*(\d+)\s*$", head)
             self.accepted.append((peer, int(match.group(1)) if match else None))
             body = peer.encode()
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            )
             await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
             pass
@@ -132,13 +134,17 @@ class Origin:
 def nginx_binary() -> str:
     found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if found is None or not LUA_MODULE.exists():
-        pytest.skip("nginx with lua-nginx-module is not installed (Debian: apt-get install nginx "
-                    "libnginx-mod-http-lua; .ci/run does this): the real-proxy test cannot run")
+        pytest.skip(
+            "nginx with lua-nginx-module is not installed (Debian: apt-get install nginx "
+            "libnginx-mod-http-lua; .ci/run does this): the real-proxy test cannot run"
+        )
     return found
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory, nginx_binary: str) -> Iterator[tuple[af.Engine, Origin, int, int, Path]]:
+def setup(
+    tmp_path_factory: pytest.TempPathFactory, nginx_binary: str
+) -> Iterator[tuple[af.Engine, Origin, int, int, Path]]:
     prefix = tmp_path_factory.mktemp("nginx")
     topo_path = prefix / "topology.yaml"
     topo_path.write_text(TOPOLOGY)
@@ -164,7 +170,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory, nginx_binary: str) -> Iterat
         (prefix / "nginx.conf").write_text(conf)
         proc = subprocess.Popen(
             [nginx_binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             deadline = time.monotonic() + 15

@@ -64,14 +64,18 @@ def world_like():
         "locations": [{"id": f"L{i}", "lat": 0.0, "lon": 1.5 * i} for i in range(6)],
         "data_centers": [
             {"id": f"D{i}{d}", "location": f"L{i}", "servers": [f"s{i}{d}{k}" for k in range(9)]}
-            for i in range(6) for d in range(2)
+            for i in range(6)
+            for d in range(2)
         ],
         "pools": [
-            {"id": f"p{p}", "ips": [
-                {"address": f"192.0.{p}.1", "holders": [f"D{p % 6}0", f"L{(p + 2) % 6}"]},
-                {"address": f"192.0.{p}.2", "holders": [f"s{(p + 3) % 6}10"]},
-                {"address": f"2001:db8:{p:x}::/48", "holders": [f"L{i}" for i in range(6)]},
-            ]}
+            {
+                "id": f"p{p}",
+                "ips": [
+                    {"address": f"192.0.{p}.1", "holders": [f"D{p % 6}0", f"L{(p + 2) % 6}"]},
+                    {"address": f"192.0.{p}.2", "holders": [f"s{(p + 3) % 6}10"]},
+                    {"address": f"2001:db8:{p:x}::/48", "holders": [f"L{i}" for i in range(6)]},
+                ],
+            }
             for p in range(20)
         ],
     }

@@ -18,7 +18,7 @@ GOOD = FIXTURES / "good.yaml"
 BAD = FIXTURES / "bad.yaml"
 
 
-@pytest.fixture()
+@pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
 
@@ -75,7 +75,7 @@ def test_validate_unparsable_file(runner: CliRunner, tmp_path: Path) -> None:
 
 
 # ---- compile + decide -----------------------------------------------------------------------
-@pytest.fixture()
+@pytest.fixture
 def compiled_file(runner: CliRunner, tmp_path: Path) -> Path:
     out = tmp_path / "good.aegis"
     result = runner.invoke(main, ["compile", str(GOOD), "-o", str(out)])
@@ -296,9 +296,7 @@ def test_version(runner: CliRunner) -> None:
 # ---- demo -----------------------------------------------------------------------------------
 def test_demo_small_sample(runner: CliRunner, tmp_path: Path) -> None:
     out_dir = tmp_path / "demo"
-    result = runner.invoke(
-        main, ["demo", "--requests", "20000", "--log-rows", "3000", "--out", str(out_dir)]
-    )
+    result = runner.invoke(main, ["demo", "--requests", "20000", "--log-rows", "3000", "--out", str(out_dir)])
     assert result.exit_code == 0, result.output
     out = result.output
     assert "337 locations" in out and "20,000 pools" in out

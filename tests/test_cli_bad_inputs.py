@@ -34,6 +34,7 @@ def _file(name: str, data: bytes) -> Callable[[Path], list[str]]:
     def make(d: Path) -> list[str]:
         (d / name).write_bytes(data)
         return [str(d / name)]
+
     return make
 
 
@@ -43,7 +44,9 @@ def _empty_dir(d: Path) -> list[str]:
 
 
 def _no_decided(d: Path) -> list[str]:
-    (d / "x.ndjson").write_text('{"EdgeColoCode": "LHR", "ZoneName": "nowhere.example", "OriginIP": "192.0.2.1", "RayID": "r"}\n')
+    (d / "x.ndjson").write_text(
+        '{"EdgeColoCode": "LHR", "ZoneName": "nowhere.example", "OriginIP": "192.0.2.1", "RayID": "r"}\n'
+    )
     return [str(d / "x.ndjson")]
 
 
@@ -51,6 +54,7 @@ def _renamed(name: str, data: Callable[[], bytes]) -> Callable[[Path], list[str]
     def make(d: Path) -> list[str]:
         (d / name).write_bytes(data())
         return [str(d / name)]
+
     return make
 
 
@@ -64,7 +68,9 @@ INPUTS: dict[str, Callable[[Path], list[str]]] = {
     "unreachable `--scheduler`": lambda d: [str(SAMPLE), "--scheduler", "tcp://127.0.0.1:9"],
     "no row could be decided": _no_decided,
     "gzip file without `.gz`": _renamed("batch.log", lambda: gzip.compress(SAMPLE.read_bytes())),
-    "CSV named `.parquet`": _renamed("x.parquet", lambda: (ROOT / "tests" / "fixtures" / "logs" / "basic.csv").read_bytes()),
+    "CSV named `.parquet`": _renamed(
+        "x.parquet", lambda: (ROOT / "tests" / "fixtures" / "logs" / "basic.csv").read_bytes()
+    ),
 }
 
 

@@ -65,8 +65,15 @@ def _iso_to_ns(text: str) -> int:
     return secs * 10**9 + int(frac)
 
 
-def store(n_keys: int, resolution_ms: int = 1, *, run_rows: int = 1 << 20, memory_events: int = 1 << 22,
-          block: int = 8192, spill_dir: Path | None = None) -> Concurrency:
+def store(
+    n_keys: int,
+    resolution_ms: int = 1,
+    *,
+    run_rows: int = 1 << 20,
+    memory_events: int = 1 << 22,
+    block: int = 8192,
+    spill_dir: Path | None = None,
+) -> Concurrency:
     c = Concurrency(resolution_ms, spill_dir)
     c.run_rows, c.memory_events = run_rows, memory_events
     c.merge_buffer_bytes, c.merge_min_block = 0, block
@@ -77,18 +84,34 @@ def store(n_keys: int, resolution_ms: int = 1, *, run_rows: int = 1 << 20, memor
 T0 = 1_714_564_800_000 * MS  # 2024-05-01T12:00:00Z
 
 batches_st = st.lists(
-    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 60_000_000), st.integers(0, 25_000_000)), max_size=25),
-    min_size=1, max_size=5,
+    st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 60_000_000), st.integers(0, 25_000_000)), max_size=25
+    ),
+    min_size=1,
+    max_size=5,
 )
 
 
 @settings(max_examples=200, deadline=None)
-@given(batches_st, st.integers(1, 5), st.sampled_from([1, 3, 1 << 20]), st.sampled_from([0, 7, 1 << 22]),
-       st.sampled_from([1, 2, 8192]), st.sampled_from(["auto", "sweep", "heap"]))
-def test_peaks_equal_a_plain_count_whatever_the_thresholds(tmp_path_factory, batches, resolution, run_rows,
-                                                          memory_events, block, strategy):
-    c = store(6, resolution, run_rows=run_rows, memory_events=memory_events, block=block,
-              spill_dir=tmp_path_factory.getbasetemp())
+@given(
+    batches_st,
+    st.integers(1, 5),
+    st.sampled_from([1, 3, 1 << 20]),
+    st.sampled_from([0, 7, 1 << 22]),
+    st.sampled_from([1, 2, 8192]),
+    st.sampled_from(["auto", "sweep", "heap"]),
+)
+def test_peaks_equal_a_plain_count_whatever_the_thresholds(
+    tmp_path_factory, batches, resolution, run_rows, memory_events, block, strategy
+):
+    c = store(
+        6,
+        resolution,
+        run_rows=run_rows,
+        memory_events=memory_events,
+        block=block,
+        spill_dir=tmp_path_factory.getbasetemp(),
+    )
     rows = []
     for batch in batches:
         key = np.array([k for k, _, _ in batch], np.int64)
@@ -153,15 +176,23 @@ def _split_stores(rows, parts, **kw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 60_000_000), st.integers(0, 25_000_000)), max_size=60),
-       st.integers(1, 4), st.sampled_from([(1 << 20, 1 << 22), (3, 0)]))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 60_000_000), st.integers(0, 25_000_000)), max_size=60
+    ),
+    st.integers(1, 4),
+    st.sampled_from([(1 << 20, 1 << 22), (3, 0)]),
+)
 def test_merge_of_parts_equals_the_whole(rows, parts, thresholds):
     rows = [(k, T0 + s, d) for k, s, d in rows]
     run_rows, memory_events = thresholds
     whole = store(6, run_rows=run_rows, memory_events=memory_events)
     if rows:
-        whole.add_events(np.array([k for k, _, _ in rows]), np.array([s for _, s, _ in rows]),
-                         np.array([d for _, _, d in rows]))
+        whole.add_events(
+            np.array([k for k, _, _ in rows]),
+            np.array([s for _, s, _ in rows]),
+            np.array([d for _, _, d in rows]),
+        )
     merged = Concurrency(1)
     merged.run_rows, merged.memory_events = run_rows, memory_events
     for part in _split_stores(rows, parts, run_rows=run_rows, memory_events=memory_events):
@@ -393,18 +424,49 @@ def test_cli_spill_dir(tmp_path, monkeypatch):
         made.append(Path(self._spill.dir))
 
     monkeypatch.setattr(Concurrency, "_spill_runs", spy)
-    r = CliRunner().invoke(main, ["evaluate", str(logs / "quirks.ndjson"), "-t", str(logs / "topology.yaml"),
-                                  "--spill-dir", str(tmp_path), "--no-progress"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            str(logs / "quirks.ndjson"),
+            "-t",
+            str(logs / "topology.yaml"),
+            "--spill-dir",
+            str(tmp_path),
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert made and all(p.parent == tmp_path for p in made)
     gc.collect()
     assert list(tmp_path.iterdir()) == []
-    bad = CliRunner().invoke(main, ["evaluate", str(logs / "quirks.ndjson"), "-t", str(logs / "topology.yaml"),
-                                    "--spill-dir", str(tmp_path / "missing")])
+    bad = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            str(logs / "quirks.ndjson"),
+            "-t",
+            str(logs / "topology.yaml"),
+            "--spill-dir",
+            str(tmp_path / "missing"),
+        ],
+    )
     assert bad.exit_code == 2 and "does not exist" in bad.output
     made.clear()
-    r = CliRunner().invoke(main, ["compare", str(logs / "basic.csv"), "-t", str(logs / "topology.yaml"),
-                                  "-t", str(logs / "topology-b.yaml"), "--spill-dir", str(tmp_path), "--no-progress"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "compare",
+            str(logs / "basic.csv"),
+            "-t",
+            str(logs / "topology.yaml"),
+            "-t",
+            str(logs / "topology-b.yaml"),
+            "--spill-dir",
+            str(tmp_path),
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert made and all(p.parent == tmp_path for p in made)  # both topologies' analyses spilled there
     gc.collect()
@@ -438,7 +500,11 @@ def test_top_peaks_break_ties_at_the_boundary_by_key():
     c.key_ids(names)
     # Keys 0 and 1 reach 2, the others 1: the top 3 is both 2s, then the smallest key among the 1s.
     c.add_events(np.array([0, 0, 1, 1, 2, 3, 4]), np.full(7, T0), np.full(7, MS))
-    assert [(p["egress_ip"], p["peak"]) for p in c.peaks(3)] == [("192.0.2.3", 2), ("192.0.2.9", 2), ("192.0.2.1", 1)]
+    assert [(p["egress_ip"], p["peak"]) for p in c.peaks(3)] == [
+        ("192.0.2.3", 2),
+        ("192.0.2.9", 2),
+        ("192.0.2.1", 1),
+    ]
     assert c.peaks(3) == c.peaks()[:3]
 
 
@@ -474,8 +540,18 @@ def test_cli_reports_a_spill_error_as_one_line(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(tempfile, "mkdtemp", full)
-    r = CliRunner().invoke(main, ["evaluate", str(logs / "quirks.ndjson"), "-t", str(logs / "topology.yaml"),
-                                  "--spill-dir", str(tmp_path), "--no-progress"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            str(logs / "quirks.ndjson"),
+            "-t",
+            str(logs / "topology.yaml"),
+            "--spill-dir",
+            str(tmp_path),
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 2, r.output
     assert "cannot create the concurrency spill file" in r.output and "No space left" in r.output
     assert "Traceback" not in r.output

@@ -20,24 +20,30 @@ LOGS = Path(__file__).parent / "fixtures" / "logs"
 def _log(n: int, seed: int = 0) -> pa.Table:
     rng = np.random.default_rng(seed)
     colos = np.array(["LHR", "AMS", "JFK", "LHR01", "LHR02", "ZZZ"])
-    zones = np.array(["local.example", "remote.example", "dc.example", "none.example", "pair.example", "x.example"])
+    zones = np.array(
+        ["local.example", "remote.example", "dc.example", "none.example", "pair.example", "x.example"]
+    )
     origins = np.array(["203.0.113.1", "203.0.113.2", "2001:db8:ffff::1", "", "garbage"])
-    return pa.table({
-        "RayID": [f"{i:016x}" for i in range(n)],
-        "EdgeColoCode": colos[rng.integers(0, 6, n)],
-        "ZoneName": zones[rng.integers(0, 6, n)],
-        "OriginIP": origins[rng.choice(5, n, p=[0.45, 0.4, 0.1, 0.03, 0.02])],
-        "ClientIP": [f"198.51.{i % 256}.{(i * 7) % 256}" for i in range(n)],
-        "ClientSrcPort": rng.integers(1024, 65535, n),
-        "EdgeStartTimestamp": 1_700_000_000_000_000_000 + np.sort(rng.integers(0, 10**9, n)),
-        "OriginResponseDurationMs": rng.integers(0, 300, n),
-    })
+    return pa.table(
+        {
+            "RayID": [f"{i:016x}" for i in range(n)],
+            "EdgeColoCode": colos[rng.integers(0, 6, n)],
+            "ZoneName": zones[rng.integers(0, 6, n)],
+            "OriginIP": origins[rng.choice(5, n, p=[0.45, 0.4, 0.1, 0.03, 0.02])],
+            "ClientIP": [f"198.51.{i % 256}.{(i * 7) % 256}" for i in range(n)],
+            "ClientSrcPort": rng.integers(1024, 65535, n),
+            "EdgeStartTimestamp": 1_700_000_000_000_000_000 + np.sort(rng.integers(0, 10**9, n)),
+            "OriginResponseDurationMs": rng.integers(0, 300, n),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
 def cluster():
     with (
-        distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as c,
+        distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        ) as c,
         distributed.Client(c) as client,
     ):
         yield client
@@ -107,10 +113,20 @@ def test_cli_scheduler(cluster, tmp_path):
     from aegisfwd.cli import main
 
     out = tmp_path / "decisions"
-    r = CliRunner().invoke(main, [
-        "evaluate", str(LOGS / "quirks.ndjson"), str(LOGS / "basic.csv"), "-t", str(LOGS / "topology.yaml"),
-        "--scheduler", cluster.scheduler.address, "-o", str(out),
-    ])
+    r = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            str(LOGS / "quirks.ndjson"),
+            str(LOGS / "basic.csv"),
+            "-t",
+            str(LOGS / "topology.yaml"),
+            "--scheduler",
+            cluster.scheduler.address,
+            "-o",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "Tier mix" in r.output
     assert pq.read_table(out).num_rows == 11 + 9

@@ -45,8 +45,12 @@ def code_blocks(text: str) -> list[tuple[str, int, str]]:
         j = i + 1
         while j < len(lines):
             close = _FENCE.match(lines[j])
-            if close and close.group("fence")[0] == fence[0] and len(close.group("fence")) >= len(fence) \
-                    and not close.group("info").strip():
+            if (
+                close
+                and close.group("fence")[0] == fence[0]
+                and len(close.group("fence")) >= len(fence)
+                and not close.group("info").strip()
+            ):
                 break
             body.append(lines[j].removeprefix(m.group("indent")))
             j += 1
@@ -55,7 +59,7 @@ def code_blocks(text: str) -> list[tuple[str, int, str]]:
     return out
 
 
-_DRIVER = r'''
+_DRIVER = r"""
 import json, subprocess, sys, traceback
 doc, blocks = json.loads(sys.stdin.read())
 ns = {"__name__": "__main__"}
@@ -74,7 +78,7 @@ for k, (lang, line, code) in enumerate(blocks, 1):
                   f"\n--- stderr\n{r.stderr[-3000:]}", flush=True)
             sys.exit(1)
 print(f"ok: {len(blocks)} blocks of {doc}")
-'''
+"""
 
 
 def _runnable(doc: Path) -> list[tuple[str, int, str]]:
@@ -89,16 +93,27 @@ def test_examples_run(doc: Path, tmp_path: Path) -> None:
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("MPLBACKEND", "Agg")
     name = str(doc.relative_to(ROOT))
-    proc = subprocess.run([sys.executable, "-c", _DRIVER], input=json.dumps([name, _runnable(doc)]),
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=PER_DOCUMENT_TIMEOUT_S,
-                          check=False)
-    assert proc.returncode == 0, (proc.stdout[-6000:] + "\n" + proc.stderr[-3000:])
+    proc = subprocess.run(
+        [sys.executable, "-c", _DRIVER],
+        input=json.dumps([name, _runnable(doc)]),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=PER_DOCUMENT_TIMEOUT_S,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-6000:] + "\n" + proc.stderr[-3000:]
 
 
 def test_fence_parser() -> None:
     text = "a\n```python\nx = 1\n```\n\n````sh\necho '```'\n````\n~~~text\nno\n~~~\n```\nplain\n```\n"
-    assert code_blocks(text) == [("python", 3, "x = 1\n"), ("sh", 7, "echo '```'\n"), ("text", 10, "no\n"),
-                                 ("", 13, "plain\n")]
+    assert code_blocks(text) == [
+        ("python", 3, "x = 1\n"),
+        ("sh", 7, "echo '```'\n"),
+        ("text", 10, "no\n"),
+        ("", 13, "plain\n"),
+    ]
 
 
 def test_every_document_is_collected() -> None:

@@ -16,10 +16,19 @@ from aegisfwd.evaluation import Summary
 
 TOPO = {
     "locations": [{"id": "A", "lat": 0.0, "lon": 0.0}, {"id": "B", "lat": 0.0, "lon": 20.0}],
-    "data_centers": [{"id": "A1", "location": "A", "servers": ["a1"]}, {"id": "B1", "location": "B", "servers": ["b1"]}],
+    "data_centers": [
+        {"id": "A1", "location": "A", "servers": ["a1"]},
+        {"id": "B1", "location": "B", "servers": ["b1"]},
+    ],
     "pools": [
-        {"id": "p", "ips": [{"address": "192.0.2.1", "holders": ["A"]}, {"address": "192.0.2.2", "holders": ["B"]},
-                            {"address": "2001:db8:a::/48", "holders": ["A", "B"]}]},
+        {
+            "id": "p",
+            "ips": [
+                {"address": "192.0.2.1", "holders": ["A"]},
+                {"address": "192.0.2.2", "holders": ["B"]},
+                {"address": "2001:db8:a::/48", "holders": ["A", "B"]},
+            ],
+        },
         {"id": "q", "ips": [{"address": "198.51.100.1", "holders": ["A", "B"]}]},
     ],
     "zones": {"p.example": "p", "q.example": "q"},
@@ -29,23 +38,31 @@ TOPO = {
 def _log() -> pa.Table:
     # Rows at B for zone p (IPv4): predicted LOCAL at b1, egress 192.0.2.2.
     rows = [
-        ("B", "p.example", "192.0.2.99", "192.0.2.2"),      # agree
-        ("B", "p.example", "192.0.2.99", " 192.0.2.2 "),    # agree (whitespace)
-        ("B", "p.example", "192.0.2.99", "192.0.2.1"),      # other-pool-ip
-        ("B", "p.example", "192.0.2.99", "198.51.100.1"),   # not-pool-ip (another pool's)
-        ("B", "p.example", "192.0.2.99", "203.0.113.9"),    # not-pool-ip
-        ("B", "p.example", "192.0.2.99", "garbage"),        # not-pool-ip
-        ("B", "p.example", "192.0.2.99", ""),               # no-origin-request
-        ("B", "p.example", "192.0.2.99", None),             # no-origin-request
+        ("B", "p.example", "192.0.2.99", "192.0.2.2"),  # agree
+        ("B", "p.example", "192.0.2.99", " 192.0.2.2 "),  # agree (whitespace)
+        ("B", "p.example", "192.0.2.99", "192.0.2.1"),  # other-pool-ip
+        ("B", "p.example", "192.0.2.99", "198.51.100.1"),  # not-pool-ip (another pool's)
+        ("B", "p.example", "192.0.2.99", "203.0.113.9"),  # not-pool-ip
+        ("B", "p.example", "192.0.2.99", "garbage"),  # not-pool-ip
+        ("B", "p.example", "192.0.2.99", ""),  # no-origin-request
+        ("B", "p.example", "192.0.2.99", None),  # no-origin-request
         ("A", "p.example", "2001:db8::1", "2001:db8:a::77"),  # IPv6: inside the predicted prefix: agree
-        ("A", "p.example", "2001:db8::1", "2001:db8:b::1"),   # not-pool-ip
-        ("A", "q.example", "192.0.2.99", "198.51.100.1"),    # agree
+        ("A", "p.example", "2001:db8::1", "2001:db8:b::1"),  # not-pool-ip
+        ("A", "q.example", "192.0.2.99", "198.51.100.1"),  # agree
     ]
-    cols = list(zip(*rows))
+    cols = list(zip(*rows, strict=True))
     n = len(rows)
-    return pa.table({"EdgeColoCode": list(cols[0]), "ZoneName": list(cols[1]), "OriginIP": list(cols[2]),
-                     "EdgeServerIP": list(cols[3]), "ClientIP": [f"10.0.0.{i}" for i in range(n)],
-                     "ClientSrcPort": list(range(2000, 2000 + n)), "RayID": [f"ray{i}" for i in range(n)]})
+    return pa.table(
+        {
+            "EdgeColoCode": list(cols[0]),
+            "ZoneName": list(cols[1]),
+            "OriginIP": list(cols[2]),
+            "EdgeServerIP": list(cols[3]),
+            "ClientIP": [f"10.0.0.{i}" for i in range(n)],
+            "ClientSrcPort": list(range(2000, 2000 + n)),
+            "RayID": [f"ray{i}" for i in range(n)],
+        }
+    )
 
 
 def test_outcomes_per_pool_and_tier(tmp_path) -> None:
@@ -53,13 +70,23 @@ def test_outcomes_per_pool_and_tier(tmp_path) -> None:
     ev = af.evaluate(_log(), topo, mismatches=tmp_path / "mm.parquet")
     check = ev.summary.egress_check
     assert check.totals() == {"agree": 4, "other-pool-ip": 1, "not-pool-ip": 4, "no-origin-request": 2}
-    assert check.by_pool()["p"]["LOCAL"] == {"agree": 3, "other-pool-ip": 1, "not-pool-ip": 4, "no-origin-request": 2}
-    assert check.by_pool()["q"] == {"LOCAL": {"agree": 1, "other-pool-ip": 0, "not-pool-ip": 0, "no-origin-request": 0}}
+    assert check.by_pool()["p"]["LOCAL"] == {
+        "agree": 3,
+        "other-pool-ip": 1,
+        "not-pool-ip": 4,
+        "no-origin-request": 2,
+    }
+    assert check.by_pool()["q"] == {
+        "LOCAL": {"agree": 1, "other-pool-ip": 0, "not-pool-ip": 0, "no-origin-request": 0}
+    }
     mm = pq.read_table(tmp_path / "mm.parquet").to_pylist()
     assert [(r["RayID"], r["outcome"], r["predicted_ip"]) for r in mm] == [
-        ("ray2", "other-pool-ip", "192.0.2.2"), ("ray3", "not-pool-ip", "192.0.2.2"),
-        ("ray4", "not-pool-ip", "192.0.2.2"), ("ray5", "not-pool-ip", "192.0.2.2"),
-        ("ray9", "not-pool-ip", "2001:db8:a::/48")]
+        ("ray2", "other-pool-ip", "192.0.2.2"),
+        ("ray3", "not-pool-ip", "192.0.2.2"),
+        ("ray4", "not-pool-ip", "192.0.2.2"),
+        ("ray5", "not-pool-ip", "192.0.2.2"),
+        ("ray9", "not-pool-ip", "2001:db8:a::/48"),
+    ]
     assert mm[0]["row"] == 2 and mm[0]["EdgeServerIP"] == "192.0.2.1" and mm[0]["pool"] == "p"
     # summary.json and the report carry the table; parts merge exactly
     html = ev.report(tmp_path / "r")

@@ -58,7 +58,9 @@ def engine(topo):
 # ---- hashing scheme v1: C++ == Python, bit for bit --------------------------------------------
 def test_mix64_and_weights_match_python():
     rng = np.random.default_rng(7)
-    values = [0, 1, 2**63, 2**64 - 1, 0x9E3779B97F4A7C15] + [int(v) for v in rng.integers(0, 2**64, 500, dtype=np.uint64)]
+    values = [0, 1, 2**63, 2**64 - 1, 0x9E3779B97F4A7C15] + [
+        int(v) for v in rng.integers(0, 2**64, 500, dtype=np.uint64)
+    ]
     for x in values:
         assert _core.mix64(x) == H.mix64(x) == _fast.mix64(x)
         assert _core.server_flow_hash(x) == H.server_flow_hash(x)
@@ -179,7 +181,9 @@ def test_explain_uses_live_states(engine, topo):
 def test_explain_from_compiled_tables_alone(topo):
     loaded = af.CompiledTopology.from_bytes(topo.compile().to_bytes())
     eng = af.Engine(loaded)
-    assert eng.decide("lhr01-s001", "acme", 4, 1) == af.ReferenceEngine(topo).decide("lhr01-s001", "acme", 4, 1)
+    assert eng.decide("lhr01-s001", "acme", 4, 1) == af.ReferenceEngine(topo).decide(
+        "lhr01-s001", "acme", 4, 1
+    )
     # the model is rebuilt from the tables: the same trace as an engine built from the Topology
     assert eng.explain("lhr01-s001", "acme", 4, 1) == af.Engine(topo).explain("lhr01-s001", "acme", 4, 1)
 
@@ -217,7 +221,12 @@ def test_decide_indices(engine, topo):
     s, p = topo.server_index["lhr01-s001"], topo.pool_index["acme"]
     d = engine.decide(s, p, 4, 9)
     assert engine.decide_indices(s, p, 4, 9) == (
-        int(d.tier), d.server_index, d.dc_index, d.location_index, d.ip_index, d.distance
+        int(d.tier),
+        d.server_index,
+        d.dc_index,
+        d.location_index,
+        d.ip_index,
+        d.distance,
     )
     bad = engine.decide_indices(-1, p, 4, 9)
     assert bad[:5] == (255, -1, -1, -1, -1) and math.isnan(bad[5])

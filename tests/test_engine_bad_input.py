@@ -14,7 +14,11 @@ from aegisfwd import _core
 from aegisfwd.engine import available_isas
 
 DOC = {
-    "locations": [{"id": "A", "lat": 0, "lon": 0}, {"id": "B", "lat": 0, "lon": 2}, {"id": "C", "lat": 1, "lon": 1}],
+    "locations": [
+        {"id": "A", "lat": 0, "lon": 0},
+        {"id": "B", "lat": 0, "lon": 2},
+        {"id": "C", "lat": 1, "lon": 1},
+    ],
     "data_centers": [
         {"id": "A1", "location": "A", "servers": ["a1", "a2", "a3"]},
         {"id": "A2", "location": "A", "servers": ["a4"]},
@@ -22,11 +26,14 @@ DOC = {
         {"id": "C1", "location": "C", "servers": ["c1", "c2"]},
     ],
     "pools": [
-        {"id": "p", "ips": [
-            {"address": "192.0.2.1", "holders": ["B1"]},
-            {"address": "192.0.2.2", "holders": ["b3", "c1"]},
-            {"address": "2001:db8::/48", "holders": ["A", "B", "C"]},
-        ]},
+        {
+            "id": "p",
+            "ips": [
+                {"address": "192.0.2.1", "holders": ["B1"]},
+                {"address": "192.0.2.2", "holders": ["b3", "c1"]},
+                {"address": "2001:db8::/48", "holders": ["A", "B", "C"]},
+            ],
+        },
         {"id": "q", "ips": [{"address": "192.0.2.3", "holders": []}]},
     ],
 }
@@ -49,7 +56,10 @@ def engine(topo):
 
 def columns(n=8):
     return (
-        np.zeros(n, np.int32), np.zeros(n, np.int32), np.full(n, 4, np.uint8), np.arange(n, dtype=np.uint64)
+        np.zeros(n, np.int32),
+        np.zeros(n, np.int32),
+        np.full(n, 4, np.uint8),
+        np.arange(n, dtype=np.uint64),
     )
 
 
@@ -120,12 +130,14 @@ def test_non_contiguous_read_only_and_foreign_dtypes_are_normalised(engine):
     assert engine.decide_batch(s[::2], p[::2], f[::2], fl[::2]).equals(expected)
     for a in (s, p, f, fl):
         a.flags.writeable = False
-    assert engine.decide_batch(s, p, f, fl).equals(engine.decide_batch(s.copy(), p.copy(), f.copy(), fl.copy()))
+    assert engine.decide_batch(s, p, f, fl).equals(
+        engine.decide_batch(s.copy(), p.copy(), f.copy(), fl.copy())
+    )
     big_endian = s.astype(">i4")
     assert engine.decide_batch(big_endian, p, f, fl).equals(engine.decide_batch(s, p, f, fl))
-    assert engine.decide_batch(s.astype(np.int64), p.astype(np.uint16), f.astype(np.int8), fl.astype(np.int64)).equals(
-        engine.decide_batch(s, p, f, fl)
-    )
+    assert engine.decide_batch(
+        s.astype(np.int64), p.astype(np.uint16), f.astype(np.int8), fl.astype(np.int64)
+    ).equals(engine.decide_batch(s, p, f, fl))
 
 
 # ---- the pybind11 core: exact dtypes, checked lengths, never a conversion ------------------------
@@ -267,7 +279,9 @@ def test_random_corruption_is_rejected_or_harmless(compiled, isa):
         s = rng.integers(-1, n_s + 1, 300).astype(np.int32)
         p = rng.integers(-1, n_p + 1, 300).astype(np.int32)
         f = rng.choice(np.array([4, 6, 0], np.uint8), 300)
-        tier, server, _, loc, _, _, _ = core.decide_batch(s, p, f, rng.integers(0, 2**64, 300, dtype=np.uint64), 1)
+        tier, server, _, loc, _, _, _ = core.decide_batch(
+            s, p, f, rng.integers(0, 2**64, 300, dtype=np.uint64), 1
+        )
         assert np.isin(tier, [0, 1, 2, 3, 4, 255]).all()
         assert ((server >= -1) & (server < n_s)).all() and ((loc >= -1) & (loc < n_l)).all()
         core.set_state(0, n_s, 2)

@@ -71,8 +71,11 @@ def test_scalar_decisions_equal_reference(isa, data):
             p = topo.pool_index[p] if isinstance(p, str) else int(p)
             tier, server, dc, loc, ip, dist = eng.decide_indices(s, p, fam, flow)
             assert (tier, server, dc, loc, ip) == (
-                int(expected.tier), expected.server_index, expected.dc_index,
-                expected.location_index, expected.ip_index,
+                int(expected.tier),
+                expected.server_index,
+                expected.dc_index,
+                expected.location_index,
+                expected.ip_index,
             )
             assert dist == expected.distance or (math.isnan(dist) and math.isnan(expected.distance))
 
@@ -109,10 +112,14 @@ def test_numpy_index_batches_take_the_direct_path(isa, data):
     pools = rng.integers(-2, n_p + 2, n).astype(np.int32)
     families = rng.choice(np.array([4, 6, 4, 6, 0, 5], dtype=np.uint8), n)
     flows = rng.integers(0, 2**64, n, dtype=np.uint64)
-    same_batch(eng.decide_batch(servers, pools, families, flows, errors="mark"),
-               ref.decide_batch(servers, pools, families, flows, errors="mark"))
-    same_outcome(outcome(eng.decide_batch, servers, pools, families, flows),
-                 outcome(ref.decide_batch, servers, pools, families, flows))
+    same_batch(
+        eng.decide_batch(servers, pools, families, flows, errors="mark"),
+        ref.decide_batch(servers, pools, families, flows, errors="mark"),
+    )
+    same_outcome(
+        outcome(eng.decide_batch, servers, pools, families, flows),
+        outcome(ref.decide_batch, servers, pools, families, flows),
+    )
 
 
 @given(data=st.data())
@@ -136,8 +143,13 @@ def test_only_flows_on_a_removed_candidate_move(data):
     moved = before.server != after.server
     assert not (after.server == victim).any()
     same_tier = before.tier == after.tier
-    assert not (moved & same_tier & (before.server != victim) & (before.tier <= 3)
-                & (before.location == after.location)).any()
+    assert not (
+        moved
+        & same_tier
+        & (before.server != victim)
+        & (before.tier <= 3)
+        & (before.location == after.location)
+    ).any()
 
 
 def test_rendezvous_keys_decide_not_positions():

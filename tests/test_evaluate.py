@@ -85,7 +85,9 @@ def _write_formats(table: pa.Table, d: Path) -> dict[str, Path]:
     out["csv.gz"] = d / "log.csv.gz"
     with open(out["csv"], "rb") as f, gzip.open(out["csv.gz"], "wb") as g:
         shutil.copyfileobj(f, g)
-    lines = "".join(json.dumps({k: v for k, v in r.items() if v is not None}) + "\n" for r in table.to_pylist())
+    lines = "".join(
+        json.dumps({k: v for k, v in r.items() if v is not None}) + "\n" for r in table.to_pylist()
+    )
     out["ndjson"] = d / "log.ndjson"
     out["ndjson"].write_text(lines)
     out["ndjson.gz"] = d / "log.json.gz"
@@ -149,8 +151,12 @@ def test_known_distances_and_flows(topo, basic_table):
     dist = topo.distance_matrix()
     li = topo.location_index
     by_ray = {r["RayID"]: r for r in ev.decisions.to_pylist()}
-    assert by_ray["b02"]["egress_location"] == "AMS" and by_ray["b02"]["distance"] == dist[li["LHR"], li["AMS"]]
-    assert by_ray["b03"]["egress_location"] == "AMS" and by_ray["b03"]["distance"] == dist[li["JFK"], li["AMS"]]
+    assert (
+        by_ray["b02"]["egress_location"] == "AMS" and by_ray["b02"]["distance"] == dist[li["LHR"], li["AMS"]]
+    )
+    assert (
+        by_ray["b03"]["egress_location"] == "AMS" and by_ray["b03"]["distance"] == dist[li["JFK"], li["AMS"]]
+    )
     assert by_ray["b06"]["egress_server"] == "lhr02-s1" and by_ray["b06"]["distance"] == 0.0
     assert by_ray["b07"]["egress_server"] is None and np.isnan(by_ray["b07"]["distance"])
     assert by_ray["b02"]["egress_ip"] == "192.0.2.2"
@@ -243,17 +249,31 @@ def test_output_parquet_columns(topo, basic_table, tmp_path, monkeypatch):
     ev = af.evaluate(basic_table, topo, output=out, progress=False, batch_rows=4)
     t = pq.read_table(out)
     assert t.column_names == [
-        "RayID", "EdgeColoCode", "ZoneName", "OriginIP",
-        "ingress_server", "tier", "egress_server", "egress_dc", "egress_location", "egress_ip", "distance",
-        "source", "row", "start_time",
+        "RayID",
+        "EdgeColoCode",
+        "ZoneName",
+        "OriginIP",
+        "ingress_server",
+        "tier",
+        "egress_server",
+        "egress_dc",
+        "egress_location",
+        "egress_ip",
+        "distance",
+        "source",
+        "row",
+        "start_time",
     ]
     assert t.num_rows == ev.summary.rows_decided == 9
     assert _tiers_by_ray(t) == BASIC_EXPECTED
     assert ev.decisions.num_rows == 9  # read back from the file
     ids = pa.dictionary(pa.int32(), pa.string())
     assert t.schema.field("RayID").type == pa.string()
-    assert all(t.schema.field(c).type == ids for c in t.column_names
-               if c not in ("RayID", "distance", "row", "start_time"))
+    assert all(
+        t.schema.field(c).type == ids
+        for c in t.column_names
+        if c not in ("RayID", "distance", "row", "start_time")
+    )
     assert t.schema.field("row").type == pa.int64()
     assert t.schema.field("start_time").type == pa.timestamp("ns", tz="UTC")
     # Dictionaries hold only the ids the rows use (not every server / IP of the topology); RayIDs
@@ -271,12 +291,14 @@ def test_output_parquet_columns(topo, basic_table, tmp_path, monkeypatch):
 
 
 def test_column_mapping_and_explicit_server_and_pool(topo):
-    t = pa.table({
-        "id": ["x1", "x2", "x3", "x4", "x5"],
-        "srv": ["lhr01-s1", "lhr01-s2", "lhr01-s1", "nope", None],
-        "p": ["pair", "pair", "pair", "pair", "pair"],
-        "origin": ["203.0.113.5", "203.0.113.5", "2001:db8::1", "203.0.113.5", "203.0.113.5"],
-    })
+    t = pa.table(
+        {
+            "id": ["x1", "x2", "x3", "x4", "x5"],
+            "srv": ["lhr01-s1", "lhr01-s2", "lhr01-s1", "nope", None],
+            "p": ["pair", "pair", "pair", "pair", "pair"],
+            "origin": ["203.0.113.5", "203.0.113.5", "2001:db8::1", "203.0.113.5", "203.0.113.5"],
+        }
+    )
     cols = {"RayID": "id", "ingress_server": "srv", "pool": "p", "OriginIP": "origin"}
     ev = af.evaluate(t, topo, columns=cols, progress=False)
     got = {r["RayID"]: (r["tier"], r["egress_server"]) for r in ev.decisions.to_pylist()}
@@ -300,12 +322,14 @@ def test_colo_with_no_up_server_falls_back(topo, basic_table):
 
 def test_states_move_only_the_rows_on_the_down_server(topo):
     n = 400
-    t = pa.table({
-        "RayID": [f"q{i}" for i in range(n)],
-        "EdgeColoCode": ["LHR"] * n,
-        "ZoneName": ["local.example"] * n,
-        "OriginIP": ["203.0.113.1"] * n,
-    })
+    t = pa.table(
+        {
+            "RayID": [f"q{i}" for i in range(n)],
+            "EdgeColoCode": ["LHR"] * n,
+            "ZoneName": ["local.example"] * n,
+            "OriginIP": ["203.0.113.1"] * n,
+        }
+    )
     engine = af.ReferenceEngine(topo)
     before = af.evaluate(t, engine, progress=False).decisions.column("ingress_server").to_pylist()
     assert set(before) == {"lhr01-s1", "lhr01-s2", "lhr02-s1"}
@@ -348,9 +372,7 @@ def test_polars_and_duckdb_streams(topo, basic_table):
 
 
 def test_corrupt_gzip_is_reported_not_raised(topo, tmp_path):
-    lines = "".join(
-        json.dumps(r) + "\n" for r in pcsv.read_csv(LOGS / "basic.csv").to_pylist()
-    ).encode()
+    lines = "".join(json.dumps(r) + "\n" for r in pcsv.read_csv(LOGS / "basic.csv").to_pylist()).encode()
     data = gzip.compress(lines * 50)
     p = tmp_path / "cut.json.gz"
     p.write_bytes(data[: len(data) // 2])
@@ -376,13 +398,32 @@ def test_ndjson_parser_paths_and_exact_values(topo, tmp_path):
     Nanosecond timestamps stay exact on every path, and batches join blocks of different types."""
     from aegisfwd.evaluation import _read
 
-    base = {"EdgeColoCode": "LHR", "ZoneName": "local.example", "OriginIP": "203.0.113.1", "ClientIP": "198.51.100.1"}
+    base = {
+        "EdgeColoCode": "LHR",
+        "ZoneName": "local.example",
+        "OriginIP": "203.0.113.1",
+        "ClientIP": "198.51.100.1",
+    }
     ts = 1_700_000_000_123_456_789
-    typed = "".join(json.dumps({**base, "RayID": f"a{i}", "ClientSrcPort": i, "EdgeStartTimestamp": ts + i}) + "\n"
-                    for i in range(50))
-    mixed = "".join(json.dumps({**base, "RayID": f"b{i}", "ClientSrcPort": str(i) if i % 2 else i,
-                                "EdgeStartTimestamp": str(ts + i) if i % 3 else ts + i}) + "\n" for i in range(50))
-    broken = json.dumps({**base, "RayID": "c0", "ClientSrcPort": 1, "EdgeStartTimestamp": ts}) + "\n{\"RayID\": \n"
+    typed = "".join(
+        json.dumps({**base, "RayID": f"a{i}", "ClientSrcPort": i, "EdgeStartTimestamp": ts + i}) + "\n"
+        for i in range(50)
+    )
+    mixed = "".join(
+        json.dumps(
+            {
+                **base,
+                "RayID": f"b{i}",
+                "ClientSrcPort": str(i) if i % 2 else i,
+                "EdgeStartTimestamp": str(ts + i) if i % 3 else ts + i,
+            }
+        )
+        + "\n"
+        for i in range(50)
+    )
+    broken = (
+        json.dumps({**base, "RayID": "c0", "ClientSrcPort": 1, "EdgeStartTimestamp": ts}) + '\n{"RayID": \n'
+    )
     path = tmp_path / "paths.ndjson"
     path.write_text(typed + mixed + broken)
     names = ["RayID", "ClientSrcPort", "EdgeStartTimestamp"]
@@ -418,7 +459,11 @@ def test_batch_iterators_for_spark(topo, basic_table):
     assert rows["b10"]["reject_reason"] == "missing-zone" and rows["b10"]["tier"] is None
     assert rows["b02"]["egress_location"] == "AMS" and rows["b02"]["reject_reason"] is None
     parts = [basic_table.slice(0, 4), basic_table.slice(4)]
-    sums = [pickle.loads(b.column("summary")[0].as_py()) for p in parts for b in summarize_batches(p.to_batches(), topo)]
+    sums = [
+        pickle.loads(b.column("summary")[0].as_py())
+        for p in parts
+        for b in summarize_batches(p.to_batches(), topo)
+    ]
     whole = af.evaluate(basic_table, topo, progress=False).summary
     assert Summary.merge_all(sums).counts_equal(whole)
 
@@ -450,7 +495,9 @@ def test_parquet_dictionary_columns_give_the_same_answers(tmp_path):
             if c == "distance":
                 np.testing.assert_array_equal(da.column(c).to_numpy(), db.column(c).to_numpy())
             else:
-                assert da.column(c).cast(pa.string()).to_pylist() == db.column(c).cast(pa.string()).to_pylist(), c
+                assert (
+                    da.column(c).cast(pa.string()).to_pylist() == db.column(c).cast(pa.string()).to_pylist()
+                ), c
 
 
 def test_concurrency_equals_plain_python_over_many_batches(tmp_path):
@@ -467,8 +514,11 @@ def test_concurrency_equals_plain_python_over_many_batches(tmp_path):
     table = make_table(20_000, 5, topology=world)
     # A narrow time window so that connections overlap.
     start = table.column("EdgeStartTimestamp").to_numpy()
-    table = table.set_column(table.schema.get_field_index("EdgeStartTimestamp"), "EdgeStartTimestamp",
-                             pa.array(start[0] + (start - start[0]) // 5000))
+    table = table.set_column(
+        table.schema.get_field_index("EdgeStartTimestamp"),
+        "EdgeStartTimestamp",
+        pa.array(start[0] + (start - start[0]) // 5000),
+    )
     path = tmp_path / "log.parquet"
     pq.write_table(table, path, row_group_size=6_000)
     ev = af.evaluate(path, af.Engine(world), progress=False, batch_rows=2_500)
@@ -496,7 +546,7 @@ def test_concurrency_equals_plain_python_over_many_batches(tmp_path):
     got = {}
     for p in ev.summary.concurrency.peaks():
         ip, origin = p["egress_ip"], p["origin"]
-        host, port = (origin[1:].rsplit("]:", 1) if origin.startswith("[") else origin.rsplit(":", 1))
+        host, port = origin[1:].rsplit("]:", 1) if origin.startswith("[") else origin.rsplit(":", 1)
         got[(ip, host, int(port))] = (p["peak"], p["at"])
     assert got == {k: (v[0], iso_ns(v[1] * 10**6)) for k, v in want.items()}
     assert max(v[0] for v in got.values()) > 1

@@ -65,10 +65,22 @@ def test_compare_report(tmp_path):
 
 def test_cli_evaluate(tmp_path):
     out, rej, rep = tmp_path / "d.parquet", tmp_path / "rej.csv", tmp_path / "report"
-    r = CliRunner().invoke(main, [
-        "evaluate", str(LOGS / "quirks.ndjson"), "--topology", str(A), "-o", str(out), "--rejects", str(rej),
-        "--report", str(rep), "--no-progress",
-    ])
+    r = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            str(LOGS / "quirks.ndjson"),
+            "--topology",
+            str(A),
+            "-o",
+            str(out),
+            "--rejects",
+            str(rej),
+            "--report",
+            str(rep),
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "Tier mix" in r.output and "malformed-json" in r.output
     assert pq.read_table(out).num_rows == 11
@@ -82,8 +94,20 @@ def test_cli_evaluate_map(tmp_path):
     log = tmp_path / "renamed.csv"
     text = (LOGS / "basic.csv").read_text().replace("EdgeColoCode", "colo", 1).replace("ZoneName", "zone", 1)
     log.write_text(text)
-    r = CliRunner().invoke(main, ["evaluate", str(log), "-t", str(A), "--map", "colo=EdgeColoCode",
-                                  "--map", "zone=ZoneName", "--no-progress"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            str(log),
+            "-t",
+            str(A),
+            "--map",
+            "colo=EdgeColoCode",
+            "--map",
+            "zone=ZoneName",
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "missing-colo" not in r.output
     bad = CliRunner().invoke(main, ["evaluate", str(log), "-t", str(A), "--map", "EdgeColoCode=colo"])
@@ -91,8 +115,20 @@ def test_cli_evaluate_map(tmp_path):
 
 
 def test_cli_compare(tmp_path):
-    r = CliRunner().invoke(main, ["compare", str(LOGS / "basic.csv"), "-t", str(A), "-t", str(B),
-                                  "--report", str(tmp_path / "rep"), "--no-progress"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "compare",
+            str(LOGS / "basic.csv"),
+            "-t",
+            str(A),
+            "-t",
+            str(B),
+            "--report",
+            str(tmp_path / "rep"),
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "Flows that changed" in r.output
     assert json.loads((tmp_path / "rep" / "summary.json").read_text())["diff"]["moved_server"] == 3

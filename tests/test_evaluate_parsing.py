@@ -32,8 +32,13 @@ ISAS = _core.logkeys_isas()
 
 def _all_ways(first, end, flows, keys, states) -> list[int]:
     """The answer of every implementation, asserted equal; returns it."""
-    args = (np.array(first, np.int32), np.array(end, np.int32), np.array(flows, np.uint64),
-            np.array(keys, np.uint64), np.array(states, np.uint8))
+    args = (
+        np.array(first, np.int32),
+        np.array(end, np.int32),
+        np.array(flows, np.uint64),
+        np.array(keys, np.uint64),
+        np.array(states, np.uint8),
+    )
     want = choose_ingress_py(first, end, flows, keys, states)
     got_np = choose_ingress_np(*args)
     assert got_np.dtype == np.int32
@@ -97,6 +102,7 @@ def test_choose_ingress_every_vector_tail(size):
 
 def _unmix64(y: int) -> int:
     """The inverse of mix64 (a bijection): undo each xorshift and multiply by the inverse constant."""
+
     def unxorshift(v: int, s: int) -> int:
         x = v
         for _ in range(64 // s + 1):
@@ -173,7 +179,9 @@ def test_choose_ingress_many_rows_threads_agree():
     want = choose_ingress_np(first, end, flows, keys, states)
     for isa in ISAS:
         for threads in (1, 2, 4):
-            np.testing.assert_array_equal(choose_ingress(first, end, flows, keys, states, threads=threads, isa=isa), want)
+            np.testing.assert_array_equal(
+                choose_ingress(first, end, flows, keys, states, threads=threads, isa=isa), want
+            )
 
 
 def test_choose_ingress_rejects_bad_ranges():
@@ -184,7 +192,9 @@ def test_choose_ingress_rejects_bad_ranges():
         with pytest.raises(ValueError, match=r"server range .*outside \[0, "):
             impl(np.array([-1], np.int32), np.array([2], np.int32), np.array([1], np.uint64), keys, states)
     # An empty range (end <= first) is no error, wherever it points: the row has no server.
-    got = choose_ingress(np.array([7, 2], np.int32), np.array([7, -5], np.int32), np.array([1, 2], np.uint64), keys, states)
+    got = choose_ingress(
+        np.array([7, 2], np.int32), np.array([7, -5], np.int32), np.array([1, 2], np.uint64), keys, states
+    )
     assert got.tolist() == [-1, -1]
 
 
@@ -259,7 +269,9 @@ def test_hash_strings_unaligned_offsets():
     validity, offsets, data = arr.buffers()
     shifted = pa.py_buffer(b"\0" + offsets.to_pybytes())[1:]
     assert shifted.address % 4 != 0
-    odd = pa.Array.from_buffers(pa.string(), len(values), [validity, shifted, data], null_count=arr.null_count)
+    odd = pa.Array.from_buffers(
+        pa.string(), len(values), [validity, shifted, data], null_count=arr.null_count
+    )
     h, ok = _hash_all_ways(odd)
     np.testing.assert_array_equal(h, ar.hash_strings(arr, len(arr))[0])
     assert ok.tolist() == [True, False, False, True]
@@ -368,8 +380,17 @@ def _py_family(v: str | None) -> int:
         return 0
 
 
-@given(st.lists(st.one_of(st.none(), st.ip_addresses().map(str), st.ip_addresses().map(lambda a: a.exploded),
-                          st.text(alphabet="0123456789abcdef:.", max_size=45), st.text(max_size=10))))
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.ip_addresses().map(str),
+            st.ip_addresses().map(lambda a: a.exploded),
+            st.text(alphabet="0123456789abcdef:.", max_size=45),
+            st.text(max_size=10),
+        )
+    )
+)
 def test_ip_family_matches_ipaddress(values):
     got = ar.ip_family_of_strings(pa.array(values, pa.string())).tolist()
     assert got == [_py_family(v) for v in values]
@@ -377,23 +398,44 @@ def test_ip_family_matches_ipaddress(values):
 
 @pytest.mark.parametrize(
     ("value", "family"),
-    [("192.0.2.1", 4), ("::1", 6), ("2001:db8::1", 6), ("::ffff:192.0.2.1", 6), ("1:2:3:4:5:6:7::", 6),
-     ("", 0), ("   ", 0), ("garbage", 0), ("01.2.3.4", 0), ("256.0.0.1", 0), ("1.2.3", 0), ("1::2::3", 0),
-     ("fe80::1%eth0", 0), ("192.0.2.0/24", 0), ("[2001:db8::1]", 0), (" 192.0.2.1 ", 4)],
+    [
+        ("192.0.2.1", 4),
+        ("::1", 6),
+        ("2001:db8::1", 6),
+        ("::ffff:192.0.2.1", 6),
+        ("1:2:3:4:5:6:7::", 6),
+        ("", 0),
+        ("   ", 0),
+        ("garbage", 0),
+        ("01.2.3.4", 0),
+        ("256.0.0.1", 0),
+        ("1.2.3", 0),
+        ("1::2::3", 0),
+        ("fe80::1%eth0", 0),
+        ("192.0.2.0/24", 0),
+        ("[2001:db8::1]", 0),
+        (" 192.0.2.1 ", 4),
+    ],
 )
 def test_ip_family_examples(value, family):
     assert ar.ip_family_of_strings(pa.array([value])).tolist() == [family]
 
 
-@given(st.lists(st.one_of(st.none(), st.sampled_from(["192.0.2.1", " 192.0.2.1", "::1", "x", "", "2001:db8::1 "])),
-                max_size=30))
+@given(
+    st.lists(
+        st.one_of(st.none(), st.sampled_from(["192.0.2.1", " 192.0.2.1", "::1", "x", "", "2001:db8::1 "])),
+        max_size=30,
+    )
+)
 def test_ip_family_of_dictionary_columns(values):
     """A dictionary column (Parquet read_dictionary; entries may repeat, be null or be untrimmed)
     gives the same family per row and the same origin text per row as the plain column."""
     plain = pa.array(values, pa.string())
     dictionary = pa.array(["2001:db8::1 ", None, "x", "192.0.2.1", " 192.0.2.1", "::1", "", "192.0.2.1"])
     pos = {v: i for i, v in enumerate(dictionary.to_pylist()) if v is not None}
-    enc = pa.DictionaryArray.from_arrays(pa.array([None if v is None else pos[v] for v in values], pa.int32()), dictionary)
+    enc = pa.DictionaryArray.from_arrays(
+        pa.array([None if v is None else pos[v] for v in values], pa.int32()), dictionary
+    )
     for _ in range(2):  # the second time from the cache of the last dictionary
         fam, d, idx = ar.ip_family(enc, len(values))
         fam_p, d_p, idx_p = ar.ip_family(plain, len(values))
@@ -466,7 +508,9 @@ def test_numbers_from_any_type():
     assert valid.tolist() == [True, True, True, False, False, False, True]
     assert ints[[0, 1, 2, 6]].tolist() == [12, 13, 1000, -4]
     assert to_list(ar.to_port(pa.array(["80", "443", "70000", "-1", None, "x"]), 6)) == (
-        [80, 443, 0, 0, 0, 0], [True, True, False, False, False, False])
+        [80, 443, 0, 0, 0, 0],
+        [True, True, False, False, False, False],
+    )
 
 
 def to_list(t):
@@ -487,13 +531,22 @@ def _big_ndjson_gz(path, rows: int) -> None:
     zones = ["local.example", "remote.example", "dc.example", "none.example"]
     with gzip.open(path, "wt") as f:
         for i in range(rows):
-            f.write(json.dumps({
-                "RayID": f"{i:016x}", "EdgeColoCode": colos[i % 4], "ZoneName": zones[(i // 4) % 4],
-                "OriginIP": f"203.0.113.{i % 200}", "ClientIP": f"198.51.{i % 250}.{i % 199}",
-                "ClientSrcPort": 1024 + i % 60000, "EdgeStartTimestamp": 1_700_000_000_000_000_000 + i * 1_000_000,
-                "OriginResponseDurationMs": i % 50,
-                "RequestHeaders": {"x-pad": "y" * 40},
-            }) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "RayID": f"{i:016x}",
+                        "EdgeColoCode": colos[i % 4],
+                        "ZoneName": zones[(i // 4) % 4],
+                        "OriginIP": f"203.0.113.{i % 200}",
+                        "ClientIP": f"198.51.{i % 250}.{i % 199}",
+                        "ClientSrcPort": 1024 + i % 60000,
+                        "EdgeStartTimestamp": 1_700_000_000_000_000_000 + i * 1_000_000,
+                        "OriginResponseDurationMs": i % 50,
+                        "RequestHeaders": {"x-pad": "y" * 40},
+                    }
+                )
+                + "\n"
+            )
 
 
 def test_memory_is_bounded_by_the_batch_not_the_log(tmp_path):
@@ -512,7 +565,9 @@ def test_memory_is_bounded_by_the_batch_not_the_log(tmp_path):
         _read.NDJSON_BLOCK_BYTES = 256 << 10
         for name, path in (("small", small), ("big", big)):
             tracemalloc.start()
-            ev = af.evaluate(path, model, batch_rows=2000, keep_rows=0, progress=False, output=tmp_path / f"{name}.parquet")
+            ev = af.evaluate(
+                path, model, batch_rows=2000, keep_rows=0, progress=False, output=tmp_path / f"{name}.parquet"
+            )
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             peaks[name] = peak
@@ -524,7 +579,11 @@ def test_memory_is_bounded_by_the_batch_not_the_log(tmp_path):
     assert peaks["big"] < 1.6 * peaks["small"] + (2 << 20), peaks
 
 
-@given(st.lists(st.one_of(st.none(), st.text(alphabet="0123456789abcdef.:-", max_size=60)), min_size=1, max_size=40))
+@given(
+    st.lists(
+        st.one_of(st.none(), st.text(alphabet="0123456789abcdef.:-", max_size=60)), min_size=1, max_size=40
+    )
+)
 def test_hash_strings_ascii_fast_path_matches_python(values):
     """ASCII columns take the NUL-padded matrix path; it must equal the byte-wise definition."""
     h, ok = ar.hash_strings(pa.array(values, pa.string()), len(values))
@@ -556,7 +615,9 @@ _IDS = ["LHR", "lhr01", "AMS", "ams", "example.com", "Shop.Example", " ", "x y"]
 _TABLE = {k: i for i, k in enumerate(_IDS)}
 _VALUE = st.one_of(
     st.none(),
-    st.sampled_from(_IDS + ["", "  ", "\t", "nope", "LHR ", " lhr01", "Lhr", "AMS", "EXAMPLE.COM.", "shop.example."]),
+    st.sampled_from(
+        _IDS + ["", "  ", "\t", "nope", "LHR ", " lhr01", "Lhr", "AMS", "EXAMPLE.COM.", "shop.example."]
+    ),
     st.text(alphabet="aAlLhHrR .\t", max_size=6),
 )
 
@@ -601,7 +662,12 @@ def test_model_colo_and_zone_rules():
     from aegisfwd.evaluation._run import model_for
 
     m = model_for(af.Engine(af.load_topology(Path(__file__).parent / "fixtures" / "logs" / "topology.yaml")))
-    colos = list(m.colo_lookup) + [c.lower() for c in m.colo_lookup] + [f" {c} " for c in m.colo_lookup] + ["", None, "zzz"]
+    colos = (
+        list(m.colo_lookup)
+        + [c.lower() for c in m.colo_lookup]
+        + [f" {c} " for c in m.colo_lookup]
+        + ["", None, "zzz"]
+    )
     codes = m.colo_codes(pa.array(colos), len(colos)).tolist()
     for v, c in zip(colos, codes, strict=True):
         want = _lookup_py(v, m.colo_lookup, lambda x: m.colo_upper.get(x.upper()))
@@ -620,7 +686,9 @@ def test_model_colo_and_zone_rules():
 # ---------------------------------------------------------------------------------------------
 # Dictionary compaction of output columns
 # ---------------------------------------------------------------------------------------------
-@given(st.integers(0, 40).flatmap(lambda k: st.tuples(st.just(k), st.lists(st.integers(-1, k - 1), max_size=60))))
+@given(
+    st.integers(0, 40).flatmap(lambda k: st.tuples(st.just(k), st.lists(st.integers(-1, k - 1), max_size=60)))
+)
 def test_compact_indices_matches_numpy(case):
     size, indices = case
     idx = np.array(indices, np.int32)
@@ -659,7 +727,11 @@ def test_compact_dictionary_column(monkeypatch):
 # ---------------------------------------------------------------------------------------------
 # PairIndex: dense ids of (uint64, uint64) pairs in order of first appearance
 # ---------------------------------------------------------------------------------------------
-@given(st.lists(st.lists(st.tuples(st.integers(0, 5), st.sampled_from([0, 1, 2**64 - 1])), max_size=40), max_size=5))
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 5), st.sampled_from([0, 1, 2**64 - 1])), max_size=40), max_size=5
+    )
+)
 def test_pair_index_matches_dict(batches):
     index = _core.PairIndex()
     seen: dict[tuple[int, int], int] = {}
@@ -719,6 +791,12 @@ def test_parquet_arrow_memory_is_bounded_by_the_batch_not_the_file(tmp_path, mon
 
     monkeypatch.setattr(_run.Runner, "process", sampled)
     for current in ("small", "big"):
-        ev = af.evaluate(paths[current], engine, batch_rows=5_000, progress=False, output=tmp_path / f"{current}-out.parquet")
+        ev = af.evaluate(
+            paths[current],
+            engine,
+            batch_rows=5_000,
+            progress=False,
+            output=tmp_path / f"{current}-out.parquet",
+        )
         assert ev.summary.rows_decided == 20_000 * (3 if current == "small" else 12)
     assert peaks["big"] < 1.15 * peaks["small"] + (2 << 20), peaks  # with pre_buffer: 15 -> 23 MiB

@@ -34,7 +34,9 @@ def test_explain_from_a_compiled_file_equals_explain_from_the_topology(path: Pat
         for pool in topo.pool_ids:
             for family in (4, 6):
                 for flow in (0, 0x9E3779B97F4A7C15, 12345):
-                    assert loaded.explain(server, pool, family, flow) == direct.explain(server, pool, family, flow)
+                    assert loaded.explain(server, pool, family, flow) == direct.explain(
+                        server, pool, family, flow
+                    )
 
 
 def test_rebuilt_topology_decides_like_the_original() -> None:
@@ -51,9 +53,27 @@ def test_rebuilt_topology_decides_like_the_original() -> None:
 def test_cli_decide_explain_from_a_compiled_file(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "topo.aegis"
-    assert runner.invoke(main, ["compile", str(ROOT / "examples" / "topology.yaml"), "-o", str(out)]).exit_code == 0
-    result = runner.invoke(main, ["decide", "-t", str(out), "--server", "lhr01-s001", "--pool", "acme",
-                                  "--family", "4", "--flow", "0x9e37", "--explain"])
+    assert (
+        runner.invoke(main, ["compile", str(ROOT / "examples" / "topology.yaml"), "-o", str(out)]).exit_code
+        == 0
+    )
+    result = runner.invoke(
+        main,
+        [
+            "decide",
+            "-t",
+            str(out),
+            "--server",
+            "lhr01-s001",
+            "--pool",
+            "acme",
+            "--family",
+            "4",
+            "--flow",
+            "0x9e37",
+            "--explain",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "3. SAME_LOCATION" in result.output and "tier      SAME_LOCATION" in result.output
 

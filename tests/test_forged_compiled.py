@@ -36,16 +36,25 @@ def small_topology() -> Topology:
     """Two locations; pool acme: two IPv4 addresses held by one server each, an IPv6 range
     everywhere; pool beta: one IPv4 address held by a whole DC."""
     return Topology(
-        locations=(Location("LHR", "London", 51.47, -0.45), Location("AMS", "Amsterdam", 52.31, 4.76),
-                   Location("EMPTY", "No DC here", 48.35, 11.79)),
+        locations=(
+            Location("LHR", "London", 51.47, -0.45),
+            Location("AMS", "Amsterdam", 52.31, 4.76),
+            Location("EMPTY", "No DC here", 48.35, 11.79),
+        ),
         data_centers=(
             DataCenter("LHR01", "LHR", ("lhr01-s001", "lhr01-s002")),
             DataCenter("LHR02", "LHR", ("lhr02-s001",)),
             DataCenter("AMS01", "AMS", ("ams01-s001", "ams01-s002")),
         ),
         pools=(
-            Pool("acme", (ip("192.0.2.10", "LHR02"), ip("192.0.2.11", "ams01-s002"),
-                          ip("2001:db8:a::/48", "LHR", "AMS"))),
+            Pool(
+                "acme",
+                (
+                    ip("192.0.2.10", "LHR02"),
+                    ip("192.0.2.11", "ams01-s002"),
+                    ip("2001:db8:a::/48", "LHR", "AMS"),
+                ),
+            ),
             Pool("beta", (ip("198.51.100.1", "LHR01"),)),
         ),
     )
@@ -120,18 +129,39 @@ def _no_layout(a: dict[str, np.ndarray]) -> None:
 
 
 FORGERIES = [
-    ("server without the IP", _server_without_the_ip, r"array 'list_servers' row 0: server 0 of list 0 .*holds no IP of group 0"),
-    ("holders removed", _holders_removed, r"array 'group_layout' row 0: group 0 has layout 0 but no server holds"),
-    ("layout of another group", _layout_of_another_group, r"array 'list_servers' row 7: server 0 of list 4 .*holds no IP of group 0"),
-    ("layout shared by unequal groups", _layout_shared_by_unequal_groups,
-     r"array 'group_layout' row 2: group 2 shares layout 0 with group 0 but their IPs are held by different servers"),
-    ("holder left out", _holder_left_out, r"array 'list_servers' row 2: list 2 \(location 0, group 1\) leaves out server 2"),
+    (
+        "server without the IP",
+        _server_without_the_ip,
+        r"array 'list_servers' row 0: server 0 of list 0 .*holds no IP of group 0",
+    ),
+    (
+        "holders removed",
+        _holders_removed,
+        r"array 'group_layout' row 0: group 0 has layout 0 but no server holds",
+    ),
+    (
+        "layout of another group",
+        _layout_of_another_group,
+        r"array 'list_servers' row 7: server 0 of list 4 .*holds no IP of group 0",
+    ),
+    (
+        "layout shared by unequal groups",
+        _layout_shared_by_unequal_groups,
+        r"array 'group_layout' row 2: group 2 shares layout 0 with group 0 but their IPs are held by different servers",
+    ),
+    (
+        "holder left out",
+        _holder_left_out,
+        r"array 'list_servers' row 2: list 2 \(location 0, group 1\) leaves out server 2",
+    ),
     ("no layout", _no_layout, r"array 'group_layout' row 0: group 0 has no layout \(-1\)"),
 ]
 
 
 @pytest.mark.parametrize(("change", "match"), [f[1:] for f in FORGERIES], ids=[f[0] for f in FORGERIES])
-def test_forged_derived_tables_are_refused(compiled: CompiledTopology, change: Any, match: str, tmp_path: Path) -> None:
+def test_forged_derived_tables_are_refused(
+    compiled: CompiledTopology, change: Any, match: str, tmp_path: Path
+) -> None:
     data = forge(compiled, change)
     path = tmp_path / "forged.aegis"
     path.write_bytes(data)
@@ -147,7 +177,10 @@ def test_engine_on_forged_arrays_is_refused(compiled: CompiledTopology, change: 
     arrays = {name: np.array(a) for name, a in compiled.arrays.items()}
     change(arrays)
     forged = CompiledTopology(
-        arrays, counts=compiled.counts, meta=compiled.meta, distance_unit=compiled.distance_unit,
+        arrays,
+        counts=compiled.counts,
+        meta=compiled.meta,
+        distance_unit=compiled.distance_unit,
         hash_scheme=compiled.hash_scheme,
     )
     with pytest.raises(af.CompiledFileError, match=match):
@@ -159,8 +192,18 @@ def test_the_unforged_file_holds_the_guarantee(compiled: CompiledTopology) -> No
     check_batch(c, af.Engine(c), af.Engine(small_topology(), backend="reference"))
 
 
-_DERIVED = ["list_servers", "list_location", "layout_location", "layout_list", "group_layout", "list_server_start",
-            "layout_start", "ip_holder_ranges", "group_ips", "nearest_order"]
+_DERIVED = [
+    "list_servers",
+    "list_location",
+    "layout_location",
+    "layout_list",
+    "group_layout",
+    "list_server_start",
+    "layout_start",
+    "ip_holder_ranges",
+    "group_ips",
+    "nearest_order",
+]
 
 
 @given(

@@ -31,8 +31,12 @@ def expected(engine: af.Engine) -> af.BatchResult:
     "column",
     [
         pa.array(SERVERS, type=pa.string_view()),
-        pa.chunked_array([pa.array(SERVERS[:1], type=pa.string_view()), pa.array(SERVERS[1:], type=pa.string_view())]),
-        pa.DictionaryArray.from_arrays(pa.array([0, 1, 2], pa.int32()), pa.array(SERVERS, type=pa.string_view())),
+        pa.chunked_array(
+            [pa.array(SERVERS[:1], type=pa.string_view()), pa.array(SERVERS[1:], type=pa.string_view())]
+        ),
+        pa.DictionaryArray.from_arrays(
+            pa.array([0, 1, 2], pa.int32()), pa.array(SERVERS, type=pa.string_view())
+        ),
     ],
     ids=["string_view", "chunked string_view", "dictionary of string_view"],
 )
@@ -53,7 +57,9 @@ def test_arrow_columns_arrow_cannot_convert_are_batch_input_errors(engine: af.En
         engine.decide_batch(pa.array([b"lhr01-s001"], type=pa.binary_view()), "acme", 4, [1])
 
 
-@pytest.mark.parametrize("iterable", [lambda: iter(SERVERS), lambda: (s for s in SERVERS), lambda: map(str, SERVERS)])
+@pytest.mark.parametrize(
+    "iterable", [lambda: iter(SERVERS), lambda: (s for s in SERVERS), lambda: map(str, SERVERS)]
+)
 def test_any_iterable_is_accepted_as_the_docstring_says(engine: af.Engine, iterable: object) -> None:
     got = engine.decide_batch(iterable(), "acme", iter([4, 4, 4]), (f for f in [1, 2, 3]), errors="mark")  # type: ignore[operator]
     assert got.equals(expected(engine))

@@ -26,12 +26,18 @@ SPEC = Path(__file__).parent / "fixtures" / "topologies" / "spec-example.yaml"
 DEEP = 100_000
 HOSTILE_TOPOLOGIES = {
     "deep.json": ("[" * DEEP + "]" * DEEP, r"line 1, column 65: nested deeper than 64 levels"),
-    "deep-in-a-field.json": ('{"version": 1, "locations": ' + "[" * 70 + "]" * 70 + "}", r"line 1, column \d+: nested deeper"),
+    "deep-in-a-field.json": (
+        '{"version": 1, "locations": ' + "[" * 70 + "]" * 70 + "}",
+        r"line 1, column \d+: nested deeper",
+    ),
     "deep-objects.json": ('{"a":' * 5000 + "1" + "}" * 5000, r"nested deeper than 64 levels"),
     "deep.toml": ("a = " + "[" * DEEP + "]" * DEEP, r"line 1, column 69: nested deeper than 64 levels"),
     "deep-inline-tables.toml": ("a = " + "{b = " * 3000 + "1" + "}" * 3000, r"nested deeper than 64 levels"),
     "deep.yaml": ("[" * DEEP + "]" * DEEP, r"exceeded maximum nesting depth"),
-    "deep-blocks.yaml": ("a:\n" + "".join(" " * i + "b:\n" for i in range(1, 3000)), r"exceeded maximum nesting depth"),
+    "deep-blocks.yaml": (
+        "a:\n" + "".join(" " * i + "b:\n" for i in range(1, 3000)),
+        r"exceeded maximum nesting depth",
+    ),
     "huge-int.json": ('{"version": ' + "9" * 5000 + "}", r"a number too large to read.*5000 digits"),
     "huge-int.toml": ("version = " + "9" * 5000 + "\n", r"a number too large to read.*5000 digits"),
     "huge-int.yaml": ("version: " + "9" * 5000 + "\n", r"a number too large to read.*5000 digits"),
@@ -64,7 +70,10 @@ def test_validate_cli_exits_2_without_traceback(tmp_path: Path, name: str) -> No
     path.write_text(HOSTILE_TOPOLOGIES[name][0])
     run = subprocess.run(
         [sys.executable, "-c", "from aegisfwd.cli import main; main()", "validate", str(path)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert run.returncode == 2, run.stderr
     assert "Traceback" not in run.stderr
@@ -78,7 +87,9 @@ def _with_ids(c: CompiledTopology, kind: str, ids: list[str]) -> bytes:
     arrays = {name: np.array(a) for name, a in c.arrays.items()}
     encoded = [i.encode() for i in ids]
     arrays[f"{kind}_id_bytes"] = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
-    arrays[f"{kind}_id_offsets"] = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int64)
+    arrays[f"{kind}_id_offsets"] = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(
+        np.int64
+    )
     counts = dict(c.counts)
     counts[f"{kind}_id_bytes"] = int(arrays[f"{kind}_id_bytes"].shape[0])
     return CompiledTopology(
@@ -115,7 +126,12 @@ def test_unique_ids_still_load() -> None:
 def _writable_buffers(data: bytes) -> list[object]:
     anon = mmap.mmap(-1, len(data))
     anon.write(data)
-    return [bytearray(data), memoryview(bytearray(data)), anon, np.frombuffer(bytearray(data), dtype=np.uint8)]
+    return [
+        bytearray(data),
+        memoryview(bytearray(data)),
+        anon,
+        np.frombuffer(bytearray(data), dtype=np.uint8),
+    ]
 
 
 def test_writable_buffers_are_copied_so_later_writes_change_nothing() -> None:

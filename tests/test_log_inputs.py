@@ -22,9 +22,14 @@ TOPOLOGY = LOGS / "topology.yaml"
 
 def _record(i: int, **over: object) -> dict[str, object]:
     rec: dict[str, object] = {
-        "RayID": f"ray{i:04d}", "EdgeColoCode": ["LHR", "AMS", "JFK"][i % 3], "ZoneName": "local.example",
-        "OriginIP": "203.0.113.1", "ClientIP": f"198.51.100.{i % 250}", "ClientSrcPort": 40000 + i,
-        "EdgeStartTimestamp": 1_700_000_000_000_000_000 + i * 1_000_000, "OriginResponseDurationMs": 50,
+        "RayID": f"ray{i:04d}",
+        "EdgeColoCode": ["LHR", "AMS", "JFK"][i % 3],
+        "ZoneName": "local.example",
+        "OriginIP": "203.0.113.1",
+        "ClientIP": f"198.51.100.{i % 250}",
+        "ClientSrcPort": 40000 + i,
+        "EdgeStartTimestamp": 1_700_000_000_000_000_000 + i * 1_000_000,
+        "OriginResponseDurationMs": 50,
         "RequestHeaders": {"x": "y", "nested": {"deep": [1, 2]}},
     }
     rec.update(over)
@@ -39,8 +44,9 @@ def _eval(path: Path, **kw: object) -> af.Evaluation:
 
 
 # ---- 1. JSON that is not one object per line --------------------------------------------------
-@pytest.mark.parametrize("layout", ["array-pretty", "array-compact", "objects-pretty", "objects-concatenated",
-                                    "array-gzip"])
+@pytest.mark.parametrize(
+    "layout", ["array-pretty", "array-compact", "objects-pretty", "objects-concatenated", "array-gzip"]
+)
 def test_json_layouts_read_as_records(tmp_path: Path, layout: str) -> None:
     if layout == "array-pretty":
         text = json.dumps(RECORDS, indent=2)
@@ -109,6 +115,7 @@ def _write(name: str, data: bytes) -> object:
     def make(d: Path) -> Path:
         (d / name).write_bytes(data)
         return d / name
+
     return make
 
 
@@ -178,10 +185,16 @@ def test_zone_id_without_zone_name_says_how_to_map_it(tmp_path: Path) -> None:
     assert ev.summary.rows_decided == 3
 
 
-@pytest.mark.parametrize(("value", "warning"), [
-    (1, "timestamp-not-epoch"), ("1", "timestamp-not-epoch"), (86_400_000, "timestamp-not-epoch"),
-    ("1.7000000001e+18", "timestamp-imprecise"), (1.7000000001e18, "timestamp-imprecise"),
-])
+@pytest.mark.parametrize(
+    ("value", "warning"),
+    [
+        (1, "timestamp-not-epoch"),
+        ("1", "timestamp-not-epoch"),
+        (86_400_000, "timestamp-not-epoch"),
+        ("1.7000000001e+18", "timestamp-imprecise"),
+        (1.7000000001e18, "timestamp-imprecise"),
+    ],
+)
 def test_untrusted_timestamps_are_flagged_not_placed(tmp_path: Path, value: object, warning: str) -> None:
     path = tmp_path / "log.ndjson"
     path.write_text(json.dumps(_record(0, EdgeStartTimestamp=value)) + "\n" + json.dumps(_record(1)) + "\n")

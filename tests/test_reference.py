@@ -59,7 +59,7 @@ def world(*, locations: list[dict[str, Any]] | None = None, **extra: Any) -> af.
     return af.Topology.from_dict(doc)
 
 
-@pytest.fixture()
+@pytest.fixture
 def ref() -> ReferenceEngine:
     return ReferenceEngine(world())
 

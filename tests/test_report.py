@@ -15,8 +15,17 @@ import aegisfwd as af
 
 LOGS = Path(__file__).parent / "fixtures" / "logs"
 SECTIONS = (
-    "totals", "inputs", "rejects", "tier-mix", "tier-by-location", "tier-by-pool", "flows", "flow-map",
-    "load-servers", "load-ips", "concurrency",
+    "totals",
+    "inputs",
+    "rejects",
+    "tier-mix",
+    "tier-by-location",
+    "tier-by-pool",
+    "flows",
+    "flow-map",
+    "load-servers",
+    "load-ips",
+    "concurrency",
 )
 # Debian package "chromium" (apt-get install -y chromium) provides /usr/bin/chromium.
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -25,7 +34,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("report")
-    ev = af.evaluate(LOGS / "quirks.ndjson", LOGS / "topology.yaml", progress=False, rejects=d / "rejects.csv")
+    ev = af.evaluate(
+        LOGS / "quirks.ndjson", LOGS / "topology.yaml", progress=False, rejects=d / "rejects.csv"
+    )
     return ev.report(d, top=5)
 
 
@@ -57,13 +68,22 @@ def test_report_without_timing_or_coordinates(tmp_path):
 
     topo = {
         "locations": [{"id": "A"}, {"id": "B"}],
-        "data_centers": [{"id": "A1", "location": "A", "servers": ["a1"]}, {"id": "B1", "location": "B", "servers": ["b1"]}],
+        "data_centers": [
+            {"id": "A1", "location": "A", "servers": ["a1"]},
+            {"id": "B1", "location": "B", "servers": ["b1"]},
+        ],
         "pools": [{"id": "p", "ips": [{"address": "192.0.2.1", "holders": ["B"]}]}],
         "zones": {"z.example": "p"},
         "distances": {"unit": "ms", "locations": ["A", "B"], "matrix": [[0, 12.5], [12.5, 0]]},
     }
-    t = pa.table({"EdgeColoCode": ["A", "B"], "ZoneName": ["z.example"] * 2, "OriginIP": ["203.0.113.1"] * 2,
-                  "RayID": ["x", "y"]})
+    t = pa.table(
+        {
+            "EdgeColoCode": ["A", "B"],
+            "ZoneName": ["z.example"] * 2,
+            "OriginIP": ["203.0.113.1"] * 2,
+            "RayID": ["x", "y"],
+        }
+    )
     ev = af.evaluate(t, af.Topology.from_dict(topo), progress=False)
     assert ev.summary.distance_unit == "ms" and ev.summary.distance_sum == 12.5
     text = ev.report(tmp_path).read_text()
@@ -79,18 +99,39 @@ def test_terminal_tables(capsys):
     console = Console(width=160, record=True)
     ev.print(console)
     out = console.export_text()
-    for title in ("Totals", "Rejected rows", "Tier mix", "Top forwarding flows", "Load per egress server",
-                  "Load per egress IP", "Peak concurrent connections"):
+    for title in (
+        "Totals",
+        "Rejected rows",
+        "Tier mix",
+        "Top forwarding flows",
+        "Load per egress server",
+        "Load per egress IP",
+        "Peak concurrent connections",
+    ):
         assert title in out
     assert "203.0.113.2:443" in out
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian package 'chromium': apt-get install -y chromium)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium not installed (Debian package 'chromium': apt-get install -y chromium)"
+)
 def test_report_opens_in_headless_chromium(report, tmp_path):
     proc = subprocess.run(
-        [CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--enable-logging=stderr", "--v=0",
-         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", report.as_uri()],
-        check=False, capture_output=True, text=True, timeout=120,
+        [
+            CHROMIUM,
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            report.as_uri(),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     dom = proc.stdout
@@ -119,13 +160,27 @@ def test_tier_colours_are_colour_blind_safe():
     assert set(TIER_COLORS.values()) <= okabe_ito and len(set(TIER_COLORS.values())) == len(TIER_COLORS)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian package 'chromium': apt-get install -y chromium)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium not installed (Debian package 'chromium': apt-get install -y chromium)"
+)
 def test_report_screenshot_renders(report, tmp_path):
     shot = tmp_path / "report.png"
     proc = subprocess.run(
-        [CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars", "--window-size=1250,4000",
-         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", report.as_uri()],
-        check=False, capture_output=True, text=True, timeout=120,
+        [
+            CHROMIUM,
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--hide-scrollbars",
+            "--window-size=1250,4000",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            report.as_uri(),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
     from PIL import Image

@@ -49,7 +49,7 @@ def tiers_from_engine(session: Session, states: dict[str, str]) -> dict[str, int
 def test_page_and_assets(server):
     base, _ = server
     status, text, headers = call(base, "GET", "/")
-    assert status == 200 and "<svg id=\"map\"" in text and headers["Content-Type"].startswith("text/html")
+    assert status == 200 and '<svg id="map"' in text and headers["Content-Type"].startswith("text/html")
     # nothing is fetched from anywhere but the explorer itself
     for name in ("index.html", "app.js", "style.css"):
         status, body, _ = call(base, "GET", f"/static/{name}")
@@ -88,11 +88,20 @@ def test_placement_and_downloads(server):
     base, _ = server
     call(base, "POST", "/api/reset")
     status, pool, _ = call(base, "GET", "/api/pool/remote")
-    assert status == 200 and pool["ips"][0] == {"address": "192.0.2.2", "family": 4, "holders": ["AMS"],
-                                                "locations": ["AMS"]}
-    status, s, _ = call(base, "POST", "/api/placement?pool=remote", {"address": "192.0.2.2", "add": ["LHR", "JFK"]})
+    assert status == 200 and pool["ips"][0] == {
+        "address": "192.0.2.2",
+        "family": 4,
+        "holders": ["AMS"],
+        "locations": ["AMS"],
+    }
+    status, s, _ = call(
+        base, "POST", "/api/placement?pool=remote", {"address": "192.0.2.2", "add": ["LHR", "JFK"]}
+    )
     assert status == 200, s
-    assert s["moves"][0]["after"] == ["AMS", "LHR", "JFK"] and s["tiers"]["REMOTE"] < s["baseline_tiers"]["REMOTE"]
+    assert (
+        s["moves"][0]["after"] == ["AMS", "LHR", "JFK"]
+        and s["tiers"]["REMOTE"] < s["baseline_tiers"]["REMOTE"]
+    )
     call(base, "POST", "/api/states", {"states": {"jfk01-s1": "draining"}})
 
     status, text, headers = call(base, "GET", "/api/topology.yaml")
@@ -116,29 +125,44 @@ def test_pool_search_and_meta(server):
     assert status == 200 and res["pools"][0]["id"] == "dcpool" and res["pools"][0]["zone"] == "dc.example"
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status", "fragment"), [
-    ("POST", "/api/states", b"{not json", 400, "malformed JSON"),
-    ("POST", "/api/states", b"[1, 2]", 400, "JSON object"),
-    ("POST", "/api/states", b'{"states": {"NOPE": "down"}}', 400, "unknown server, DC or location: 'NOPE'"),
-    ("POST", "/api/states", b'{"states": {"LHR": "off"}}', 400, "invalid state 'off'"),
-    ("POST", "/api/states", b'{"states": "LHR"}', 400, "non-empty object"),
-    ("POST", "/api/states", b'{"states": {"LHR": "down"}, "x": 1}', 400, "unknown field"),
-    ("POST", "/api/states", b"\xff\xfe", 400, "malformed JSON"),
-    ("POST", "/api/placement", b'{"address": "192.0.2.9", "add": ["LHR"]}', 400, "in no pool"),
-    ("POST", "/api/placement", b'{"address": 7, "add": ["LHR"]}', 400, "non-empty string"),
-    ("POST", "/api/placement", b'{"address": "192.0.2.2", "add": ["Mars"]}', 400, "unknown holder 'Mars'"),
-    ("POST", "/api/placement", b'{"address": "192.0.2.2", "add": [1]}', 400, "not an id"),
-    ("POST", "/api/placement", b'{"address": "192.0.2.2", "add": {"a": 1}}', 400, "must be a list"),
-    ("GET", "/api/summary?pool=nope", None, 400, "unknown pool: 'nope'"),
-    ("GET", "/api/summary?zone=nope.example", None, 400, "unknown zone"),
-    ("GET", "/api/summary?pool=remote&zone=remote.example", None, 400, "not both"),
-    ("GET", "/api/location/NOPE", None, 400, "unknown location"),
-    ("GET", "/api/pool/NOPE", None, 400, "unknown pool"),
-    ("GET", "/api/pools?limit=x", None, 400, "limit"),
-    ("GET", "/api/nothing", None, 404, "Not Found"),
-    ("DELETE", "/api/states", None, 405, "Method Not Allowed"),
-    ("POST", "/api/states", b"[" * (2 << 20), 413, "body size"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "fragment"),
+    [
+        ("POST", "/api/states", b"{not json", 400, "malformed JSON"),
+        ("POST", "/api/states", b"[1, 2]", 400, "JSON object"),
+        (
+            "POST",
+            "/api/states",
+            b'{"states": {"NOPE": "down"}}',
+            400,
+            "unknown server, DC or location: 'NOPE'",
+        ),
+        ("POST", "/api/states", b'{"states": {"LHR": "off"}}', 400, "invalid state 'off'"),
+        ("POST", "/api/states", b'{"states": "LHR"}', 400, "non-empty object"),
+        ("POST", "/api/states", b'{"states": {"LHR": "down"}, "x": 1}', 400, "unknown field"),
+        ("POST", "/api/states", b"\xff\xfe", 400, "malformed JSON"),
+        ("POST", "/api/placement", b'{"address": "192.0.2.9", "add": ["LHR"]}', 400, "in no pool"),
+        ("POST", "/api/placement", b'{"address": 7, "add": ["LHR"]}', 400, "non-empty string"),
+        (
+            "POST",
+            "/api/placement",
+            b'{"address": "192.0.2.2", "add": ["Mars"]}',
+            400,
+            "unknown holder 'Mars'",
+        ),
+        ("POST", "/api/placement", b'{"address": "192.0.2.2", "add": [1]}', 400, "not an id"),
+        ("POST", "/api/placement", b'{"address": "192.0.2.2", "add": {"a": 1}}', 400, "must be a list"),
+        ("GET", "/api/summary?pool=nope", None, 400, "unknown pool: 'nope'"),
+        ("GET", "/api/summary?zone=nope.example", None, 400, "unknown zone"),
+        ("GET", "/api/summary?pool=remote&zone=remote.example", None, 400, "not both"),
+        ("GET", "/api/location/NOPE", None, 400, "unknown location"),
+        ("GET", "/api/pool/NOPE", None, 400, "unknown pool"),
+        ("GET", "/api/pools?limit=x", None, 400, "limit"),
+        ("GET", "/api/nothing", None, 404, "Not Found"),
+        ("DELETE", "/api/states", None, 405, "Method Not Allowed"),
+        ("POST", "/api/states", b"[" * (2 << 20), 413, "body size"),
+    ],
+)
 def test_bad_input_is_a_4xx_with_a_message(server, method, path, body, status, fragment):
     base, session = server
     v = session.version
@@ -152,8 +176,13 @@ def test_bad_input_is_a_4xx_with_a_message(server, method, path, body, status, f
 def test_four_location_limit_is_a_400():
     locs = [{"id": f"L{i}", "lat": float(i), "lon": 0.0} for i in range(5)]
     dcs = [{"id": f"D{i}", "location": f"L{i}", "servers": [f"s{i}"]} for i in range(5)]
-    topo = af.Topology.from_dict({"locations": locs, "data_centers": dcs, "pools": [
-        {"id": "p", "ips": [{"address": "192.0.2.1", "holders": ["L0", "L1", "L2", "L3"]}]}]})
+    topo = af.Topology.from_dict(
+        {
+            "locations": locs,
+            "data_centers": dcs,
+            "pools": [{"id": "p", "ips": [{"address": "192.0.2.1", "holders": ["L0", "L1", "L2", "L3"]}]}],
+        }
+    )
     engine = af.Engine(topo)
     from aegisfwd.serve import sample_rows
 
@@ -161,7 +190,9 @@ def test_four_location_limit_is_a_400():
     with running(session) as base:
         status, doc, _ = call(base, "POST", "/api/placement", {"address": "192.0.2.1", "add": ["L4"]})
         assert status == 400 and "at most 4 locations" in doc["error"]
-        status, doc, _ = call(base, "POST", "/api/placement", {"address": "192.0.2.1", "add": ["L4"], "remove": ["L0"]})
+        status, doc, _ = call(
+            base, "POST", "/api/placement", {"address": "192.0.2.1", "add": ["L4"], "remove": ["L0"]}
+        )
         assert status == 200 and doc["moves"][0]["locations"] == ["L1", "L2", "L3", "L4"]
 
 
@@ -170,8 +201,9 @@ CLI = [sys.executable, "-c", "import sys; from aegisfwd.cli import main; sys.exi
 
 
 def _serve_cli(*args: str, timeout: float = 120) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([*CLI, "serve", "--port", "0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", "0", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
     while time.monotonic() < deadline:
@@ -221,9 +253,18 @@ def test_cli_input_errors(tmp_path):
     af.load_topology(TOPOLOGY).compile().save(compiled)
     bad = tmp_path / "bad.yaml"
     bad.write_text("locations: 3\n")
-    for args, fragment in (([ "-t", str(compiled)], "not a compiled file"), (["-t", str(bad)], "error(s)"),
-                           (["--host", "127.0.0.1", "--port", "70000"], "70000")):
-        r = subprocess.run([*CLI, "serve", *args], capture_output=True, text=True, check=False,
-                           timeout=120, env={**os.environ, "COLUMNS": "200"})
+    for args, fragment in (
+        (["-t", str(compiled)], "not a compiled file"),
+        (["-t", str(bad)], "error(s)"),
+        (["--host", "127.0.0.1", "--port", "70000"], "70000"),
+    ):
+        r = subprocess.run(
+            [*CLI, "serve", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            env={**os.environ, "COLUMNS": "200"},
+        )
         assert r.returncode == 2, r.stderr
         assert fragment in r.stderr and "Traceback" not in r.stderr

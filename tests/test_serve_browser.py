@@ -22,7 +22,8 @@ TOPOLOGY = LOGS / "topology.yaml"
 TIERS = ("LOCAL", "SAME_DC", "SAME_LOCATION", "REMOTE", "UNAVAILABLE")
 
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium not installed (Debian package 'chromium': apt-get install -y chromium)")
+    CHROMIUM is None, reason="chromium not installed (Debian package 'chromium': apt-get install -y chromium)"
+)
 
 
 def engine_tiers(session: Session, states: dict[str, str]) -> dict[str, int]:
@@ -53,12 +54,18 @@ def test_click_a_location_down(tmp_path):
             assert await page.js("document.getElementById('land').getAttribute('d').length") > 10_000
             version = int(await page.js("document.body.dataset.version"))
             await page.click('#locs circle[data-loc="JFK"]')
-            await page.wait_for("!document.getElementById('loc-card').hidden && "
-                                "document.getElementById('loc-name').textContent.startsWith('JFK')")
+            await page.wait_for(
+                "!document.getElementById('loc-card').hidden && "
+                "document.getElementById('loc-name').textContent.startsWith('JFK')"
+            )
             await page.click("#loc-down")
-            await page.wait_for(f"+document.body.dataset.version > {version} && document.body.dataset.pending === '0'")
+            await page.wait_for(
+                f"+document.body.dataset.version > {version} && document.body.dataset.pending === '0'"
+            )
             assert await page.js(SHOWN_TIERS) == after
-            assert await page.js("document.querySelector('#locs circle[data-loc=\"JFK\"]').classList.contains('down')")
+            assert await page.js(
+                "document.querySelector('#locs circle[data-loc=\"JFK\"]').classList.contains('down')"
+            )
             assert await page.js("document.querySelector('#loc-down').classList.contains('active')")
             await page.screenshot(tmp_path / "explorer.png")
         assert (tmp_path / "explorer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -43,8 +43,9 @@ def expected(session: Session) -> af.BatchResult:
     keys = engine.compiled.arrays["server_key"]
     ingress = choose_ingress(first, end, rows.flow, keys, session.states)
     fallback = ingress < 0
-    ingress[fallback] = choose_ingress(first[fallback], end[fallback], rows.flow[fallback], keys,
-                                       np.zeros_like(session.states))
+    ingress[fallback] = choose_ingress(
+        first[fallback], end[fallback], rows.flow[fallback], keys, np.zeros_like(session.states)
+    )
     assert np.array_equal(ingress, session.current.ingress)
     return engine.decide_batch(ingress, rows.pool, rows.family, rows.flow)
 
@@ -58,7 +59,7 @@ def assert_same(session: Session) -> None:
     # The summary, updated from the re-decided rows since the last one, equals one counted afresh.
     s = summarize(session)
     fresh = totals_of(session, session.current, slice(0, len(session.rows)))
-    assert s["tiers"] == dict(zip(TIERS, fresh.tiers[:5].tolist()))
+    assert s["tiers"] == dict(zip(TIERS, fresh.tiers[:5].tolist(), strict=True))
     assert s["changed"]["rows_changed_egress"] == fresh.changed
     assert s["changed"]["rows_changed_location"] == fresh.moved_location
     assert s["added_distance_sum"] == fresh.distance_milli / 1000
@@ -85,8 +86,14 @@ def test_changes_equal_a_full_recompile(topo, data):
     addresses = [ip.address for p in topo.pools for ip in p.ips]
     for _ in range(data.draw(st.integers(1, 5))):
         if data.draw(st.booleans()):
-            changes = data.draw(st.dictionaries(st.sampled_from(names), st.sampled_from(["up", "draining", "down"]),
-                                                min_size=1, max_size=3))
+            changes = data.draw(
+                st.dictionaries(
+                    st.sampled_from(names),
+                    st.sampled_from(["up", "draining", "down"]),
+                    min_size=1,
+                    max_size=3,
+                )
+            )
             session.set_states(changes)
         else:
             address = data.draw(st.sampled_from(addresses))
@@ -165,9 +172,21 @@ def test_placement_rules(log_session):
 def test_four_locations_per_ipv4_address():
     locs = [{"id": f"L{i}", "lat": float(i), "lon": 0.0} for i in range(6)]
     dcs = [{"id": f"D{i}", "location": f"L{i}", "servers": [f"s{i}"]} for i in range(6)]
-    topo = af.Topology.from_dict({"locations": locs, "data_centers": dcs, "pools": [{"id": "p", "ips": [
-        {"address": "192.0.2.1", "holders": ["L0", "D1", "s2", "L3"]},
-        {"address": "2001:db8::/48", "holders": ["L0", "L1", "L2", "L3"]}]}]})
+    topo = af.Topology.from_dict(
+        {
+            "locations": locs,
+            "data_centers": dcs,
+            "pools": [
+                {
+                    "id": "p",
+                    "ips": [
+                        {"address": "192.0.2.1", "holders": ["L0", "D1", "s2", "L3"]},
+                        {"address": "2001:db8::/48", "holders": ["L0", "L1", "L2", "L3"]},
+                    ],
+                }
+            ],
+        }
+    )
     engine = af.Engine(topo)
     session = Session(topo, sample_rows(topo, engine.compiled, 100), engine=engine, threads=1)
     with pytest.raises(PlacementError, match=f"at most {MAX_IPV4_LOCATIONS} locations"):
@@ -180,8 +199,13 @@ def test_four_locations_per_ipv4_address():
 def test_bad_state_changes_change_nothing(log_session):
     log_session.reset()
     v = log_session.version
-    for bad, exc in (({}, StateChangeError), ({"LHR": "off"}, StateChangeError), ({"NOPE": "down"}, af.UnknownIdError),
-                     ({"LHR": "down", "NOPE": "down"}, af.UnknownIdError), ([("LHR", "down")], StateChangeError)):
+    for bad, exc in (
+        ({}, StateChangeError),
+        ({"LHR": "off"}, StateChangeError),
+        ({"NOPE": "down"}, af.UnknownIdError),
+        ({"LHR": "down", "NOPE": "down"}, af.UnknownIdError),
+        ([("LHR", "down")], StateChangeError),
+    ):
         with pytest.raises(exc):
             log_session.set_states(bad)  # type: ignore[arg-type]
     assert log_session.version == v and not log_session.changed_states()
@@ -209,12 +233,19 @@ def test_scope_summary_is_the_pool_slice(log_session):
 def test_baseline_totals_per_scope_are_bounded():
     from aegisfwd.serve.summary import _CACHES, BASELINE_SCOPES
 
-    small = af.Topology.from_dict({
-        "locations": [{"id": "A", "lat": 0.0, "lon": 0.0}, {"id": "B", "lat": 10.0, "lon": 10.0}],
-        "data_centers": [{"id": "A1", "location": "A", "servers": ["a1", "a2"]},
-                         {"id": "B1", "location": "B", "servers": ["b1"]}],
-        "pools": [{"id": f"p{k}", "ips": [{"address": f"192.0.2.{k}", "holders": ["A" if k % 2 else "b1"]}]}
-                  for k in range(40)]})
+    small = af.Topology.from_dict(
+        {
+            "locations": [{"id": "A", "lat": 0.0, "lon": 0.0}, {"id": "B", "lat": 10.0, "lon": 10.0}],
+            "data_centers": [
+                {"id": "A1", "location": "A", "servers": ["a1", "a2"]},
+                {"id": "B1", "location": "B", "servers": ["b1"]},
+            ],
+            "pools": [
+                {"id": f"p{k}", "ips": [{"address": f"192.0.2.{k}", "holders": ["A" if k % 2 else "b1"]}]}
+                for k in range(40)
+            ],
+        }
+    )
     engine = af.Engine(small)
     session = Session(small, sample_rows(small, engine.compiled, 20_000), engine=engine, threads=1)
     summarize(session)

@@ -92,7 +92,7 @@ def test_answers_equal_engine_and_reference(isa, data):
             assert outcome(eng.decide, *request) == expected, request
         rows = data.draw(request_lists(topo, invalid=True))
         if rows:
-            cols = [list(c) for c in zip(*rows)]
+            cols = [list(c) for c in zip(*rows, strict=True)]
             expected = ref.decide_batch(*cols, errors="mark")
             same_batch(worker.decide_batch(*cols, errors="mark"), expected)
             same_batch(owner.decide_batch(*cols, errors="mark", threads=2), expected)

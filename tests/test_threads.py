@@ -19,7 +19,8 @@ def grid_topology(n_loc: int = 12, dcs: int = 3, servers: int = 12, pools: int =
     locations = [{"id": f"L{i}", "lat": 0.0, "lon": 3.0 * i} for i in range(n_loc)]
     data_centers = [
         {"id": f"L{i}D{d}", "location": f"L{i}", "servers": [f"L{i}D{d}s{k}" for k in range(servers)]}
-        for i in range(n_loc) for d in range(dcs)
+        for i in range(n_loc)
+        for d in range(dcs)
     ]
     pool_docs = []
     for p in range(pools):
@@ -65,7 +66,7 @@ def test_batches_see_states_before_or_after_each_change(topo, isa):
     b = a.copy()
     loc_start = engine.compiled["location_server_start"]
     for loc in (1, 4, 7):
-        b[loc_start[loc]:loc_start[loc + 1]] = 2
+        b[loc_start[loc] : loc_start[loc + 1]] = 2
     b[rng.integers(0, len(b), 60)] = 1
     expect_a = expected_under(engine, a, args)
     expect_b = expected_under(engine, b, args)
@@ -94,7 +95,9 @@ def test_batches_see_states_before_or_after_each_change(topo, isa):
             got = engine.decide_batch(*args, threads=2)
             for name in ("tier", "server", "dc", "location", "ip", "distance"):
                 g, x, y = getattr(got, name), getattr(expect_a, name), getattr(expect_b, name)
-                ok = np.isclose(g, x, equal_nan=True, rtol=0, atol=0) | np.isclose(g, y, equal_nan=True, rtol=0, atol=0)
+                ok = np.isclose(g, x, equal_nan=True, rtol=0, atol=0) | np.isclose(
+                    g, y, equal_nan=True, rtol=0, atol=0
+                )
                 if not ok.all():
                     errors.append(f"{name}: {int((~ok).sum())} rows match neither state")
             # Whole rows, not just columns, must come from one state.
@@ -134,16 +137,27 @@ def test_scalar_decisions_and_changes_from_many_threads(topo):
         rng = np.random.default_rng(seed)
         try:
             for _ in range(3000):
-                d = engine.decide(int(rng.integers(0, len(engine.servers))), int(rng.integers(0, len(engine.pools))), 4,
-                                  int(rng.integers(0, 2**63)))
-                assert d.tier in (af.Tier.LOCAL, af.Tier.SAME_DC, af.Tier.SAME_LOCATION, af.Tier.REMOTE,
-                                  af.Tier.UNAVAILABLE)
+                d = engine.decide(
+                    int(rng.integers(0, len(engine.servers))),
+                    int(rng.integers(0, len(engine.pools))),
+                    4,
+                    int(rng.integers(0, 2**63)),
+                )
+                assert d.tier in (
+                    af.Tier.LOCAL,
+                    af.Tier.SAME_DC,
+                    af.Tier.SAME_LOCATION,
+                    af.Tier.REMOTE,
+                    af.Tier.UNAVAILABLE,
+                )
                 if d.tier != af.Tier.UNAVAILABLE:
                     assert engine.ips[d.ip_index] == d.ip and d.server is not None
         except BaseException as exc:  # noqa: BLE001
             failures.append(exc)
 
-    threads = [threading.Thread(target=changer)] + [threading.Thread(target=decider, args=(k,)) for k in range(3)]
+    threads = [threading.Thread(target=changer)] + [
+        threading.Thread(target=decider, args=(k,)) for k in range(3)
+    ]
     for th in threads:
         th.start()
     for th in threads[1:]:

@@ -54,32 +54,65 @@ def cpu_model() -> str:
 def build(out_dir: Path) -> Path:
     cxx = os.environ.get("CXX", "c++")
     env = {**os.environ, "PKG_CONFIG_PATH": str(capi.pkgconfig_dir())}
-    libs = shlex.split(subprocess.run(["pkg-config", "--cflags", "--libs", "aegisfwd"], env=env, check=True,
-                                      capture_output=True, text=True).stdout)
+    libs = shlex.split(
+        subprocess.run(
+            ["pkg-config", "--cflags", "--libs", "aegisfwd"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     sources = sorted((REPO / "cpp" / "src").glob("*.cpp"))
 
     def compile_one(src: Path) -> Path:
         obj = out_dir / (src.stem + ".o")
         if not obj.exists() or obj.stat().st_mtime < src.stat().st_mtime:
-            cmd = [cxx, *CXXFLAGS, *ISA_FLAGS.get(src.name, []), f"-I{REPO / 'cpp' / 'include'}", "-c", str(src),
-                   "-o", str(obj)]
+            cmd = [
+                cxx,
+                *CXXFLAGS,
+                *ISA_FLAGS.get(src.name, []),
+                f"-I{REPO / 'cpp' / 'include'}",
+                "-c",
+                str(src),
+                "-o",
+                str(obj),
+            ]
             subprocess.run(cmd, check=True)
         return obj
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         objects = list(pool.map(compile_one, sources))
     exe = out_dir / "bench_capi"
-    cmd = [cxx, *CXXFLAGS, f"-I{REPO / 'cpp' / 'include'}", str(HERE / "bench_capi.cpp"), *map(str, objects),
-           "-o", str(exe), *libs, "-lpthread"]
+    cmd = [
+        cxx,
+        *CXXFLAGS,
+        f"-I{REPO / 'cpp' / 'include'}",
+        str(HERE / "bench_capi.cpp"),
+        *map(str, objects),
+        "-o",
+        str(exe),
+        *libs,
+        "-lpthread",
+    ]
     subprocess.run(cmd, check=True)
     return exe
 
 
-def python_scalar_ns(engine: af.Engine, req: dict[str, np.ndarray], rounds: int, chunk: int = 2000) -> tuple[float, float]:
+def python_scalar_ns(
+    engine: af.Engine, req: dict[str, np.ndarray], rounds: int, chunk: int = 2000
+) -> tuple[float, float]:
     """ns per ``af.Engine.decide``: one request repeated, and the distinct rows; timed in chunks,
     the fastest round per chunk (as bench_capi.cpp does)."""
-    rows = list(zip(req["server"].tolist(), req["pool"].tolist(), req["family"].tolist(), req["flow"].tolist(),
-                    strict=True))
+    rows = list(
+        zip(
+            req["server"].tolist(),
+            req["pool"].tolist(),
+            req["family"].tolist(),
+            req["flow"].tolist(),
+            strict=True,
+        )
+    )
     decide = engine.decide
     one = rows[0]
     chunks = [rows[k : k + chunk] for k in range(0, len(rows), chunk)]
@@ -115,15 +148,27 @@ def main() -> int:
     req_file = args.build_dir / "requests.bin"
     with open(req_file, "wb") as f:
         f.write(struct.pack("<Q", args.rows))
-        f.writelines(np.ascontiguousarray(req[name], dtype=dtype).tobytes() for name, dtype in (("server", "<i4"), ("pool", "<i4"), ("family", "u1"), ("flow", "<u8")))
+        f.writelines(
+            np.ascontiguousarray(req[name], dtype=dtype).tobytes()
+            for name, dtype in (("server", "<i4"), ("pool", "<i4"), ("family", "u1"), ("flow", "<u8"))
+        )
 
-    run = subprocess.run([str(exe), str(world_file), str(req_file), str(args.rounds)], check=True,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [str(exe), str(world_file), str(req_file), str(args.rounds)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     figures = json.loads(run.stdout)
     engine = af.Engine(af.load_compiled(world_file))
     py_one, py_distinct = python_scalar_ns(engine, req, max(3, args.rounds // 4))
-    figures.update(python_one_ns=round(py_one, 1), python_distinct_ns=round(py_distinct, 1), cpu=cpu_model(),
-                   cores=os.cpu_count(), command=" ".join([Path(sys.executable).name, *sys.argv]))
+    figures.update(
+        python_one_ns=round(py_one, 1),
+        python_distinct_ns=round(py_distinct, 1),
+        cpu=cpu_model(),
+        cores=os.cpu_count(),
+        command=" ".join([Path(sys.executable).name, *sys.argv]),
+    )
     ratios = {
         "capi/core one request": figures["capi_one_ns"] / figures["core_one_ns"],
         "capi/core 20k distinct": figures["capi_distinct_ns"] / figures["core_distinct_ns"],
@@ -132,14 +177,22 @@ def main() -> int:
         "python/capi 20k distinct": figures["python_distinct_ns"] / figures["capi_distinct_ns"],
     }
     figures["ratios"] = {k: round(v, 3) for k, v in ratios.items()}
-    print(f"{figures['cpu']} ({figures['cores']} cores), kernel {figures['isa']}, {figures['rows']:,} requests")
+    print(
+        f"{figures['cpu']} ({figures['cores']} cores), kernel {figures['isa']}, {figures['rows']:,} requests"
+    )
     print(f"{'ns per decision':<28}{'one request':>14}{'20k distinct':>14}{'batch, per row':>16}")
-    print(f"{'C++ core (Engine::decide)':<28}{figures['core_one_ns']:>14.1f}{figures['core_distinct_ns']:>14.1f}"
-          f"{figures['core_batch_row_ns']:>16.1f}")
-    print(f"{'C ABI (aegisfwd_decide)':<28}{figures['capi_one_ns']:>14.1f}{figures['capi_distinct_ns']:>14.1f}"
-          f"{figures['capi_batch_row_ns']:>16.1f}")
-    print(f"{'Python (af.Engine.decide)':<28}{figures['python_one_ns']:>14.1f}{figures['python_distinct_ns']:>14.1f}"
-          f"{'':>16}")
+    print(
+        f"{'C++ core (Engine::decide)':<28}{figures['core_one_ns']:>14.1f}{figures['core_distinct_ns']:>14.1f}"
+        f"{figures['core_batch_row_ns']:>16.1f}"
+    )
+    print(
+        f"{'C ABI (aegisfwd_decide)':<28}{figures['capi_one_ns']:>14.1f}{figures['capi_distinct_ns']:>14.1f}"
+        f"{figures['capi_batch_row_ns']:>16.1f}"
+    )
+    print(
+        f"{'Python (af.Engine.decide)':<28}{figures['python_one_ns']:>14.1f}{figures['python_distinct_ns']:>14.1f}"
+        f"{'':>16}"
+    )
     for name, value in ratios.items():
         print(f"  {name}: {value:.3f}x")
     if args.json is not None:

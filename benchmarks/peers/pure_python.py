@@ -27,8 +27,9 @@ Answer = tuple[int, "str | None", "str | None", "str | None", "str | None", floa
 class _IP:
     __slots__ = ("_text", "holders", "index", "key", "network")
 
-    def __init__(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network, index: int,
-                 holders: frozenset[str]) -> None:
+    def __init__(
+        self, network: ipaddress.IPv4Network | ipaddress.IPv6Network, index: int, holders: frozenset[str]
+    ) -> None:
         self.network = network
         self.index = index
         self.key = ip_key(network)
@@ -61,7 +62,9 @@ class PurePythonPeer:
             for s in dc.servers:
                 self.server_dc[s] = dc.id
                 self.server_location[s] = dc.location
-        self.up: set[str] = {s for s, st in zip(t.server_ids, t.initial_states().tolist(), strict=True) if st == 0}
+        self.up: set[str] = {
+            s for s, st in zip(t.server_ids, t.initial_states().tolist(), strict=True) if st == 0
+        }
         self.key: dict[str, int] = {s: server_key(s) for s in t.server_ids}
         self.location_rank = {lid: i for i, lid in enumerate(t.location_ids)}
 
@@ -80,9 +83,7 @@ class PurePythonPeer:
                     ip.holders,
                     (
                         frozenset(ip.holders),
-                        frozenset(
-                            self.server_location.get(h) or dc_location.get(h) or h for h in ip.holders
-                        ),
+                        frozenset(self.server_location.get(h) or dc_location.get(h) or h for h in ip.holders),
                     ),
                 )
                 self.ips.setdefault(g, []).append(_IP(ip.network, index, names))
@@ -92,12 +93,17 @@ class PurePythonPeer:
         ids = t.location_ids
         matrix = t.distance_matrix().tolist()
         self.distance: dict[str, dict[str, float]] = {
-            a: {b: d for b, d in zip(ids, row, strict=True) if not math.isnan(d)} for a, row in zip(ids, matrix, strict=True)
+            a: {b: d for b, d in zip(ids, row, strict=True) if not math.isnan(d)}
+            for a, row in zip(ids, matrix, strict=True)
         }
         # Index tables for the batch interface.
         self._server_ids: Sequence[str] = t.server_ids
         self._pool_ids: Sequence[str] = t.pool_ids
-        self._server_index, self._dc_index, self._location_index = t.server_index, t.dc_index, t.location_index
+        self._server_index, self._dc_index, self._location_index = (
+            t.server_index,
+            t.dc_index,
+            t.location_index,
+        )
 
     # ---- one decision ---------------------------------------------------------------------
     def _holds(self, server: str, ip: _IP) -> bool:
@@ -114,7 +120,9 @@ class PurePythonPeer:
             return (tier, None, None, None, None, distance)
         return (tier, target, self.server_dc[target], self.server_location[target], ip.text, distance)
 
-    def _decide(self, server: str, pool: str, family: int, flow: int) -> tuple[int, str | None, _IP | None, float]:
+    def _decide(
+        self, server: str, pool: str, family: int, flow: int
+    ) -> tuple[int, str | None, _IP | None, float]:
         if server not in self.server_dc:
             raise ValueError(f"unknown server: {server!r}")
         if pool not in self.pools:
@@ -143,11 +151,18 @@ class PurePythonPeer:
             if not candidates:
                 tier = REMOTE
                 reachable = self.distance[location]
-                places = [m for m in self.holder_locations.get((pool, family), ()) if m != location and m in reachable]
+                places = [
+                    m
+                    for m in self.holder_locations.get((pool, family), ())
+                    if m != location and m in reachable
+                ]
                 places.sort(key=lambda m: (reachable[m], self.location_rank[m]))
                 for m in places:
                     candidates = [
-                        s for d in self.location_dcs[m] for s in self.dc_servers[d] if self._is_candidate(s, ips)
+                        s
+                        for d in self.location_dcs[m]
+                        for s in self.dc_servers[d]
+                        if self._is_candidate(s, ips)
                     ]
                     if candidates:
                         distance = reachable[m]
@@ -186,5 +201,11 @@ class PurePythonPeer:
                 out_dc[row] = dc_index[self.server_dc[target]]
                 out_location[row] = location_index[self.server_location[target]]
                 out_ip[row] = ip.index
-        return {"tier": out_tier, "server": out_server, "dc": out_dc, "location": out_location, "ip": out_ip,
-                "distance": out_distance}
+        return {
+            "tier": out_tier,
+            "server": out_server,
+            "dc": out_dc,
+            "location": out_location,
+            "ip": out_ip,
+            "distance": out_distance,
+        }

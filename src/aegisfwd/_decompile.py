@@ -70,13 +70,17 @@ def topology_document(compiled: Any) -> dict[str, Any]:
             hs += holders(int(first), int(end))
         pool_ips[ip_pool[i]].append({"address": address, "holders": hs})
 
-    states = {servers[s]: STATE_NAMES[c] for s, c in enumerate(np.asarray(a["server_initial_state"]).tolist()) if c}
+    states = {
+        servers[s]: STATE_NAMES[c] for s, c in enumerate(np.asarray(a["server_initial_state"]).tolist()) if c
+    }
     matrix = np.asarray(a["location_distance"], dtype=np.float64)
     doc: dict[str, Any] = {
         "version": 1,
         "locations": [{"id": lid} for lid in locations],
-        "data_centers": [{"id": dcs[d], "location": locations[int(dc_location[d])], "servers": members[d]}
-                         for d in range(len(dcs))],
+        "data_centers": [
+            {"id": dcs[d], "location": locations[int(dc_location[d])], "servers": members[d]}
+            for d in range(len(dcs))
+        ],
         "pools": [{"id": p, "ips": pool_ips[k]} for k, p in enumerate(pools)],
         "distances": {
             "unit": compiled.distance_unit,

@@ -71,12 +71,18 @@ def choose_ingress(
     ``isa``: ``"auto"`` (AVX-512, else AVX2, else generic), ``"generic"``, ``"avx2"`` or ``"avx512"``
     (``_core.logkeys_isas()`` lists those this CPU runs; another one is a ``ValueError``).
     """
+
     def arg(x: np.ndarray, dtype: type) -> np.ndarray:
         return np.require(x, dtype=dtype, requirements=["C", "A"])
 
     return _core.choose_ingress(
-        arg(first, np.int32), arg(end, np.int32), arg(flows, np.uint64), arg(server_keys, np.uint64),
-        arg(states, np.uint8), 0 if threads is None else max(int(threads), 1), isa,
+        arg(first, np.int32),
+        arg(end, np.int32),
+        arg(flows, np.uint64),
+        arg(server_keys, np.uint64),
+        arg(states, np.uint8),
+        0 if threads is None else max(int(threads), 1),
+        isa,
     )
 
 
@@ -101,7 +107,9 @@ def choose_ingress_np(
     states = np.asarray(states, dtype=np.uint8)
     n = first.shape[0]
     if end.shape[0] != n or flows.shape[0] != n:
-        raise ValueError(f"first, end and flows must have one length; got {n}, {end.shape[0]}, {flows.shape[0]}")
+        raise ValueError(
+            f"first, end and flows must have one length; got {n}, {end.shape[0]}, {flows.shape[0]}"
+        )
     out = np.full(n, -1, dtype=np.int32)
     if n == 0:
         return out

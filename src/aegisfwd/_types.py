@@ -182,9 +182,7 @@ class BatchResult:
         def ids(indices: np.ndarray, table: Sequence[str]) -> pa.Array:
             dictionary = pa.array(list(table), type=pa.string())
             mask = indices < 0
-            return pa.DictionaryArray.from_arrays(
-                pa.array(indices, type=pa.int32(), mask=mask), dictionary
-            )
+            return pa.DictionaryArray.from_arrays(pa.array(indices, type=pa.int32(), mask=mask), dictionary)
 
         tier_dictionary = pa.array([TIER_NAMES.get(i, str(i)) for i in range(256)], type=pa.string())
         tier = pa.DictionaryArray.from_arrays(pa.array(self.tier, type=pa.uint8()), tier_dictionary)

@@ -15,7 +15,14 @@ from pathlib import Path
 
 from .errors import AegisError
 
-__all__ = ["CApiNotInstalledError", "cmake_dir", "include_dir", "library_dir", "library_path", "pkgconfig_dir"]
+__all__ = [
+    "CApiNotInstalledError",
+    "cmake_dir",
+    "include_dir",
+    "library_dir",
+    "library_path",
+    "pkgconfig_dir",
+]
 
 _HEADER = "include/aegisfwd.h"
 

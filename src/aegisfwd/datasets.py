@@ -252,7 +252,11 @@ def _build_world(seed: int) -> Topology:
     partial_n = servers_per_dc[dc0[partial]]
     partial_idx = (slot_server_u[partial] * partial_n[:, None]).astype(np.int64).tolist()
     partial_of = dict(
-        zip(partial.tolist(), zip(partial_idx, partial_n.tolist(), slot_n_servers[partial].tolist(), strict=True), strict=True)
+        zip(
+            partial.tolist(),
+            zip(partial_idx, partial_n.tolist(), slot_n_servers[partial].tolist(), strict=True),
+            strict=True,
+        )
     )
 
     dc0_l = dc0.tolist()

@@ -119,7 +119,9 @@ class Engine(EngineCore):
         isa: str | None = None,
     ) -> None:
         if _backend(backend) != "compiled":
-            raise ValueError("a subclass of Engine runs the compiled backend; use Engine(..., backend='reference')")
+            raise ValueError(
+                "a subclass of Engine runs the compiled backend; use Engine(..., backend='reference')"
+            )
         self._load(topology, "compiled")
         isa = _resolve_isa(isa)
         compiled = self._compiled
@@ -159,7 +161,10 @@ class Engine(EngineCore):
         self._compiled = compiled
         self._topology = model
         self._ids = (
-            tuple(compiled.servers), tuple(compiled.dcs), tuple(compiled.locations), tuple(compiled.ips),
+            tuple(compiled.servers),
+            tuple(compiled.dcs),
+            tuple(compiled.locations),
+            tuple(compiled.ips),
             tuple(compiled.pools),
         )
         self._id_tables = IdTables(self._ids[2], self._ids[1], self._ids[0], self._ids[4], self._ids[3])
@@ -286,7 +291,9 @@ class Engine(EngineCore):
             raise BatchInputError(f"errors must be 'raise' or 'mark', not {errors!r}")
         core = self._core_engine
         if (
-            _is_exact(servers, _I4) and _is_exact(pools, _I4) and _is_exact(families, _U1)
+            _is_exact(servers, _I4)
+            and _is_exact(pools, _I4)
+            and _is_exact(families, _U1)
             and _is_exact(flows, _U8)
             and servers.shape == pools.shape == families.shape == flows.shape
         ):
@@ -303,9 +310,15 @@ class Engine(EngineCore):
 
     def _normalize(self, servers: Any, pools: Any, families: Any, flows: Any, errors: str) -> Any:
         return normalize_batch(
-            servers, pools, families, flows,
-            server_ids=self._ids[0], server_lookup=self._server_lookup_d,
-            pool_ids=self._ids[4], pool_lookup=self._pool_lookup_d, errors=errors,
+            servers,
+            pools,
+            families,
+            flows,
+            server_ids=self._ids[0],
+            server_lookup=self._server_lookup_d,
+            pool_ids=self._ids[4],
+            pool_lookup=self._pool_lookup_d,
+            errors=errors,
         )
 
     def explain(self, server: object, pool: object, family: object, flow: object = 0) -> str:
@@ -426,7 +439,11 @@ def _thread_count(threads: object) -> int:
     """``threads=`` of ``decide_batch`` as the core takes it (0: every core)."""
     if threads is None:
         return 0
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= MAX_THREADS:
+    if (
+        isinstance(threads, bool)
+        or not isinstance(threads, (int, np.integer))
+        or not 1 <= threads <= MAX_THREADS
+    ):
         raise BatchInputError(f"threads must be an integer in [1, {MAX_THREADS}] or None, not {threads!r}")
     return int(threads)
 
@@ -469,4 +486,3 @@ def _restore_reference(topology: Topology, states: bytes) -> Engine:
     engine = Engine(topology, backend="reference")
     engine.set_states(np.frombuffer(states, dtype=np.uint8))
     return engine
-

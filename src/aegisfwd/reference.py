@@ -21,6 +21,7 @@ from .topology import STATE_CODES, STATE_NAMES, Topology
 
 __all__ = ["ReferenceEngine"]
 
+
 class ReferenceEngine:
     """Pure-Python engine with the interface of ``af.Engine``; the readable spec.
 

@@ -82,7 +82,7 @@ class SharedEngine(Engine):
 
     _name: str
     _owner: bool
-    _finalizer: weakref.finalize | None  # type: ignore[type-arg]
+    _finalizer: weakref.finalize | None  # type: ignore[type-arg, unused-ignore]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("use SharedEngine.create(compiled) or SharedEngine.attach(name, compiled)")

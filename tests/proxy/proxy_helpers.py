@@ -33,7 +33,9 @@ class Cluster:
         self.tmp = tmp
         self.origin = Origin(list(origins(block).values()), origin_allow(block), str(tmp / "origin.jsonl"))
         self.edges = {
-            sid: EdgeProcess(self.cfg, compiled, sid, 0, af.Engine(compiled), journal=Journal(tmp / f"{sid}.jsonl"))
+            sid: EdgeProcess(
+                self.cfg, compiled, sid, 0, af.Engine(compiled), journal=Journal(tmp / f"{sid}.jsonl")
+            )
             for sid in SERVERS
         }
 
@@ -75,6 +77,7 @@ async def running(cluster: Cluster) -> AsyncIterator[Cluster]:
 
 def run(coro: Any, timeout: float = TEST_TIMEOUT) -> Any:
     """Run a coroutine with a hard bound: a test never hangs."""
+
     async def bounded() -> Any:
         return await asyncio.wait_for(coro, timeout)
 

@@ -35,18 +35,35 @@ def _write(tmp: Path, **over: Any) -> Path:
 @pytest.mark.parametrize(
     ("over", "message"),
     [
-        ({"stand_ins": lambda c, b: {**c["stand_ins"], DEDICATED["shop"]: "192.0.2.77"}},
-         "stand_ins.192.0.2.10: stand-in 192.0.2.77 cannot be bound here"),
-        ({"stand_ins": lambda c, b: {k: v for k, v in c["stand_ins"].items() if k != DEDICATED["api"]}},
-         "dedicated IP 192.0.2.20 (pool api, zone api.example) has no stand-in"),
-        ({"stand_ins": lambda c, b: {**c["stand_ins"], DEDICATED["cdn"]: "127.0.0.1"}},
-         "stand-in 127.0.0.1 is IPv4, the address IPv6"),
-        ({"stand_ins": lambda c, b: {**c["stand_ins"], "198.51.100.1": "127.0.0.1"}},
-         "not a dedicated IP of the topology"),
-        ({"zones": lambda c, b: {**c["zones"], "nope.example": {"origin": "127.0.0.1:1"}}},
-         "zones.nope.example: not a zone of the topology's zones map"),
-        ({"servers": lambda c, b: {**c["servers"], "ghost": {"listen": "127.0.0.1:1", "forward": "127.0.0.1:2"}}},
-         "servers.ghost: not a server of the topology"),
+        (
+            {"stand_ins": lambda c, b: {**c["stand_ins"], DEDICATED["shop"]: "192.0.2.77"}},
+            "stand_ins.192.0.2.10: stand-in 192.0.2.77 cannot be bound here",
+        ),
+        (
+            {"stand_ins": lambda c, b: {k: v for k, v in c["stand_ins"].items() if k != DEDICATED["api"]}},
+            "dedicated IP 192.0.2.20 (pool api, zone api.example) has no stand-in",
+        ),
+        (
+            {"stand_ins": lambda c, b: {**c["stand_ins"], DEDICATED["cdn"]: "127.0.0.1"}},
+            "stand-in 127.0.0.1 is IPv4, the address IPv6",
+        ),
+        (
+            {"stand_ins": lambda c, b: {**c["stand_ins"], "198.51.100.1": "127.0.0.1"}},
+            "not a dedicated IP of the topology",
+        ),
+        (
+            {"zones": lambda c, b: {**c["zones"], "nope.example": {"origin": "127.0.0.1:1"}}},
+            "zones.nope.example: not a zone of the topology's zones map",
+        ),
+        (
+            {
+                "servers": lambda c, b: {
+                    **c["servers"],
+                    "ghost": {"listen": "127.0.0.1:1", "forward": "127.0.0.1:2"},
+                }
+            },
+            "servers.ghost: not a server of the topology",
+        ),
         ({"zones": lambda c, b: {"shop.example": {"origin": "shop:443"}}}, "is not an IP address"),
         ({"topology": None}, "give exactly one of 'compiled'"),
         ({"engine": "psychic"}, "engine"),
@@ -74,30 +91,71 @@ def test_curl_through_a_running_proxy_and_the_control_endpoint(deployment_factor
     host, port = edge_address(block, "l2d2s1")  # api.example: SAME_LOCATION to l2d1s1
     origin = dep.config["zones"]["api.example"]["origin"]
     # curl -p -x: tunnel through the proxy with CONNECT; the origin echoes our request back
-    out = subprocess.run([curl, "-s", "-p", "-x", f"http://{host}:{port}", "--max-time", "20",
-                          "http://api.example:443/hello"], check=False, capture_output=True, timeout=30)
+    out = subprocess.run(
+        [curl, "-s", "-p", "-x", f"http://{host}:{port}", "--max-time", "20", "http://api.example:443/hello"],
+        check=False,
+        capture_output=True,
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(b"GET /hello HTTP/1.1\r\n")  # the origin answers with curl's request
-    assert out.stdout.endswith(f"seen from {stand_ins(block)[DEDICATED['api']]}:".encode()
-                               + out.stdout.rsplit(b":", 1)[1])
-    refused = subprocess.run([curl, "-s", "-p", "-x", f"http://{host}:{port}", "--max-time", "20", "-o",
-                              "/dev/null", "-w", "%{http_connect}", "http://nowhere.example:443/"],
-                             check=False, capture_output=True, timeout=30)
+    assert out.stdout.endswith(
+        f"seen from {stand_ins(block)[DEDICATED['api']]}:".encode() + out.stdout.rsplit(b":", 1)[1]
+    )
+    refused = subprocess.run(
+        [
+            curl,
+            "-s",
+            "-p",
+            "-x",
+            f"http://{host}:{port}",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_connect}",
+            "http://nowhere.example:443/",
+        ],
+        check=False,
+        capture_output=True,
+        timeout=30,
+    )
     assert refused.stdout == b"404"
     seen = [o for o in dep.origin_records() if o.get("accepted")]
     assert [o["peer"] for o in seen] == [stand_ins(block)[DEDICATED["api"]]] and origin.endswith(":19002")
 
     # the control verb, through the CLI, as a user would
     ctl = [sys.executable, "-m", "aegisfwd.proxy.cli", "ctl", "--control", dep.control]
-    res = subprocess.run([*ctl, "state", "l2d1s1", "down"], check=False, capture_output=True, text=True, timeout=30)
+    res = subprocess.run(
+        [*ctl, "state", "l2d1s1", "down"], check=False, capture_output=True, text=True, timeout=30
+    )
     assert res.returncode == 0, res.stderr
     change = json.loads(res.stdout)
     assert change["acknowledged"] == change["processes"] == 8 and change["applied_all_us"] > 0
-    again = subprocess.run([curl, "-s", "-p", "-x", f"http://{host}:{port}", "--max-time", "20", "-o",
-                            "/dev/null", "-w", "%{http_connect}", "http://api.example:443/"],
-                           check=False, capture_output=True, timeout=30)
+    again = subprocess.run(
+        [
+            curl,
+            "-s",
+            "-p",
+            "-x",
+            f"http://{host}:{port}",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_connect}",
+            "http://api.example:443/",
+        ],
+        check=False,
+        capture_output=True,
+        timeout=30,
+    )
     assert again.stdout == b"503"  # api's only holder is down: fail closed
-    bad = subprocess.run([*ctl, "state", "atlantis", "down"], check=False, capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(
+        [*ctl, "state", "atlantis", "down"], check=False, capture_output=True, text=True, timeout=30
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("Error: ") and "atlantis" in bad.stderr
     samples = parse_exposition(dep.metrics())
     assert total(samples, "aegisfwd_proxy_refusals_total", reason="unknown-zone") == 1

@@ -75,15 +75,19 @@ def test_unavailable_refuses_with_503_and_connects_nothing(tmp_path: Path, block
     async def go() -> list[Any]:
         async with running(cluster):
             cluster.set_state(1, "l1d1", "down")  # the shop address is held by l1d1 only
-            return [await one_connection(edge_address(block, s), "shop.example", 443, f"u{i}")
-                    for i, s in enumerate(["l1d2s1", "l2d1s1", "l2d2s2"])]
+            return [
+                await one_connection(edge_address(block, s), "shop.example", 443, f"u{i}")
+                for i, s in enumerate(["l1d2s1", "l2d1s1", "l2d2s2"])
+            ]
 
     results = run(go())
     assert [(r.status, r.reason) for r in results] == [(503, "unavailable")] * 3
     assert cluster.origin_log() == []
 
 
-def test_draining_ingress_refuses_new_and_keeps_established(tmp_path: Path, block: int, demo_compiled) -> None:
+def test_draining_ingress_refuses_new_and_keeps_established(
+    tmp_path: Path, block: int, demo_compiled
+) -> None:
     cluster = Cluster(tmp_path, block, demo_compiled)
     edge = edge_address(block, "l1d1s1")
 
@@ -136,11 +140,16 @@ async def _exchange(addr: tuple[str, int], data: bytes, *, close: bool = False) 
         (b"CONNECT shop.example:443 HTTP/1.1\r\nno colon here\r\n\r\n", 400, "bad-request"),
         (b"CONNECT nowhere.example:443 HTTP/1.1\r\n\r\n", 404, "unknown-zone"),
         (b"CONNECT shop.example:8443 HTTP/1.1\r\n\r\n", 403, "port-not-allowed"),
-        (b"CONNECT shop.example:443 HTTP/1.1\r\n" + b"X: " + b"a" * 9000 + b"\r\n\r\n", 431, "head-too-large"),
+        (
+            b"CONNECT shop.example:443 HTTP/1.1\r\n" + b"X: " + b"a" * 9000 + b"\r\n\r\n",
+            431,
+            "head-too-large",
+        ),
     ],
 )
-def test_malformed_requests_are_refused_with_a_reason(tmp_path: Path, block: int, demo_compiled,
-                                                      data: bytes, status: int, reason: str) -> None:
+def test_malformed_requests_are_refused_with_a_reason(
+    tmp_path: Path, block: int, demo_compiled, data: bytes, status: int, reason: str
+) -> None:
     cluster = Cluster(tmp_path, block, demo_compiled)
     edge = edge_address(block, "l1d1s1")
 
@@ -181,9 +190,12 @@ def test_client_disconnecting_mid_handshake_is_journaled(tmp_path: Path, block: 
 
 def _forged(block: int, server: str, **tlv_over: Any) -> bytes:
     tlvs: dict[int, Any] = {
-        proxyv2.TLV_POOL: "shop", proxyv2.TLV_ORIGIN: origins(block)["shop.example"],
-        proxyv2.TLV_EGRESS_IP: DEDICATED["shop"], proxyv2.TLV_INGRESS: "l1d2s1",
-        proxyv2.TLV_FLOW: flow_key_py("127.0.0.1", 40000, None), proxyv2.TLV_CONN_ID: "forged",
+        proxyv2.TLV_POOL: "shop",
+        proxyv2.TLV_ORIGIN: origins(block)["shop.example"],
+        proxyv2.TLV_EGRESS_IP: DEDICATED["shop"],
+        proxyv2.TLV_INGRESS: "l1d2s1",
+        proxyv2.TLV_FLOW: flow_key_py("127.0.0.1", 40000, None),
+        proxyv2.TLV_CONN_ID: "forged",
     }
     for k, v in tlv_over.items():
         key = getattr(proxyv2, f"TLV_{k.upper()}")
@@ -226,7 +238,7 @@ def test_forged_or_truncated_proxy_headers_are_refused(tmp_path: Path, block: in
             return replies
 
     replies = run(go())
-    for (_, _, reason), reply in zip(cases, replies):
+    for (_, _, reason), reply in zip(cases, replies, strict=True):
         assert reply == f"ERR {reason}\n".encode(), (reason, reply)
     assert replies[-1].startswith(b"OK ") and replies[-1].endswith(b"hello\n")
     accepted = [o for o in cluster.origin_log() if o.get("accepted")]
@@ -234,15 +246,18 @@ def test_forged_or_truncated_proxy_headers_are_refused(tmp_path: Path, block: in
 
 
 @pytest.mark.skipif(not port_range_supported(), reason="IP_LOCAL_PORT_RANGE needs Linux >= 6.3")
-def test_source_port_exhaustion_is_refused_and_other_ips_keep_working(tmp_path: Path, block: int,
-                                                                     demo_compiled) -> None:
+def test_source_port_exhaustion_is_refused_and_other_ips_keep_working(
+    tmp_path: Path, block: int, demo_compiled
+) -> None:
     cluster = Cluster(tmp_path, block, demo_compiled, source_port_range=(41000, 41002))
     local = edge_address(block, "l1d1s1")  # shop: LOCAL from 127.B.200.10
 
     async def go2() -> tuple[list[Any], Any, Any]:
         async with running(cluster):
-            holders = [asyncio.ensure_future(one_connection(local, "shop.example", 443, f"h{i}", hold=2.0))
-                       for i in range(3)]
+            holders = [
+                asyncio.ensure_future(one_connection(local, "shop.example", 443, f"h{i}", hold=2.0))
+                for i in range(3)
+            ]
             await asyncio.sleep(0.8)
             over = await one_connection(local, "shop.example", 443, "over")
             other = await one_connection(edge_address(block, "l2d1s1"), "api.example", 443, "other")
@@ -252,6 +267,9 @@ def test_source_port_exhaustion_is_refused_and_other_ips_keep_working(tmp_path: 
     assert [h.outcome for h in held] == ["completed"] * 3
     assert (over.status, over.reason) == (503, "source-ports-exhausted")
     assert other.outcome == "completed"
-    ports = sorted(o["port"] for o in cluster.origin_log()
-                   if o.get("accepted") and o["peer"] == stand_ins(block)[DEDICATED["shop"]])
+    ports = sorted(
+        o["port"]
+        for o in cluster.origin_log()
+        if o.get("accepted") and o["peer"] == stand_ins(block)[DEDICATED["shop"]]
+    )
     assert ports == [41000, 41001, 41002]

@@ -147,7 +147,9 @@ def test_load_with_faults_reconciles(deployment_factory: Any, engine_mode: str) 
         # -- the decision equals af.Engine's for the states in force in its epoch ---------------------
         # (shared engine: a change is visible to every process before it hears of the new epoch, so
         # a decision journaled with epoch e may already be under e+1's states)
-        epochs = [j["epoch"]] + ([j["epoch"] + 1] if engine_mode == "shared" and j["epoch"] + 1 in by_epoch else [])
+        epochs = [j["epoch"]] + (
+            [j["epoch"] + 1] if engine_mode == "shared" and j["epoch"] + 1 in by_epoch else []
+        )
         answers = []
         for e in epochs:
             engine.set_states(by_epoch[e])
@@ -164,7 +166,8 @@ def test_load_with_faults_reconciles(deployment_factory: Any, engine_mode: str) 
             e = egress_j[j["id"]]
             assert e["server"] == want.server
             assert by_epoch[e["epoch"]][egress] == 0 or (
-                engine_mode == "shared" and by_epoch.get(e["epoch"] + 1, by_epoch[e["epoch"]])[egress] == 0)
+                engine_mode == "shared" and by_epoch.get(e["epoch"] + 1, by_epoch[e["epoch"]])[egress] == 0
+            )
         o = by_tag.get(r.tag)
         if r.outcome == "completed":
             assert o is not None and (o["peer"], o["port"]) == (j["src"], j["sport"]), (r, j, o)
@@ -200,10 +203,12 @@ def test_load_with_faults_reconciles(deployment_factory: Any, engine_mode: str) 
     # the source side's account; the only origin records they may lack are the killed process's
     # last connects, and the only journal records the origin may lack are connections a fault reset
     # before the origin accepted them)
-    journal_reached = Counter((j["src"], j["sport"]) for j in ingress_j.values() if j.get("tier") == "LOCAL"
-                              and "src" in j)
-    journal_reached += Counter((j["src"], j["sport"]) for j in journals
-                               if j["kind"] == "egress" and j.get("outcome") == "connected")
+    journal_reached = Counter(
+        (j["src"], j["sport"]) for j in ingress_j.values() if j.get("tier") == "LOCAL" and "src" in j
+    )
+    journal_reached += Counter(
+        (j["src"], j["sport"]) for j in journals if j["kind"] == "egress" and j.get("outcome") == "connected"
+    )
     origin_reached = Counter((o["peer"], o["port"]) for o in origin)
     kill_t = next(e["t"] for e in control if e.get("event") == "exit")
     killed_ips = {stand[ip] for i, ip in enumerate(view.ips) if view.holds(view.server_index[KILLED], i)}
@@ -218,8 +223,16 @@ def test_load_with_faults_reconciles(deployment_factory: Any, engine_mode: str) 
     for reason in ("unavailable", "ingress-down", "ingress-draining"):
         assert refused[reason] > 0, (reason, refused)
     # fail closed around the killed process: refused (or cut), never egressing from elsewhere
-    assert set(refused) <= {"unavailable", "ingress-down", "ingress-draining", "egress-unreachable",
-                            "egress-lost", "egress-decision-mismatch", "egress-down", "egress-draining"}, refused
+    assert set(refused) <= {
+        "unavailable",
+        "ingress-down",
+        "ingress-draining",
+        "egress-unreachable",
+        "egress-lost",
+        "egress-decision-mismatch",
+        "egress-down",
+        "egress-draining",
+    }, refused
 
     # -- metrics agree with the journals -------------------------------------------------------------
     samples = parse_exposition(metrics_text)

@@ -42,4 +42,3 @@ ERROR_CODES: frozenset[str] = frozenset(
         "unknown-pool",
     }
 )
-

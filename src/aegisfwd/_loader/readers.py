@@ -44,7 +44,7 @@ def _check_nesting(text: str, opaque: re.Pattern[str]) -> None:
         return
     blank = opaque.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text)
     raw = np.frombuffer(blank.encode("utf-32-le"), dtype=np.uint32)
-    step = (np.isin(raw, (ord("["), ord("{"))).astype(np.int32) - np.isin(raw, (ord("]"), ord("}"))))
+    step = np.isin(raw, (ord("["), ord("{"))).astype(np.int32) - np.isin(raw, (ord("]"), ord("}")))
     depth = np.cumsum(step)
     deep = np.flatnonzero(depth > MAX_NESTING)
     if deep.size:
@@ -227,7 +227,11 @@ def parse_document(raw: Buffer, path: Path) -> Any:
         raise _fail([TopologyIssue("parse-error", "", str(exc))], source) from None
     except RecursionError:  # a parser recursing past the interpreter's limit (e.g. YAML's Python loader)
         raise _fail(
-            [TopologyIssue("parse-error", "", f"nested too deeply to read (keep nesting under {MAX_NESTING} levels)")],
+            [
+                TopologyIssue(
+                    "parse-error", "", f"nested too deeply to read (keep nesting under {MAX_NESTING} levels)"
+                )
+            ],
             source,
         ) from None
     if dupes:

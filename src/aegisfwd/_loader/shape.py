@@ -65,8 +65,6 @@ class _DocumentShape(_Strict):
     distances: _DistancesShape | None = None
 
 
-
-
 def _not_a_string(value: Any) -> str:
     """Message for a value that should have been text: what it became, why, and to quote it."""
     why = ""

@@ -50,9 +50,16 @@ class PoolFigures:
     peak_key: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "tiers": self.tiers, "distance_rows": self.distance_rows,
-                "distance_sum": self.distance_sum, "mean_distance": self.mean_distance,
-                "p95_distance": self.p95_distance, "peak_concurrency": self.peak, "peak_key": self.peak_key}
+        return {
+            "rows": self.rows,
+            "tiers": self.tiers,
+            "distance_rows": self.distance_rows,
+            "distance_sum": self.distance_sum,
+            "mean_distance": self.mean_distance,
+            "p95_distance": self.p95_distance,
+            "peak_concurrency": self.peak,
+            "peak_key": self.peak_key,
+        }
 
 
 @dataclass
@@ -74,15 +81,21 @@ class AdvisedMove:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rank": self.rank, "pool": self.pool, "step": self.step, "move": self.move.to_dict(),
-            "description": self.move.describe(), "tier_delta_rows": self.tier_delta(),
+            "rank": self.rank,
+            "pool": self.pool,
+            "step": self.step,
+            "move": self.move.to_dict(),
+            "description": self.move.describe(),
+            "tier_delta_rows": self.tier_delta(),
             "tier_delta_share": self.share_delta(),
             "distance_sum_delta": self.after.distance_sum - self.before.distance_sum,
             "mean_distance_delta": _nan_none(self.after.mean_distance - self.before.mean_distance),
             "p95_distance_delta": _nan_none(self.after.p95_distance - self.before.p95_distance),
-            "peak_concurrency_after": self.after.peak, "peak_key_after": self.after.peak_key,
+            "peak_concurrency_after": self.after.peak,
+            "peak_key_after": self.after.peak_key,
             "peak_share_of_limit_after": self.after.peak / CONNECTION_LIMIT,
-            "before": self.before.to_dict(), "after": self.after.to_dict(),
+            "before": self.before.to_dict(),
+            "after": self.after.to_dict(),
         }
 
 
@@ -106,10 +119,17 @@ class ConcurrencyAdvice:
     locations: list[str]  # where this address's connections to this origin egress
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pool": self.pool, "egress_ip": self.egress_ip, "origin": self.origin, "peak": self.peak,
-                "share_of_limit": self.peak / CONNECTION_LIMIT, "addresses_needed": self.addresses_needed,
-                "additional_addresses": max(self.addresses_needed - 1, 0), "locations": self.locations,
-                "within_location_limit": len(self.locations) <= MAX_LOCATIONS_PER_IPV4}
+        return {
+            "pool": self.pool,
+            "egress_ip": self.egress_ip,
+            "origin": self.origin,
+            "peak": self.peak,
+            "share_of_limit": self.peak / CONNECTION_LIMIT,
+            "addresses_needed": self.addresses_needed,
+            "additional_addresses": max(self.addresses_needed - 1, 0),
+            "locations": self.locations,
+            "within_location_limit": len(self.locations) <= MAX_LOCATIONS_PER_IPV4,
+        }
 
 
 @dataclass
@@ -129,9 +149,15 @@ class GreedyGap:
         return (self.greedy_value - self.optimal_value) / abs(self.optimal_value)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pool": self.pool, "greedy_value": self.greedy_value, "optimal_value": self.optimal_value,
-                "base_value": self.base_value, "gap": self.gap, "optimal_locations": self.optimal_locations,
-                "status": self.status}
+        return {
+            "pool": self.pool,
+            "greedy_value": self.greedy_value,
+            "optimal_value": self.optimal_value,
+            "base_value": self.base_value,
+            "gap": self.gap,
+            "optimal_locations": self.optimal_locations,
+            "status": self.status,
+        }
 
 
 @dataclass
@@ -169,8 +195,11 @@ class Advice:
         return {
             "objective": {"metric": self.objective.metric, "weight": self.objective.weight},
             "distance_unit": self.distance_unit,
-            "rows_in": c.rows_in, "rows_decided": c.rows_decided, "rows_rejected": c.rows_rejected,
-            "rows_out_of_scope": c.rows_out_of_scope, "input_errors": c.input_errors,
+            "rows_in": c.rows_in,
+            "rows_decided": c.rows_decided,
+            "rows_rejected": c.rows_rejected,
+            "rows_out_of_scope": c.rows_out_of_scope,
+            "input_errors": c.input_errors,
             "moves": [m.to_dict() for m in self.moves],
             "pools": {p: f.to_dict() for p, f in self.base.items()},
             "unused_holders": [u.to_dict() for u in self.unused_holders],
@@ -205,8 +234,10 @@ def _as_topology(topology: Any) -> Topology:
         p = Path(topology)
         with open(p, "rb") as f:
             if f.read(len(MAGIC)) == MAGIC:
-                raise AdviceError(f"{p}: advice needs the topology file (YAML/JSON/TOML), not a compiled "
-                                  "file: a compiled file does not keep the holder lists a patch rewrites")
+                raise AdviceError(
+                    f"{p}: advice needs the topology file (YAML/JSON/TOML), not a compiled "
+                    "file: a compiled file does not keep the holder lists a patch rewrites"
+                )
         from .._loader import load_topology
 
         return load_topology(p)
@@ -234,8 +265,9 @@ def scope_pools(topology: Topology, pools: Iterable[str] | None, zones: Iterable
 def _scoped(topology: Topology, scope: set[str]) -> Topology:
     """Every pool and zone kept (so the log resolves as under the full topology) but only the pools
     in scope keep their addresses: compiles much faster than the whole world."""
-    return _like(topology, tuple(p if p.id in scope else Pool(p.id, ()) for p in topology.pools),
-                 dict(topology.zones))
+    return _like(
+        topology, tuple(p if p.id in scope else Pool(p.id, ()) for p in topology.pools), dict(topology.zones)
+    )
 
 
 def _placeholders(topology: Topology, given: Iterable[str] | None) -> Any:
@@ -293,8 +325,14 @@ def figures(counts: Counts, out: GroupOutcome, rows_index: np.ndarray) -> PoolFi
     has = tier < 4
     n = int(rows[has].sum())
     s = float(np.dot(rows[has], dist[has]))
-    return PoolFigures(int(rows.sum()), tiers, n, s, s / n if n else math.nan,
-                       weighted_quantile(dist[has], rows[has], P95) if n else math.nan)
+    return PoolFigures(
+        int(rows.sum()),
+        tiers,
+        n,
+        s,
+        s / n if n else math.nan,
+        weighted_quantile(dist[has], rows[has], P95) if n else math.nan,
+    )
 
 
 def advise(
@@ -341,8 +379,16 @@ def advise(
     scoped = _scoped(topo, scope_set)
     if counts is None:
         kw: dict[str, Any] = {} if batch_rows is None else {"batch_rows": batch_rows}
-        counts = aggregate(source, scoped, pools=scope, columns=columns, count_flows=(weight == "flows"),
-                           connections=concurrency, threads=threads, **kw)
+        counts = aggregate(
+            source,
+            scoped,
+            pools=scope,
+            columns=columns,
+            count_flows=(weight == "flows"),
+            connections=concurrency,
+            threads=threads,
+            **kw,
+        )
     timings["read"] = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -386,8 +432,16 @@ def advise(
         groups = PoolGroups.select(layout, counts.server[v4], weights[v4], counts.rows[v4], v4)
         state = PoolState(layout, layout.ipv4_addresses(pidx, holder_names))
         states[p] = (state.copy(), groups)
-        plan = greedy(state, groups, obj, steps, pool_id=p, new_addresses=budget, next_address=next_address,
-                      holder_location=holder_loc)
+        plan = greedy(
+            state,
+            groups,
+            obj,
+            steps,
+            pool_id=p,
+            new_addresses=budget,
+            next_address=next_address,
+            holder_location=holder_loc,
+        )
         if plan:
             plans[p] = plan
     timings["greedy"] = time.perf_counter() - t
@@ -432,9 +486,17 @@ def advise(
             fig.peak, fig.peak_key = peaks_k.get(p, (0, ""))
             step = plans[p][k - 1]
             _check_prediction(p, k, step, out_k, np.arange(offset - n, offset), counts, weights, layout, obj)
-            advised.append(AdvisedMove(0, p, k, step.move, previous[p], fig,
-                                       (step.value_before[0] - step.value_after[0],
-                                        step.value_before[1] - step.value_after[1])))
+            advised.append(
+                AdvisedMove(
+                    0,
+                    p,
+                    k,
+                    step.move,
+                    previous[p],
+                    fig,
+                    (step.value_before[0] - step.value_after[0], step.value_before[1] - step.value_after[1]),
+                )
+            )
             previous[p] = fig
     timings["exact"] = time.perf_counter() - t
 
@@ -460,12 +522,32 @@ def advise(
     timings["milp"] = time.perf_counter() - t
 
     unused = _unused_holders(topo, scope_set, counts, layout)
-    return Advice(advised, base, unused, conc_advice, gaps, obj, topo, counts, layout.distance_unit,
-                  time.perf_counter() - t0, timings)
+    return Advice(
+        advised,
+        base,
+        unused,
+        conc_advice,
+        gaps,
+        obj,
+        topo,
+        counts,
+        layout.distance_unit,
+        time.perf_counter() - t0,
+        timings,
+    )
 
 
-def _check_prediction(pool: str, k: int, step: Step, out: GroupOutcome, rows_index: np.ndarray, counts: Counts,
-                      weights: np.ndarray, layout: Layout, obj: Objective) -> None:
+def _check_prediction(
+    pool: str,
+    k: int,
+    step: Step,
+    out: GroupOutcome,
+    rows_index: np.ndarray,
+    counts: Counts,
+    weights: np.ndarray,
+    layout: Layout,
+    obj: Objective,
+) -> None:
     """The greedy's predicted value must be what the compiled engine decides (else a bug here)."""
     idx = out.index[rows_index]
     v4 = counts.family[idx] == 4
@@ -474,9 +556,11 @@ def _check_prediction(pool: str, k: int, step: Step, out: GroupOutcome, rows_ind
     cost = np.where(tier == 4, layout.unavailable_cost, dist)
     value = obj.value(weights[idx][v4].astype(np.float64), tier == 0, cost)
     want = step.value_after
-    for a, b in zip(value, want):
+    for a, b in zip(value, want, strict=True):
         if not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6):  # pragma: no cover - a bug, never input
-            raise AssertionError(f"advice for pool {pool!r} step {k}: predicted {want}, the engine gives {value}")
+            raise AssertionError(
+                f"advice for pool {pool!r} step {k}: predicted {want}, the engine gives {value}"
+            )
 
 
 def _pool_peaks(peaks: list[dict[str, Any]], ip_pool: dict[str, str]) -> dict[str, tuple[int, str]]:
@@ -488,34 +572,60 @@ def _pool_peaks(peaks: list[dict[str, Any]], ip_pool: dict[str, str]) -> dict[st
     return out
 
 
-def _concurrency_advice(engine: ScopeEngine, counts: Counts, conns: Any, peaks: list[dict[str, Any]],
-                        ip_pool: dict[str, str], threshold: float) -> list[ConcurrencyAdvice]:
+def _concurrency_advice(
+    engine: ScopeEngine,
+    counts: Counts,
+    conns: Any,
+    peaks: list[dict[str, Any]],
+    ip_pool: dict[str, str],
+    threshold: float,
+) -> list[ConcurrencyAdvice]:
     limit = threshold * CONNECTION_LIMIT
     hot = [pk for pk in peaks if pk["peak"] > limit]
     if not hot:
         return []
     # Where each hot key's connections egress: re-decide the kept connections once.
     g = conns.group
-    r = engine.engine.decide_batch(counts.server[g], engine._pools(counts, g), counts.family[g], conns.flow,
-                                   errors="raise")
+    r = engine.engine.decide_batch(
+        counts.server[g], engine._pools(counts, g), counts.family[g], conns.flow, errors="raise"
+    )
     ip = np.asarray(r.ip, np.int64)
     loc = np.asarray(r.location, np.int64)
     locations = list(engine.engine.locations)
     out = []
     for pk in hot:
         ip_i = engine.ip_ids.index(pk["egress_ip"])
-        origin_rows = [k for k, (text, port) in enumerate(conns.origins)
-                       if (f"[{text}]:{port}" if ":" in text else f"{text}:{port}") == pk["origin"]]
+        origin_rows = [
+            k
+            for k, (text, port) in enumerate(conns.origins)
+            if (f"[{text}]:{port}" if ":" in text else f"{text}:{port}") == pk["origin"]
+        ]
         rows = (ip == ip_i) & np.isin(conns.origin, origin_rows)
         used, n = np.unique(loc[rows], return_counts=True)
         order = np.argsort(-n, kind="stable")
-        out.append(ConcurrencyAdvice(ip_pool.get(pk["egress_ip"], ""), pk["egress_ip"], pk["origin"], int(pk["peak"]),
-                                     math.ceil(pk["peak"] / limit), [locations[i] for i in used[order].tolist()]))
+        out.append(
+            ConcurrencyAdvice(
+                ip_pool.get(pk["egress_ip"], ""),
+                pk["egress_ip"],
+                pk["origin"],
+                int(pk["peak"]),
+                math.ceil(pk["peak"] / limit),
+                [locations[i] for i in used[order].tolist()],
+            )
+        )
     return out
 
 
-def _gap(pool: str, state: PoolState, groups: PoolGroups, obj: Objective, steps: int, budget: int,
-         plan: list[Step], max_variables: int) -> GreedyGap | None:
+def _gap(
+    pool: str,
+    state: PoolState,
+    groups: PoolGroups,
+    obj: Objective,
+    steps: int,
+    budget: int,
+    plan: list[Step],
+    max_variables: int,
+) -> GreedyGap | None:
     if any(s.move.kind == "swap" for s in plan):
         return None  # the MILP models additions only
     lay = state.layout
@@ -527,8 +637,9 @@ def _gap(pool: str, state: PoolState, groups: PoolGroups, obj: Objective, steps:
     if opt is None:
         return None
     greedy_value = plan[-1].value_after[0] if plan else base_value
-    return GreedyGap(pool, greedy_value, opt.value, base_value, [lay.location_ids[i] for i in opt.locations],
-                     opt.status)
+    return GreedyGap(
+        pool, greedy_value, opt.value, base_value, [lay.location_ids[i] for i in opt.locations], opt.status
+    )
 
 
 def _unused_holders(topo: Topology, scope: set[str], counts: Counts, layout: Layout) -> list[UnusedHolder]:

@@ -180,8 +180,12 @@ def aggregate(
             timed = common.timed[ok] & (family == 4)
             if timed.any():
                 sel = ok[timed]
-                origin = _origin_codes(common.origin_dict, common.origin_idx[sel], common.port[sel], origin_ids)
-                conn_parts.append((key[timed], flow[timed], origin, common.start_ns[sel], common.duration_ns[sel]))
+                origin = _origin_codes(
+                    common.origin_dict, common.origin_idx[sel], common.port[sel], origin_ids
+                )
+                conn_parts.append(
+                    (key[timed], flow[timed], origin, common.start_ns[sel], common.duration_ns[sel])
+                )
 
     if keys:
         all_keys = np.concatenate(keys)
@@ -203,26 +207,40 @@ def aggregate(
     conns = None
     if connections:
         if conn_parts:
-            ck, cf, co, cs, cd = (np.concatenate(x) for x in zip(*conn_parts))
+            ck, cf, co, cs, cd = (np.concatenate(x) for x in zip(*conn_parts, strict=True))
         else:
             ck = co = cs = cd = np.empty(0, np.int64)
             cf = np.empty(0, np.uint64)
         conns = Connections(np.searchsorted(uniq, ck).astype(np.int64), cf, co, cs, cd, list(origin_ids))
 
     ip_rows, loc_rows = np.nonzero(egress)
-    egress_rows = {(model.ip_ids[i], model.location_ids[j]): int(egress[i, j])
-                   for i, j in zip(ip_rows.tolist(), loc_rows.tolist())}
+    egress_rows = {
+        (model.ip_ids[i], model.location_ids[j]): int(egress[i, j])
+        for i, j in zip(ip_rows.tolist(), loc_rows.tolist(), strict=True)
+    }
     return Counts(
-        server=server_out, pool=pool_out, family=family_out, rows=total, flows=flows, sample_flow=sample,
-        server_ids=model.server_ids, pool_ids=model.pool_ids, rows_in=rows_in,
+        server=server_out,
+        pool=pool_out,
+        family=family_out,
+        rows=total,
+        flows=flows,
+        sample_flow=sample,
+        server_ids=model.server_ids,
+        pool_ids=model.pool_ids,
+        rows_in=rows_in,
         rows_rejected={REASONS[k]: int(v) for k, v in enumerate(reasons.tolist()) if v},
-        rows_out_of_scope=out_of_scope, flows_counted=count_flows, connections=conns, egress_rows=egress_rows,
-        source=src.description, input_errors=list(src.errors),
+        rows_out_of_scope=out_of_scope,
+        flows_counted=count_flows,
+        connections=conns,
+        egress_rows=egress_rows,
+        source=src.description,
+        input_errors=list(src.errors),
     )
 
 
-def _in_scope(batch: pa.RecordBatch, cols: Mapping[str, str | None], model: Any,
-              scope: np.ndarray) -> tuple[pa.RecordBatch, int]:
+def _in_scope(
+    batch: pa.RecordBatch, cols: Mapping[str, str | None], model: Any, scope: np.ndarray
+) -> tuple[pa.RecordBatch, int]:
     """The rows of ``batch`` whose pool is in scope (rows without a known pool are out of scope:
     their reject reason belongs to whichever pool they were meant for)."""
     from ..evaluation._prepare import _col
@@ -238,8 +256,9 @@ def _in_scope(batch: pa.RecordBatch, cols: Mapping[str, str | None], model: Any,
     return batch.filter(pa.array(keep)), int(n - keep.sum())
 
 
-def _origin_codes(origin_dict: pa.Array, idx: np.ndarray, port: np.ndarray,
-                  ids: dict[tuple[str, int], int]) -> np.ndarray:
+def _origin_codes(
+    origin_dict: pa.Array, idx: np.ndarray, port: np.ndarray, ids: dict[tuple[str, int], int]
+) -> np.ndarray:
     """Run-wide id per (origin IP text, port); only distinct pairs go through Python."""
     values = origin_dict.to_pylist()
     pair = idx.astype(np.int64) * 65536 + port.astype(np.int64)

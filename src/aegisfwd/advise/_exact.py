@@ -47,13 +47,19 @@ class ScopeEngine:
 
     def decide_groups(self, counts: Counts, index: np.ndarray) -> GroupOutcome:
         pools = self._pools(counts, index)
-        r = self.engine.decide_batch(counts.server[index], pools, counts.family[index], counts.sample_flow[index],
-                                     errors="raise")
-        return GroupOutcome(index, np.asarray(r.tier, np.int64), np.asarray(r.location, np.int64),
-                            np.asarray(r.distance, np.float64))
+        r = self.engine.decide_batch(
+            counts.server[index], pools, counts.family[index], counts.sample_flow[index], errors="raise"
+        )
+        return GroupOutcome(
+            index,
+            np.asarray(r.tier, np.int64),
+            np.asarray(r.location, np.int64),
+            np.asarray(r.distance, np.float64),
+        )
 
-    def peaks(self, counts: Counts, conns: Connections, select: np.ndarray | None = None,
-              resolution_ms: int = 1) -> Concurrency:
+    def peaks(
+        self, counts: Counts, conns: Connections, select: np.ndarray | None = None, resolution_ms: int = 1
+    ) -> Concurrency:
         """The concurrency of the kept connections (those of the groups in ``select``) under this
         placement, folded like ``af.evaluate`` does it."""
         conc = Concurrency(resolution_ms)
@@ -61,8 +67,9 @@ class ScopeEngine:
         if rows.shape[0] == 0:
             return conc
         g = conns.group[rows]
-        r = self.engine.decide_batch(counts.server[g], self._pools(counts, g), counts.family[g], conns.flow[rows],
-                                     errors="raise")
+        r = self.engine.decide_batch(
+            counts.server[g], self._pools(counts, g), counts.family[g], conns.flow[rows], errors="raise"
+        )
         ip = np.asarray(r.ip, np.int64)
         has = ip >= 0
         pair = ip[has] * (len(conns.origins) + 1) + conns.origin[rows][has]

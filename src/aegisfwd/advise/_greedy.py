@@ -57,9 +57,18 @@ class _Option:
     swap: tuple[int, int] | None = None  # (address, location given up)
 
 
-def greedy(state: PoolState, groups: PoolGroups, objective: Objective, steps: int, *, pool_id: str,
-           new_addresses: int, next_address: Callable[[], str], holder_location: dict[str, int],
-           lazy: bool = True) -> list[Step]:
+def greedy(
+    state: PoolState,
+    groups: PoolGroups,
+    objective: Objective,
+    steps: int,
+    *,
+    pool_id: str,
+    new_addresses: int,
+    next_address: Callable[[], str],
+    holder_location: dict[str, int],
+    lazy: bool = True,
+) -> list[Step]:
     """Up to ``steps`` moves for one pool, best first; stops when no move improves the objective."""
     lay = state.layout
     candidates = np.flatnonzero(lay.location_up > 0)
@@ -70,8 +79,7 @@ def greedy(state: PoolState, groups: PoolGroups, objective: Objective, steps: in
     value = objective.value(groups.weight, decided.local, decided.cost)
     use_lazy = lazy and objective.submodular
     for step in range(steps):
-        has_room = budget > 0 or any(
-            len(a.locations(lay)) < MAX_LOCATIONS_PER_IPV4 for a in state.addresses)
+        has_room = budget > 0 or any(len(a.locations(lay)) < MAX_LOCATIONS_PER_IPV4 for a in state.addresses)
         best: _Option | None = None
         if has_room and use_lazy:
             if not heap:  # first step (or after a fallback): evaluate every candidate once
@@ -79,17 +87,30 @@ def greedy(state: PoolState, groups: PoolGroups, objective: Objective, steps: in
                 g0, g1 = value[0] - v0, value[1] - v1
                 t0, t1 = 1e-9 * (1.0 + abs(value[0])), 1e-9 * (1.0 + abs(value[1]))
                 keep = np.flatnonzero((g0 > t0) | ((np.abs(g0) <= t0) & (g1 > t1)))  # positive(), vectorised
-                heap = [(-a, -b, loc, step, (c, d)) for a, b, loc, c, d in zip(
-                    g0[keep].tolist(), g1[keep].tolist(), candidates[keep].tolist(), v0[keep].tolist(),
-                    v1[keep].tolist())]
+                heap = [
+                    (-a, -b, loc, step, (c, d))
+                    for a, b, loc, c, d in zip(
+                        g0[keep].tolist(),
+                        g1[keep].tolist(),
+                        candidates[keep].tolist(),
+                        v0[keep].tolist(),
+                        v1[keep].tolist(),
+                        strict=False,
+                    )
+                ]
                 heapq.heapify(heap)
             best = _lazy_pop(heap, state, groups, decided, objective, value, step)
         else:
             heap = []
-            usable = candidates if has_room else np.array(
-                [c for c in candidates.tolist() if state.address_at(c) is not None], dtype=np.int64)
+            usable = (
+                candidates
+                if has_room
+                else np.array(
+                    [c for c in candidates.tolist() if state.address_at(c) is not None], dtype=np.int64
+                )
+            )
             vals = state.candidate_values(groups, decided, objective, usable)
-            for loc, v in zip(usable.tolist(), vals):
+            for loc, v in zip(usable.tolist(), vals, strict=True):
                 if best is None or better(v, best.value, value):
                     best = _Option(v, loc)
             if not has_room:
@@ -119,8 +140,15 @@ def _entry(value: Value, v: Value, loc: int, step: int) -> _Entry:
     return (-g[0], -g[1], loc, step, v)
 
 
-def _lazy_pop(heap: list[_Entry], state: PoolState, groups: PoolGroups, decided: Any, objective: Objective,
-              value: Value, step: int) -> _Option | None:
+def _lazy_pop(
+    heap: list[_Entry],
+    state: PoolState,
+    groups: PoolGroups,
+    decided: Any,
+    objective: Objective,
+    value: Value,
+    step: int,
+) -> _Option | None:
     """The best candidate of this step: re-evaluate stale heap tops (bounds from earlier steps) until
     a freshly evaluated one is on top. Stale tops are taken a chunk at a time, and all at once when
     many are stale (ties make CELF pop long runs), so the cost stays a few vectorised calls. A
@@ -143,15 +171,26 @@ def _lazy_pop(heap: list[_Entry], state: PoolState, groups: PoolGroups, decided:
         g0, g1 = value[0] - v0, value[1] - v1
         t0, t1 = 1e-9 * (1.0 + abs(value[0])), 1e-9 * (1.0 + abs(value[1]))
         keep = np.flatnonzero((g0 > t0) | ((np.abs(g0) <= t0) & (g1 > t1)))  # positive(), vectorised
-        for a, b, loc, c, d in zip(g0[keep].tolist(), g1[keep].tolist(), locs[keep].tolist(), v0[keep].tolist(),
-                                   v1[keep].tolist()):
+        for a, b, loc, c, d in zip(
+            g0[keep].tolist(),
+            g1[keep].tolist(),
+            locs[keep].tolist(),
+            v0[keep].tolist(),
+            v1[keep].tolist(),
+            strict=False,
+        ):
             heap.append((-a, -b, loc, step, (c, d)))
         heapq.heapify(heap)
     return None
 
 
-def _best_swap(state: PoolState, groups: PoolGroups, objective: Objective, candidates: np.ndarray,
-               holder_location: dict[str, int]) -> _Option | None:
+def _best_swap(
+    state: PoolState,
+    groups: PoolGroups,
+    objective: Objective,
+    candidates: np.ndarray,
+    holder_location: dict[str, int],
+) -> _Option | None:
     lay = state.layout
     best: _Option | None = None
     base = state.decide(groups)
@@ -164,14 +203,21 @@ def _best_swap(state: PoolState, groups: PoolGroups, objective: Objective, candi
             d = trial.decide(groups)
             usable = np.array([c for c in candidates.tolist() if c not in locs], dtype=np.int64)
             vals = trial.candidate_values(groups, d, objective, usable)
-            for loc, v in zip(usable.tolist(), vals):
+            for loc, v in zip(usable.tolist(), vals, strict=True):
                 if best is None or better(v, best.value, scale):
                     best = _Option(v, loc, (k, m))
     return best
 
 
-def _make_move(state: PoolState, groups: PoolGroups, opt: _Option, pool_id: str, budget: int,
-               next_address: Callable[[], str], holder_location: dict[str, int]) -> tuple[Move | None, int]:
+def _make_move(
+    state: PoolState,
+    groups: PoolGroups,
+    opt: _Option,
+    pool_id: str,
+    budget: int,
+    next_address: Callable[[], str],
+    holder_location: dict[str, int],
+) -> tuple[Move | None, int]:
     lay = state.layout
     loc = opt.location
     dcs = state.move_dcs(groups, loc)
@@ -189,8 +235,11 @@ def _make_move(state: PoolState, groups: PoolGroups, opt: _Option, pool_id: str,
     if held is not None:
         state.add(held, loc, dcs)
         return Move("extend", pool_id, state.addresses[held].address, lay.location_ids[loc], names), budget
-    room = [(len(a.locations(lay)), i) for i, a in enumerate(state.addresses)
-            if len(a.locations(lay)) < MAX_LOCATIONS_PER_IPV4]
+    room = [
+        (len(a.locations(lay)), i)
+        for i, a in enumerate(state.addresses)
+        if len(a.locations(lay)) < MAX_LOCATIONS_PER_IPV4
+    ]
     if room:
         k = min(room)[1]
         state.add(k, loc, dcs)

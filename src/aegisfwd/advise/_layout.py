@@ -67,7 +67,7 @@ class Layout:
         self._ip_holder_ranges = np.asarray(a["ip_holder_ranges"], dtype=np.int64).reshape(-1, 2)
         order = np.argsort(self._ip_pool, kind="stable")
         starts = np.searchsorted(self._ip_pool[order], np.arange(len(self.pool_ids) + 1))
-        self._pool_ips = [order[starts[p]:starts[p + 1]] for p in range(len(self.pool_ids))]
+        self._pool_ips = [order[starts[p] : starts[p + 1]] for p in range(len(self.pool_ids))]
         self.pool_index = {p: k for k, p in enumerate(self.pool_ids)}
 
     def location_dcs(self, loc: int) -> range:
@@ -77,7 +77,7 @@ class Layout:
         return np.arange(self.dc_server_start[dc], self.dc_server_start[dc + 1], dtype=np.int64)
 
     def ip_servers(self, ip: int) -> np.ndarray:
-        rows = self._ip_holder_ranges[self._ip_holder_start[ip]:self._ip_holder_start[ip + 1]]
+        rows = self._ip_holder_ranges[self._ip_holder_start[ip] : self._ip_holder_start[ip + 1]]
         if rows.shape[0] == 0:
             return np.empty(0, np.int64)
         return np.concatenate([np.arange(f, e, dtype=np.int64) for f, e in rows])
@@ -87,8 +87,10 @@ class Layout:
 
     def ipv4_addresses(self, pool: int, holders: dict[str, tuple[str, ...]]) -> list[Address]:
         """The pool's IPv4 addresses in the order of the topology file."""
-        return [Address(self.ip_ids[i], self.ip_servers(i), holders.get(self.ip_ids[i], ()))
-                for i in self.ipv4_indices(pool)]
+        return [
+            Address(self.ip_ids[i], self.ip_servers(i), holders.get(self.ip_ids[i], ()))
+            for i in self.ipv4_indices(pool)
+        ]
 
     def holders_servers(self, dcs: list[int]) -> np.ndarray:
         if not dcs:

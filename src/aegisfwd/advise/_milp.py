@@ -31,8 +31,17 @@ class Optimum:
     status: str
 
 
-def optimum(state: PoolState, groups: PoolGroups, decided: Decided, objective: Objective, steps: int,
-            slots: int, *, max_variables: int = MAX_VARIABLES, time_limit_s: float = 30.0) -> Optimum | None:
+def optimum(
+    state: PoolState,
+    groups: PoolGroups,
+    decided: Decided,
+    objective: Objective,
+    steps: int,
+    slots: int,
+    *,
+    max_variables: int = MAX_VARIABLES,
+    time_limit_s: float = 30.0,
+) -> Optimum | None:
     """The optimal primary cost after at most ``steps`` location additions (``None``: p95, or too large)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_array
@@ -59,13 +68,19 @@ def optimum(state: PoolState, groups: PoolGroups, decided: Decided, objective: O
         c = -near_gain[cands]
         rows = [np.ones(n_y), uses_slot.astype(float)]
         a = np.vstack(rows)
-        res = milp(c, integrality=np.ones(n_y), bounds=Bounds(0, 1),
-                   constraints=[LinearConstraint(a, -np.inf, [steps, slots])],
-                   options={"time_limit": time_limit_s})
+        res = milp(
+            c,
+            integrality=np.ones(n_y),
+            bounds=Bounds(0, 1),
+            constraints=[LinearConstraint(a, -np.inf, [steps, slots])],
+            options={"time_limit": time_limit_s},
+        )
         if res.x is None:
             return Optimum(float("nan"), [], n_y, res.message)
         chosen = cands[res.x > 0.5].tolist()
-        return Optimum(base_forwarded + float(res.fun), chosen, n_y, "optimal" if res.status == 0 else res.message)
+        return Optimum(
+            base_forwarded + float(res.fun), chosen, n_y, "optimal" if res.status == 0 else res.message
+        )
 
     # Mean added distance: y_L (choose L) and x_(class, L) (class served by L) for the pairs where
     # L would serve the class better than it is served now.
@@ -82,16 +97,33 @@ def optimum(state: PoolState, groups: PoolGroups, decided: Decided, objective: O
     # each class served by at most one added location: sum_L x_(c,L) <= 1
     a1 = coo_array((np.ones(n_x), (ci, n_y + k)), shape=(far_loc.shape[0], n))
     # x_(c,L) <= y_L
-    a2 = coo_array((np.concatenate([np.ones(n_x), -np.ones(n_x)]),
-                    (np.concatenate([k, k]), np.concatenate([n_y + k, lj]))), shape=(n_x, n))
-    a3 = coo_array((np.concatenate([np.ones(n_y), uses_slot.astype(float)]),
-                    (np.concatenate([np.zeros(n_y, int), np.ones(n_y, int)]), np.concatenate([np.arange(n_y)] * 2))),
-                   shape=(2, n))
-    constraints = [LinearConstraint(a1.tocsr(), -np.inf, 1), LinearConstraint(a2.tocsr(), -np.inf, 0),
-                   LinearConstraint(a3.tocsr(), -np.inf, [steps, slots])]
+    a2 = coo_array(
+        (
+            np.concatenate([np.ones(n_x), -np.ones(n_x)]),
+            (np.concatenate([k, k]), np.concatenate([n_y + k, lj])),
+        ),
+        shape=(n_x, n),
+    )
+    a3 = coo_array(
+        (
+            np.concatenate([np.ones(n_y), uses_slot.astype(float)]),
+            (np.concatenate([np.zeros(n_y, int), np.ones(n_y, int)]), np.concatenate([np.arange(n_y)] * 2)),
+        ),
+        shape=(2, n),
+    )
+    constraints = [
+        LinearConstraint(a1.tocsr(), -np.inf, 1),
+        LinearConstraint(a2.tocsr(), -np.inf, 0),
+        LinearConstraint(a3.tocsr(), -np.inf, [steps, slots]),
+    ]
     integrality = np.concatenate([np.ones(n_y), np.zeros(n_x)])
-    res = milp(c, integrality=integrality, bounds=Bounds(0, 1), constraints=constraints,
-               options={"time_limit": time_limit_s})
+    res = milp(
+        c,
+        integrality=integrality,
+        bounds=Bounds(0, 1),
+        constraints=constraints,
+        options={"time_limit": time_limit_s},
+    )
     if res.x is None:
         return Optimum(float("nan"), [], n, res.message)
     chosen = cands[res.x[:n_y] > 0.5].tolist()

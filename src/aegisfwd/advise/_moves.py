@@ -53,8 +53,14 @@ class Move:
         return f"move {self.address} from {self.removed_location} to {self.location} ({where})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "pool": self.pool, "address": self.address, "location": self.location,
-                "holders": list(self.holders), "removed_location": self.removed_location}
+        return {
+            "kind": self.kind,
+            "pool": self.pool,
+            "address": self.address,
+            "location": self.location,
+            "holders": list(self.holders),
+            "removed_location": self.removed_location,
+        }
 
 
 def holder_locations(topology: Topology) -> dict[str, str]:
@@ -76,8 +82,11 @@ def apply_moves(topology: Topology, moves: list[Move]) -> Topology:
     # Only what the moves need: every holder's location for a swap, every address for a new one
     # (both are whole-topology passes, costly on a world-sized topology).
     where = holder_locations(topology) if any(m.kind == "swap" for m in moves) else {}
-    used = ({ip.network for p in topology.pools for ip in p.ips}
-            if any(m.kind == "new-address" for m in moves) else set())
+    used = (
+        {ip.network for p in topology.pools for ip in p.ips}
+        if any(m.kind == "new-address" for m in moves)
+        else set()
+    )
     known = _holder_names(topology)
     for m in moves:
         if m.kind not in MOVE_KINDS:
@@ -115,7 +124,9 @@ def apply_moves(topology: Topology, moves: list[Move]) -> Topology:
 def _holder_names(topology: Topology) -> Any:
     class _Names:
         def __contains__(self, name: object) -> bool:
-            return name in topology.location_index or name in topology.dc_index or name in topology.server_index
+            return (
+                name in topology.location_index or name in topology.dc_index or name in topology.server_index
+            )
 
     return _Names()
 
@@ -132,10 +143,22 @@ def _like(topology: Topology, pools: tuple[Pool, ...], zones: dict[str, str]) ->
     """``topology`` with other pools and zones; same locations, DCs, states and distances."""
     matrix = topology.__dict__.get("_matrix")
     if topology.distances is not None:
-        return Topology(topology.locations, topology.data_centers, pools, dict(topology.server_states), zones,
-                        topology.distances)
-    out = _KnownDistances(topology.locations, topology.data_centers, pools, dict(topology.server_states), zones,
-                          topology.distances)
+        return Topology(
+            topology.locations,
+            topology.data_centers,
+            pools,
+            dict(topology.server_states),
+            zones,
+            topology.distances,
+        )
+    out = _KnownDistances(
+        topology.locations,
+        topology.data_centers,
+        pools,
+        dict(topology.server_states),
+        zones,
+        topology.distances,
+    )
     out.__dict__["_matrix"] = topology.distance_matrix() if matrix is None else matrix
     return out
 
@@ -162,12 +185,14 @@ def write_topology(topology: Topology, path: Any) -> None:
         text = json.dumps(doc, indent=1) + "\n"
     elif suffix == ".toml":
         try:
-            import tomli_w  # type: ignore[import-not-found]
+            import tomli_w  # type: ignore[import-not-found, unused-ignore]
         except ModuleNotFoundError:
             raise MoveError("writing TOML needs the tomli-w package; write .yaml or .json instead") from None
         text = tomli_w.dumps(doc)
     else:
-        raise MoveError(f"{p}: the patch is written as .yaml, .yml or .json (got {p.suffix or 'no suffix'!r})")
+        raise MoveError(
+            f"{p}: the patch is written as .yaml, .yml or .json (got {p.suffix or 'no suffix'!r})"
+        )
     try:
         p.write_text(text, encoding="utf-8")
     except OSError as exc:

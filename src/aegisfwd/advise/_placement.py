@@ -36,11 +36,19 @@ class PoolGroups:
     index: np.ndarray  # positions in the Counts these came from
 
     @classmethod
-    def select(cls, layout: Layout, server: np.ndarray, weight: np.ndarray, rows: np.ndarray,
-               index: np.ndarray) -> PoolGroups:
+    def select(
+        cls, layout: Layout, server: np.ndarray, weight: np.ndarray, rows: np.ndarray, index: np.ndarray
+    ) -> PoolGroups:
         s = server.astype(np.int64)
-        return cls(s, layout.server_dc[s], layout.server_location[s], layout.up[s],
-                   weight.astype(np.float64), rows.astype(np.int64), index)
+        return cls(
+            s,
+            layout.server_dc[s],
+            layout.server_location[s],
+            layout.up[s],
+            weight.astype(np.float64),
+            rows.astype(np.int64),
+            index,
+        )
 
     def __len__(self) -> int:
         return int(self.server.shape[0])
@@ -98,7 +106,9 @@ class PoolState:
         self._cache = None
 
     def copy(self) -> PoolState:
-        return PoolState(self.layout, [Address(a.address, a.servers, a.holders, a.new) for a in self.addresses])
+        return PoolState(
+            self.layout, [Address(a.address, a.servers, a.holders, a.new) for a in self.addresses]
+        )
 
     # ---- the decision on aggregated groups ------------------------------------------------------
     def remote_distance(self, locations: np.ndarray) -> np.ndarray:
@@ -120,8 +130,15 @@ class PoolState:
         same_loc = (self.cand_loc[g.location] - self.cand_dc[g.dc]) > 0
         uniq, inv = g.distinct_locations
         remote = self.remote_distance(uniq)[inv]
-        tier = np.where(local, LOCAL, np.where(same_dc, SAME_DC, np.where(
-            same_loc, SAME_LOCATION, np.where(np.isfinite(remote), REMOTE, UNAVAILABLE)))).astype(np.int64)
+        tier = np.where(
+            local,
+            LOCAL,
+            np.where(
+                same_dc,
+                SAME_DC,
+                np.where(same_loc, SAME_LOCATION, np.where(np.isfinite(remote), REMOTE, UNAVAILABLE)),
+            ),
+        ).astype(np.int64)
         distance = np.where(tier <= SAME_LOCATION, 0.0, np.where(tier == REMOTE, remote, np.nan))
         cost = np.where(tier == UNAVAILABLE, self.layout.unavailable_cost, distance)
         return Decided(tier, distance, cost)
@@ -164,14 +181,16 @@ class PoolState:
         self._cache = (decided, c)
         return c
 
-    def candidate_values(self, g: PoolGroups, decided: Decided, objective: Objective,
-                         locations: np.ndarray) -> list[tuple[float, float]]:
+    def candidate_values(
+        self, g: PoolGroups, decided: Decided, objective: Objective, locations: np.ndarray
+    ) -> list[tuple[float, float]]:
         """The objective's value after adding each of ``locations`` (each alone) as holder."""
         primary, second = self.candidate_arrays(g, decided, objective, locations)
-        return list(zip(primary.tolist(), second.tolist()))
+        return list(zip(primary.tolist(), second.tolist(), strict=True))
 
-    def candidate_arrays(self, g: PoolGroups, decided: Decided, objective: Objective,
-                         locations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def candidate_arrays(
+        self, g: PoolGroups, decided: Decided, objective: Objective, locations: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``candidate_values`` as two arrays (primary, tie-break cost), one entry per location."""
         lay = self.layout
         locations = np.asarray(locations, dtype=np.int64)

@@ -91,7 +91,9 @@ def peers_package() -> ModuleType:
         return sys.modules[name]
     source = Path(__file__).resolve().parents[3] / "benchmarks" / "peers" / "__init__.py"
     if source.is_file():
-        spec = importlib.util.spec_from_file_location(name, source, submodule_search_locations=[str(source.parent)])
+        spec = importlib.util.spec_from_file_location(
+            name, source, submodule_search_locations=[str(source.parent)]
+        )
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
@@ -199,7 +201,9 @@ def log_table(w: Workload) -> Any:
         np.arange(len(t.locations), dtype=np.int32),
         [b - a for a, b in t.location_server_ranges],
     )
-    origins = pa.array([f"198.51.100.{k + 1}" for k in range(250)] + [f"2001:db8:ffff::{k + 1:x}" for k in range(250)])
+    origins = pa.array(
+        [f"198.51.100.{k + 1}" for k in range(250)] + [f"2001:db8:ffff::{k + 1:x}" for k in range(250)]
+    )
     origin = (r.flow % np.uint64(250)).astype(np.int32) + np.where(r.family == 6, 250, 0).astype(np.int32)
     nibbles = (r.flow[:, None] >> (np.arange(60, -4, -4, dtype=np.uint64))[None, :]) & np.uint64(15)
     ray = np.frombuffer(b"0123456789abcdef", np.uint8)[nibbles.astype(np.intp)]
@@ -210,7 +214,9 @@ def log_table(w: Workload) -> Any:
             "ZoneName": pa.DictionaryArray.from_arrays(r.pool.astype(np.int32), zones),
             "OriginIP": pa.DictionaryArray.from_arrays(origin, origins),
             "EdgeStartTimestamp": pa.array(1_767_225_600_000_000_000 + 1000 * np.arange(n, dtype=np.int64)),
-            "OriginResponseDurationMs": pa.array(((r.flow >> np.uint64(32)) % np.uint64(500)).astype(np.int64)),
+            "OriginResponseDurationMs": pa.array(
+                ((r.flow >> np.uint64(32)) % np.uint64(500)).astype(np.int64)
+            ),
         }
     )
 
@@ -328,7 +334,7 @@ class Bench:
 
     def shared_scalar(self, w: Workload, rows: int) -> Prepared:
         h = w.head(rows)
-        args = list(zip(*(c.tolist() for c in h.columns)))
+        args = list(zip(*(c.tolist() for c in h.columns), strict=True))
         decide = self.shared_engine(w).decide
 
         def run() -> list[Any]:
@@ -404,9 +410,18 @@ class Bench:
                 return False
             want = engine.decide_batch(server, pool, family, flow).to_arrow()
             head = min(n, check_rows)
-            ref = self.reference(w).decide_batch(server[:head], pool[:head], family[:head], flow[:head]).to_arrow()
-            pairs = (("tier", "tier"), ("egress_server", "server"), ("egress_dc", "dc"),
-                     ("egress_location", "location"), ("egress_ip", "ip"))
+            ref = (
+                self.reference(w)
+                .decide_batch(server[:head], pool[:head], family[:head], flow[:head])
+                .to_arrow()
+            )
+            pairs = (
+                ("tier", "tier"),
+                ("egress_server", "server"),
+                ("egress_dc", "dc"),
+                ("egress_location", "location"),
+                ("egress_ip", "ip"),
+            )
             for mine, theirs in pairs:
                 a = _strings(got.column(mine))
                 if not a.equals(_strings(want.column(theirs))):

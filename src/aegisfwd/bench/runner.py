@@ -68,13 +68,23 @@ class Settings:
     @classmethod
     def quick(cls) -> Settings:
         cores = all_cores()
-        return cls(workloads=("world",), n=2_000, scalar_rows=200, check_rows=2_000,
-                   threads=tuple(sorted({1, cores})), repeat=1)
+        return cls(
+            workloads=("world",),
+            n=2_000,
+            scalar_rows=200,
+            check_rows=2_000,
+            threads=tuple(sorted({1, cores})),
+            repeat=1,
+        )
 
     def normalized(self) -> Settings:
         threads = tuple(sorted(set(self.threads) | {1}))  # 1 thread is the reference answer for the rest
-        return replace(self, threads=threads, scalar_rows=min(self.scalar_rows, self.n),
-                       check_rows=min(self.check_rows, self.n))
+        return replace(
+            self,
+            threads=threads,
+            scalar_rows=min(self.scalar_rows, self.n),
+            check_rows=min(self.check_rows, self.n),
+        )
 
 
 @dataclass(frozen=True)
@@ -152,8 +162,13 @@ def path_builders(
     return out
 
 
-def run_workload(bench: Bench, w: Workload, s: Settings, progress: Callable[[str], None] | None = None,
-                 folder: Path | None = None) -> WorkloadReport:
+def run_workload(
+    bench: Bench,
+    w: Workload,
+    s: Settings,
+    progress: Callable[[str], None] | None = None,
+    folder: Path | None = None,
+) -> WorkloadReport:
     """Measure every path on ``w``; files (the evaluate path's log and output) go to ``folder``
     (default: a temporary directory removed afterwards)."""
     if folder is None:
@@ -184,15 +199,24 @@ def run_workload(bench: Bench, w: Workload, s: Settings, progress: Callable[[str
             cols = p.columns(result)
             if truth is None:
                 truth = cols  # engine.decide_batch on 1 thread, every row
-            agrees = compare_columns(cols, expected, p.computes, rows=min(p.rows, s.check_rows)) and compare_columns(
-                cols, truth, p.computes, rows=p.rows
-            )
+            agrees = compare_columns(
+                cols, expected, p.computes, rows=min(p.rows, s.check_rows)
+            ) and compare_columns(cols, truth, p.computes, rows=p.rows)
             del cols
         del result
         seconds = best_time(p.run, s.repeat, s.min_seconds, s.max_seconds)
         rate = p.rows / seconds
         records.append(
-            Record(p.path, w.name, p.threads, p.computes, rate, bool(agrees), rate / floors[p.threads].decisions_per_s, p.rows)
+            Record(
+                p.path,
+                w.name,
+                p.threads,
+                p.computes,
+                rate,
+                bool(agrees),
+                rate / floors[p.threads].decisions_per_s,
+                p.rows,
+            )
         )
     assert truth is not None
     return WorkloadReport(w.name, len(w), _tier_mix(truth["tier"]), floors, records, skipped)

@@ -51,7 +51,9 @@ class Workload:
         """The same workload restricted to its first ``m`` requests."""
         r = self.requests
         m = min(int(m), len(r))
-        return Workload(self.name, self.topology, Requests(r.server[:m], r.pool[:m], r.family[:m], r.flow[:m]), self.seed)
+        return Workload(
+            self.name, self.topology, Requests(r.server[:m], r.pool[:m], r.family[:m], r.flow[:m]), self.seed
+        )
 
 
 def _world(n: int, seed: int) -> Workload:
@@ -65,8 +67,9 @@ def _ipv6_heavy(n: int, seed: int) -> Workload:
         [p for p, pool in enumerate(topo.pools) if any(ip.family == 6 for ip in pool.ips)], np.int32
     )
     # Draw with the datasets sampler on the sub-world of IPv6 pools, then map back to world indices.
-    sub = Topology(topo.locations, topo.data_centers, tuple(topo.pools[p] for p in v6_pools.tolist()),
-                   topo.server_states)
+    sub = Topology(
+        topo.locations, topo.data_centers, tuple(topo.pools[p] for p in v6_pools.tolist()), topo.server_states
+    )
     r = requests(sub, n, seed)
     rng = np.random.default_rng([seed, 6])
     family = np.where(rng.random(n) < IPV6_HEAVY_SHARE, 6, 4).astype(np.uint8)

@@ -53,6 +53,7 @@ _EXTRA_OF_MODULE = {
 }
 _LAZY_EXTRA = {"evaluate": "analysis", "compare": "analysis", "bench": "bench", "advise": "advise"}
 
+
 class LazyGroup(click.Group):
     """A group whose extra commands are imported on first use (click docs, "Lazily Loading Subcommands")."""
 

@@ -64,7 +64,9 @@ def _print_tables(reports: list[WorkloadReport]) -> None:
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="A few-second run: the world workload, 2,000 requests, one repeat.")
+@click.option(
+    "--quick", is_flag=True, help="A few-second run: the world workload, 2,000 requests, one repeat."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of records instead of tables.")
 @click.option(
     "-w",
@@ -74,7 +76,9 @@ def _print_tables(reports: list[WorkloadReport]) -> None:
     type=click.Choice(WORKLOADS),
     help="Workload to run (repeat for several; default: all, or world with --quick).",
 )
-@click.option("-n", "--requests", "n", type=click.IntRange(min=1), help="Requests per workload (default 100,000).")
+@click.option(
+    "-n", "--requests", "n", type=click.IntRange(min=1), help="Requests per workload (default 100,000)."
+)
 @click.option(
     "--scalar-rows",
     type=click.IntRange(min=1),
@@ -87,7 +91,9 @@ def _print_tables(reports: list[WorkloadReport]) -> None:
     type=click.IntRange(min=1),
     help="Thread count for the batch paths (repeat for several; default 1, 2, 4, ... and all cores).",
 )
-@click.option("--repeat", type=click.IntRange(min=1), help="Timed calls per path; the best counts (default 3).")
+@click.option(
+    "--repeat", type=click.IntRange(min=1), help="Timed calls per path; the best counts (default 3)."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the world and the requests.")
 @click.option("--no-peers", is_flag=True, help="Leave out the peers (pure Python, NumPy, DuckDB).")
 @click.option("--no-evaluate", is_flag=True, help="Leave out af.evaluate end to end from a Parquet log.")

@@ -20,8 +20,13 @@ def datasets() -> None:
 
 
 @datasets.command(short_help="Write the built-in world topology.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write it: .json or .yaml/.yml (a topology file), .aegis (compiled).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write it: .json or .yaml/.yml (a topology file), .aegis (compiled).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the world.")
 def world(output: Path, seed: int) -> None:
     """Write ``af.datasets.world(SEED)``: one location per real Cloudflare colo with coordinates,
@@ -29,7 +34,9 @@ def world(output: Path, seed: int) -> None:
     with ``af.load_topology`` and equals the built-in world; .aegis is the compiled tables."""
     suffix = output.suffix.lower()
     if suffix not in _TOPOLOGY_SUFFIXES:
-        raise AegisError(f"{output}: unsupported suffix {output.suffix!r}; use one of {', '.join(_TOPOLOGY_SUFFIXES)}")
+        raise AegisError(
+            f"{output}: unsupported suffix {output.suffix!r}; use one of {', '.join(_TOPOLOGY_SUFFIXES)}"
+        )
     from ..datasets import world as build
 
     t0 = time.perf_counter()
@@ -48,6 +55,8 @@ def world(output: Path, seed: int) -> None:
     except OSError as exc:
         raise AegisError(f"cannot write {output}: {exc.strerror or exc}") from None
     size = output.stat().st_size
-    click.echo(f"wrote {output}: world (seed {seed}): {len(topo.locations):,} locations, "
-               f"{len(topo.server_ids):,} servers, {len(topo.pools):,} pools, {len(topo.zones):,} zones; "
-               f"{size / 2**20:.1f} MiB in {time.perf_counter() - t0:.1f} s")
+    click.echo(
+        f"wrote {output}: world (seed {seed}): {len(topo.locations):,} locations, "
+        f"{len(topo.server_ids):,} servers, {len(topo.pools):,} pools, {len(topo.zones):,} zones; "
+        f"{size / 2**20:.1f} MiB in {time.perf_counter() - t0:.1f} s"
+    )

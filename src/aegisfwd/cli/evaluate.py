@@ -59,12 +59,18 @@ def use_lean_arrow_pool() -> None:
 
 
 _mismatches_option = click.option(
-    "--mismatches", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="Write rows whose EdgeServerIP is not the predicted egress IP (.parquet, .csv or .ndjson).")
+    "--mismatches",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write rows whose EdgeServerIP is not the predicted egress IP (.parquet, .csv or .ndjson).",
+)
 
 _spill_dir_option = click.option(
-    "--spill-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
-    help="Where concurrency events of long logs spill (default: the system temporary directory).")
+    "--spill-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Where concurrency events of long logs spill (default: the system temporary directory).",
+)
 
 
 @contextlib.contextmanager
@@ -122,45 +128,108 @@ def _check_logs(logs: tuple[str, ...]) -> list[str]:
 
 @click.command(short_help="Evaluate request logs against a topology.")
 @click.argument("logs", nargs=-1, required=True, metavar="LOG...")
-@click.option("--topology", "-t", "topology", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Topology file (YAML/JSON/TOML) or compiled file.")
-@click.option("--output", "-o", type=click.Path(dir_okay=True, path_type=Path), default=None,
-              help="Write decisions to this Parquet file (a directory of part files with --scheduler).")
-@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write DIR/summary.json and DIR/report.html.")
-@click.option("--rejects", type=click.Path(path_type=Path), default=None,
-              help="Write rejected rows with their reason (.parquet, .csv or .ndjson by suffix).")
+@click.option(
+    "--topology",
+    "-t",
+    "topology",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Topology file (YAML/JSON/TOML) or compiled file.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=True, path_type=Path),
+    default=None,
+    help="Write decisions to this Parquet file (a directory of part files with --scheduler).",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write DIR/summary.json and DIR/report.html.",
+)
+@click.option(
+    "--rejects",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write rejected rows with their reason (.parquet, .csv or .ndjson by suffix).",
+)
 @click.option("--map", "maps", multiple=True, metavar="COL=FIELD", help=_MAP_HELP)
-@click.option("--scheduler", default=None, metavar="ADDRESS", help="Run on this Dask scheduler (one task per log file).")
-@click.option("--batch-rows", type=click.IntRange(min=1), default=1 << 18, show_default=True, help="Rows per batch.")
+@click.option(
+    "--scheduler", default=None, metavar="ADDRESS", help="Run on this Dask scheduler (one task per log file)."
+)
+@click.option(
+    "--batch-rows", type=click.IntRange(min=1), default=1 << 18, show_default=True, help="Rows per batch."
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Engine threads per batch.")
-@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.option(
+    "--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables."
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal)."
+)
 @_spill_dir_option
 @no_cache_option
 @_mismatches_option
-def evaluate(logs: tuple[str, ...], topology: Path, output: Path | None, report_dir: Path | None, rejects: Path | None,
-             maps: tuple[str, ...], scheduler: str | None, batch_rows: int, threads: int | None, top: int,
-             progress: bool | None, spill_dir: Path | None, no_cache: bool, mismatches: Path | None) -> None:
+def evaluate(
+    logs: tuple[str, ...],
+    topology: Path,
+    output: Path | None,
+    report_dir: Path | None,
+    rejects: Path | None,
+    maps: tuple[str, ...],
+    scheduler: str | None,
+    batch_rows: int,
+    threads: int | None,
+    top: int,
+    progress: bool | None,
+    spill_dir: Path | None,
+    no_cache: bool,
+    mismatches: Path | None,
+) -> None:
     """Evaluate request logs (Parquet, CSV, NDJSON; gzip or not; files or directories): where each
     request's connection to the origin egresses, the tier mix, forwarding flows, load and
     concurrency. Rows that cannot be evaluated are counted per reason, never dropped silently."""
     columns = _parse_maps(maps)
     paths = _check_logs(logs)
     if scheduler and mismatches is not None:
-        raise click.BadParameter("not with --scheduler (the report still has the table)", param_hint="--mismatches")
+        raise click.BadParameter(
+            "not with --scheduler (the report still has the table)", param_hint="--mismatches"
+        )
     with log_run_process():
         model = _model(topology, no_cache)
         if scheduler:
             from ..evaluation._dask import evaluate_dask
 
-            ev = evaluate_dask(paths, model, columns=columns, output=output, rejects=rejects,
-                               scheduler=scheduler, batch_rows=batch_rows, threads=threads, spill_dir=spill_dir)
+            ev = evaluate_dask(
+                paths,
+                model,
+                columns=columns,
+                output=output,
+                rejects=rejects,
+                scheduler=scheduler,
+                batch_rows=batch_rows,
+                threads=threads,
+                spill_dir=spill_dir,
+            )
         else:
             from ..evaluation import evaluate as run
 
-            ev = run(paths, model, columns=columns, output=output, rejects=rejects, batch_rows=batch_rows,
-                     progress=progress, threads=threads, keep_rows=0, spill_dir=spill_dir, mismatches=mismatches)
+            ev = run(
+                paths,
+                model,
+                columns=columns,
+                output=output,
+                rejects=rejects,
+                batch_rows=batch_rows,
+                progress=progress,
+                threads=threads,
+                keep_rows=0,
+                spill_dir=spill_dir,
+                mismatches=mismatches,
+            )
     console = _console()
     ev.print(console, top=top)
     if output is not None:
@@ -177,34 +246,71 @@ def evaluate(logs: tuple[str, ...], topology: Path, output: Path | None, report_
 
 @click.command(short_help="Compare evaluations of the same logs under two topologies.")
 @click.argument("logs", nargs=-1, required=True, metavar="LOG...")
-@click.option("--topology", "-t", "topologies", multiple=True, required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Give twice: topology A (before), then B (after).")
-@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write DIR/summary.json and DIR/report.html.")
+@click.option(
+    "--topology",
+    "-t",
+    "topologies",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Give twice: topology A (before), then B (after).",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write DIR/summary.json and DIR/report.html.",
+)
 @click.option("--map", "maps", multiple=True, metavar="COL=FIELD", help=_MAP_HELP)
-@click.option("--batch-rows", type=click.IntRange(min=1), default=1 << 18, show_default=True, help="Rows per batch.")
+@click.option(
+    "--batch-rows", type=click.IntRange(min=1), default=1 << 18, show_default=True, help="Rows per batch."
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Engine threads per batch.")
-@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.option(
+    "--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables."
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal)."
+)
 @_spill_dir_option
 @no_cache_option
 @_mismatches_option
-def compare(logs: tuple[str, ...], topologies: tuple[Path, ...], report_dir: Path | None, maps: tuple[str, ...],
-            batch_rows: int, threads: int | None, top: int, progress: bool | None, spill_dir: Path | None,
-            no_cache: bool, mismatches: Path | None) -> None:
+def compare(
+    logs: tuple[str, ...],
+    topologies: tuple[Path, ...],
+    report_dir: Path | None,
+    maps: tuple[str, ...],
+    batch_rows: int,
+    threads: int | None,
+    top: int,
+    progress: bool | None,
+    spill_dir: Path | None,
+    no_cache: bool,
+    mismatches: Path | None,
+) -> None:
     """What-if: evaluate the same logs under topology A and topology B (e.g. two IP placements) and
     show the tier-mix change, the rows and flows whose egress moved, and the distance saved or added."""
     if len(topologies) != 2:
-        raise click.BadParameter(f"give --topology exactly twice (A then B), got {len(topologies)}",
-                                 param_hint="--topology")
+        raise click.BadParameter(
+            f"give --topology exactly twice (A then B), got {len(topologies)}", param_hint="--topology"
+        )
     columns = _parse_maps(maps)
     paths = _check_logs(logs)
     from ..evaluation import compare as run
 
     with log_run_process():
-        c = run(paths, _model(topologies[0], no_cache), _model(topologies[1], no_cache), columns=columns, batch_rows=batch_rows, progress=progress,
-                threads=threads, spill_dir=spill_dir, mismatches=mismatches)
+        c = run(
+            paths,
+            _model(topologies[0], no_cache),
+            _model(topologies[1], no_cache),
+            columns=columns,
+            batch_rows=batch_rows,
+            progress=progress,
+            threads=threads,
+            spill_dir=spill_dir,
+            mismatches=mismatches,
+        )
     console = _console()
     c.print(console, top=top)
     if report_dir is not None:

@@ -241,7 +241,9 @@ def _compile(topology: Topology) -> CompiledTopology:
     # of the dict win, so insert in the reverse order of precedence.
     code_of = dict(
         zip(
-            chain(location_ids, dc_ids, server_ids), chain(range(S + D, S + D + L), range(S, S + D), range(S)), strict=True
+            chain(location_ids, dc_ids, server_ids),
+            chain(range(S + D, S + D + L), range(S, S + D), range(S)),
+            strict=True,
         )
     )
     try:

@@ -115,8 +115,6 @@ def expected_shape(dims: tuple[Any, ...], counts: Mapping[str, int]) -> tuple[in
     return tuple(out)
 
 
-
 def file_length(buffer: Any) -> int:
     """The total file length the prefix of a compiled file states (the file may carry more after it)."""
     return int(PREFIX.unpack_from(buffer, 0)[3])
-

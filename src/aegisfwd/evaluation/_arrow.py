@@ -50,7 +50,9 @@ def to_string(arr: pa.Array) -> pa.Array:
         vals = [None if v is None else v.decode("utf-8", "replace") for v in arr.to_pylist()]
         return pa.array(vals, pa.large_string())
     if pa.types.is_nested(t):
-        vals = [None if v is None else json.dumps(v, separators=(",", ":"), default=str) for v in arr.to_pylist()]
+        vals = [
+            None if v is None else json.dumps(v, separators=(",", ":"), default=str) for v in arr.to_pylist()
+        ]
         return pa.array(vals, pa.large_string())
     try:
         return arr.cast(pa.large_string())
@@ -109,10 +111,14 @@ def to_number(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
             valid &= raw <= np.uint64(np.iinfo(np.int64).max)
             ints = np.where(valid, raw, 0).astype(np.int64)
         else:
-            ints = np.asarray(arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            ints = np.asarray(
+                arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64
+            )
         return ints, valid.copy(), ints.astype(np.float64), valid
     if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        f = np.asarray(arr.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+        f = np.asarray(
+            arr.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=np.float64
+        )
         valid = np.isfinite(f)
         is_int = valid & (f == np.floor(f)) & (np.abs(f) < 2.0**53)
         ints[is_int] = f[is_int].astype(np.int64)
@@ -145,7 +151,9 @@ def to_number(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     m_float = _mask(pc.match_substring_regex(s, _FLOAT_RE)) & ~is_int
     if m_float.any():
         idx = np.flatnonzero(m_float)
-        f = np.asarray(s.take(pa.array(idx)).cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        f = np.asarray(
+            s.take(pa.array(idx)).cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
+        )
         ok = np.isfinite(f)
         floats[idx[ok]] = f[ok]
         valid[idx[ok]] = True
@@ -180,12 +188,19 @@ _ISO_OFFSET_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.
 _ISO_NAIVE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?$"
 
 
-def _scale_epoch(ints: np.ndarray, is_int: np.ndarray, floats: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _scale_epoch(
+    ints: np.ndarray, is_int: np.ndarray, floats: np.ndarray, valid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Epoch numbers in s, ms, µs or ns (chosen by magnitude) to int64 ns, exactly for integers."""
     out = np.zeros(ints.shape[0], dtype=np.int64)
     ok = valid & (floats > 0)
     mag = np.abs(floats)
-    for lo, hi, mult in ((0, _S_MAX, 10**9), (_S_MAX, _MS_MAX, 10**6), (_MS_MAX, _US_MAX, 10**3), (_US_MAX, np.inf, 1)):
+    for lo, hi, mult in (
+        (0, _S_MAX, 10**9),
+        (_S_MAX, _MS_MAX, 10**6),
+        (_MS_MAX, _US_MAX, 10**3),
+        (_US_MAX, np.inf, 1),
+    ):
         sel = ok & (mag >= lo) & (mag < hi)
         exact = sel & is_int
         out[exact] = ints[exact] * mult
@@ -213,7 +228,10 @@ def to_epoch_ns(arr: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarray]:
     if pa.types.is_timestamp(t):
         valid = _valid_np(arr)
         v = np.asarray(
-            arr.cast(pa.timestamp("ns", tz=t.tz)).cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False),
+            arr.cast(pa.timestamp("ns", tz=t.tz))
+            .cast(pa.int64())
+            .fill_null(0)
+            .to_numpy(zero_copy_only=False),
             dtype=np.int64,
         )
         return v, valid & (v > 0)
@@ -229,7 +247,10 @@ def to_epoch_ns(arr: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarray]:
         parts = pc.extract_regex(s.take(pa.array(idx)), _DEC_SECONDS_RE)
         whole = np.asarray(parts.field("i").cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
         frac = pc.utf8_rpad(parts.field("f"), 9, "0")
-        frac = np.asarray(pc.utf8_slice_codeunits(frac, 0, 9).cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+        frac = np.asarray(
+            pc.utf8_slice_codeunits(frac, 0, 9).cast(pa.int64()).to_numpy(zero_copy_only=False),
+            dtype=np.int64,
+        )
         out[idx] = whole * 10**9 + frac
     rest = ~ok & _valid_np(s)
     if rest.any():
@@ -317,19 +338,23 @@ IPV4_RE = rf"^{_IPV4}$"
 _H = r"[0-9a-fA-F]{1,4}"
 _LS32 = rf"({_H}:{_H}|{_IPV4})"
 # RFC 3986 section 3.2.2 IPv6address, alternative by alternative.
-IPV6_RE = "^(" + "|".join(
-    [
-        rf"({_H}:){{6}}{_LS32}",
-        rf"::({_H}:){{5}}{_LS32}",
-        rf"({_H})?::({_H}:){{4}}{_LS32}",
-        rf"(({_H}:){{0,1}}{_H})?::({_H}:){{3}}{_LS32}",
-        rf"(({_H}:){{0,2}}{_H})?::({_H}:){{2}}{_LS32}",
-        rf"(({_H}:){{0,3}}{_H})?::{_H}:{_LS32}",
-        rf"(({_H}:){{0,4}}{_H})?::{_LS32}",
-        rf"(({_H}:){{0,5}}{_H})?::{_H}",
-        rf"(({_H}:){{0,6}}{_H})?::",
-    ]
-) + ")$"
+IPV6_RE = (
+    "^("
+    + "|".join(
+        [
+            rf"({_H}:){{6}}{_LS32}",
+            rf"::({_H}:){{5}}{_LS32}",
+            rf"({_H})?::({_H}:){{4}}{_LS32}",
+            rf"(({_H}:){{0,1}}{_H})?::({_H}:){{3}}{_LS32}",
+            rf"(({_H}:){{0,2}}{_H})?::({_H}:){{2}}{_LS32}",
+            rf"(({_H}:){{0,3}}{_H})?::{_H}:{_LS32}",
+            rf"(({_H}:){{0,4}}{_H})?::{_LS32}",
+            rf"(({_H}:){{0,5}}{_H})?::{_H}",
+            rf"(({_H}:){{0,6}}{_H})?::",
+        ]
+    )
+    + ")$"
+)
 
 
 def ip_family_of_strings(values: pa.Array) -> np.ndarray:
@@ -402,7 +427,11 @@ def hash_strings(arr: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarray]:
         dh, dok = hash_strings(arr.dictionary, len(arr.dictionary))
         idx = arr.indices
         valid = _valid_np(idx)
-        ix = np.asarray(idx.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64) if len(idx) else np.zeros(0, np.int64)
+        ix = (
+            np.asarray(idx.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            if len(idx)
+            else np.zeros(0, np.int64)
+        )
         if len(dh) == 0:
             return np.full(len(arr), np.uint64(_EMPTY_HASH)), np.zeros(len(arr), dtype=bool)
         return np.where(valid, dh[ix], np.uint64(_EMPTY_HASH)), valid & dok[ix]
@@ -411,7 +440,9 @@ def hash_strings(arr: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarray]:
     large = pa.types.is_large_string(arr.type)
     m = len(arr)
     bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int64 if large else np.int32, count=m + 1 + arr.offset)[arr.offset :]
+    offsets = np.frombuffer(bufs[1], dtype=np.int64 if large else np.int32, count=m + 1 + arr.offset)[
+        arr.offset :
+    ]
     if not offsets.flags.aligned:  # buffers from IPC / pickles may sit at any address
         offsets = offsets.copy()
     data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None and bufs[2].size else _NO_BYTES
@@ -464,7 +495,9 @@ def hash_strings_np(arr: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarra
                 break
             pos = starts[rows, None] + c[None, :]
             inside = c[None, :] < vec_lengths[rows, None]
-            block = np.where(inside, data[np.minimum(pos, max(len(data) - 1, 0))] if len(data) else 0, 0).astype(np.uint8)
+            block = np.where(
+                inside, data[np.minimum(pos, max(len(data) - 1, 0))] if len(data) else 0, 0
+            ).astype(np.uint8)
             word = np.ascontiguousarray(block).view("<u8").reshape(-1)
             x = h[rows] ^ word
             mix64_np(x, out=x)
@@ -527,7 +560,9 @@ EPOCH_FLOOR_NS = 946_684_800 * 10**9
 _SCIENTIFIC_RE = r"^[+-]?[0-9.]+[eE][+-]?[0-9]+$"
 
 
-def untrusted_timestamps(arr: pa.Array | None, start_ns: np.ndarray, start_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def untrusted_timestamps(
+    arr: pa.Array | None, start_ns: np.ndarray, start_ok: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """``(not_epoch, imprecise)`` masks over the rows ``to_epoch_ns`` accepted.
 
     ``not_epoch``: before 2000-01-01 (a tiny integer such as ``1``). ``imprecise``: written in

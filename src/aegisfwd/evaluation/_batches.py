@@ -19,8 +19,13 @@ from ._run import Runner, model_for
 __all__ = ["EVALUATE_BATCHES_SCHEMA", "evaluate_batches", "summarize_batches"]
 
 
-def evaluate_batches(batches: Any, topology: Any, *, columns: Mapping[str, str | None] | None = None,
-                     threads: int | None = None) -> Iterator[pa.RecordBatch]:
+def evaluate_batches(
+    batches: Any,
+    topology: Any,
+    *,
+    columns: Mapping[str, str | None] | None = None,
+    threads: int | None = None,
+) -> Iterator[pa.RecordBatch]:
     """Decisions for an iterator of Arrow record batches, one output row per input row, in order.
 
     Output columns: the key columns (``RayID``, ``EdgeColoCode``, ``ZoneName``, ``OriginIP``, as
@@ -65,13 +70,18 @@ def evaluate_batches(batches: Any, topology: Any, *, columns: Mapping[str, str |
             from ._output import TIER_DICTIONARY, key_columns
 
             keys = key_columns(common.cols, np.arange(n), KEY_FIELDS)
-            tier_names = TIER_DICTIONARY.take(pa.array(np.where(tier >= 0, np.minimum(tier, 5), 0))).to_pylist()
+            tier_names = TIER_DICTIONARY.take(
+                pa.array(np.where(tier >= 0, np.minimum(tier, 5), 0))
+            ).to_pylist()
             reason = reasons.take(pa.array(res.reason.astype(np.int64)))
             yield pa.record_batch(
                 {
                     **keys,
                     "ingress_server": full["ingress_server"],
-                    "tier": pa.array([t if k >= 0 else None for t, k in zip(tier_names, tier.tolist(), strict=True)], pa.string()),
+                    "tier": pa.array(
+                        [t if k >= 0 else None for t, k in zip(tier_names, tier.tolist(), strict=True)],
+                        pa.string(),
+                    ),
                     "egress_server": full["egress_server"],
                     "egress_dc": full["egress_dc"],
                     "egress_location": full["egress_location"],
@@ -86,7 +96,11 @@ def evaluate_batches(batches: Any, topology: Any, *, columns: Mapping[str, str |
 def _ids_column(idx: np.ndarray, table: Any) -> pa.Array:
     d = pa.array(list(table), pa.string())
     mask = idx < 0
-    return d.take(pa.array(np.where(mask, 0, idx), mask=mask if mask.any() else None)) if len(d) else pa.nulls(len(idx), pa.string())
+    return (
+        d.take(pa.array(np.where(mask, 0, idx), mask=mask if mask.any() else None))
+        if len(d)
+        else pa.nulls(len(idx), pa.string())
+    )
 
 
 def pc_if_else(is_null: np.ndarray, values: pa.Array) -> pa.Array:
@@ -97,13 +111,22 @@ def pc_if_else(is_null: np.ndarray, values: pa.Array) -> pa.Array:
 
 EVALUATE_BATCHES_SCHEMA = pa.schema(
     [(f, pa.string()) for f in KEY_FIELDS]
-    + [(c, pa.string()) for c in ("ingress_server", "tier", "egress_server", "egress_dc", "egress_location", "egress_ip")]
+    + [
+        (c, pa.string())
+        for c in ("ingress_server", "tier", "egress_server", "egress_dc", "egress_location", "egress_ip")
+    ]
     + [("distance", pa.float64()), ("reject_reason", pa.string())]
 )
 
 
-def summarize_batches(batches: Any, topology: Any, *, columns: Mapping[str, str | None] | None = None,
-                      threads: int | None = None, concurrency_resolution_ms: int = 1) -> Iterator[pa.RecordBatch]:
+def summarize_batches(
+    batches: Any,
+    topology: Any,
+    *,
+    columns: Mapping[str, str | None] | None = None,
+    threads: int | None = None,
+    concurrency_resolution_ms: int = 1,
+) -> Iterator[pa.RecordBatch]:
     """The ``Summary`` of an iterator of Arrow record batches, as one row ``{"summary": pickled bytes}``:
     for engines that return rows per partition (Spark ``mapInArrow``); merge on the driver with
     ``Summary.merge_all(pickle.loads(b) for b in ...)``."""
@@ -114,7 +137,9 @@ def summarize_batches(batches: Any, topology: Any, *, columns: Mapping[str, str 
     runner = Runner(model, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms)
     row = 0
     for batch in batches:
-        for b in (batch.to_batches() if isinstance(batch, pa.Table) else [batch]):
-            runner.process(Chunk(b.select([c for c in column_names(cols) if c in b.schema.names]), "<batch>", row))
+        for b in batch.to_batches() if isinstance(batch, pa.Table) else [batch]:
+            runner.process(
+                Chunk(b.select([c for c in column_names(cols) if c in b.schema.names]), "<batch>", row)
+            )
             row += b.num_rows
     yield pa.record_batch({"summary": pa.array([pickle.dumps(runner.finish())], pa.binary())})

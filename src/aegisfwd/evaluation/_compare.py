@@ -33,7 +33,9 @@ class CompareSummary:
     distance_saved: float = 0.0  # sum of decreases
     rows_farther: int = 0
     rows_closer: int = 0
-    changed_flows: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (ingress, egress A, egress B)
+    changed_flows: dict[tuple[str, str, str], int] = field(
+        default_factory=dict
+    )  # (ingress, egress A, egress B)
     changed_flow_distance: dict[tuple[str, str, str], float] = field(default_factory=dict)  # sum of B - A
     moved_by_pool: dict[str, int] = field(default_factory=dict)
     distance_unit: str = "km"
@@ -71,8 +73,13 @@ class CompareSummary:
     def top_changed_flows(self, n: int = 20) -> list[dict[str, Any]]:
         items = sorted(self.changed_flows.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
         return [
-            {"ingress_location": i, "egress_a": a, "egress_b": b, "rows": c,
-             "distance_change": self.changed_flow_distance.get((i, a, b), math.nan)}
+            {
+                "ingress_location": i,
+                "egress_a": a,
+                "egress_b": b,
+                "rows": c,
+                "distance_change": self.changed_flow_distance.get((i, a, b), math.nan),
+            }
             for (i, a, b), c in items
         ]
 
@@ -144,7 +151,9 @@ class CompareAccumulator:
         out[ok] = values
         return out
 
-    def add(self, n: int, res_a: Any, dec_a: Any, ok_a: np.ndarray, res_b: Any, dec_b: Any, ok_b: np.ndarray) -> None:
+    def add(
+        self, n: int, res_a: Any, dec_a: Any, ok_a: np.ndarray, res_b: Any, dec_b: Any, ok_b: np.ndarray
+    ) -> None:
         s = self.s
         s.rejected_a += n - ok_a.shape[0]
         s.rejected_b += n - ok_b.shape[0]
@@ -202,7 +211,9 @@ class CompareAccumulator:
         s = self.s
         s.rows_in = self.rows_in
         t = self.trans.reshape(N_TIERS, N_TIERS)
-        s.transitions = {(TIERS[i], TIERS[j]): int(t[i, j]) for i in range(N_TIERS) for j in range(N_TIERS) if t[i, j]}
+        s.transitions = {
+            (TIERS[i], TIERS[j]): int(t[i, j]) for i in range(N_TIERS) for j in range(N_TIERS) if t[i, j]
+        }
         nl = len(self.loc.ids) + 1
 
         def name(k: int) -> str:

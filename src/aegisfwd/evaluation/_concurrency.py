@@ -98,8 +98,10 @@ class _SpillFile:
             self.file: BinaryIO = open(self.path, "w+b")  # noqa: SIM115 - closed by the finalizer
         except OSError as exc:
             where = spill_dir if spill_dir is not None else tempfile.gettempdir()
-            raise SpillError(f"cannot create the concurrency spill file in {where}: {exc} "
-                             "(choose another directory with spill_dir= / --spill-dir)") from exc
+            raise SpillError(
+                f"cannot create the concurrency spill file in {where}: {exc} "
+                "(choose another directory with spill_dir= / --spill-dir)"
+            ) from exc
         self.size = 0
         self._finalizer = weakref.finalize(owner, _SpillFile._remove, self.file, self.dir)
 
@@ -115,8 +117,10 @@ class _SpillFile:
             data.tofile(self.file)
             self.file.flush()
         except OSError as exc:
-            raise SpillError(f"cannot write the concurrency spill file {self.path}: {exc} "
-                             "(choose another directory with spill_dir= / --spill-dir)") from exc
+            raise SpillError(
+                f"cannot write the concurrency spill file {self.path}: {exc} "
+                "(choose another directory with spill_dir= / --spill-dir)"
+            ) from exc
         self.size += data.nbytes
         return offset
 
@@ -127,8 +131,10 @@ class _SpillFile:
         except OSError as exc:
             raise SpillError(f"cannot read the concurrency spill file {self.path}: {exc}") from exc
         if out.shape[0] != count:
-            raise SpillError(f"the concurrency spill file {self.path} is shorter than written "
-                             f"(read {out.shape[0]} of {count} events at byte {offset}): was it truncated?")
+            raise SpillError(
+                f"the concurrency spill file {self.path} is shorter than written "
+                f"(read {out.shape[0]} of {count} events at byte {offset}): was it truncated?"
+            )
         return out
 
     def close(self) -> None:
@@ -236,8 +242,10 @@ class Concurrency:
         start_ns = np.asarray(start_ns, dtype=np.int64)
         duration_ns = np.asarray(duration_ns, dtype=np.int64)
         if start_ns.shape[0] != n or duration_ns.shape[0] != n:
-            raise ValueError(f"key, start_ns and duration_ns must have one length; got {n}, "
-                             f"{start_ns.shape[0]}, {duration_ns.shape[0]}")
+            raise ValueError(
+                f"key, start_ns and duration_ns must have one length; got {n}, "
+                f"{start_ns.shape[0]}, {duration_ns.shape[0]}"
+            )
         if int(key.min()) < 0 or int(key.max()) >= len(self.keys):
             raise ValueError(f"key ids must be in [0, {len(self.keys)}): number keys with key_ids first")
         if int(duration_ns.min()) < 0:
@@ -380,8 +388,14 @@ class Concurrency:
             return pos
         # numpy str arrays order by code point, as Python compares str: the order of sorting
         # (-peak, key) tuples, in a fraction of the time on tens of thousands of keys.
-        order = np.lexsort((np.array([k[2] for k in keys], dtype=np.int64), np.array([k[1] for k in keys], dtype=str),
-                            np.array([k[0] for k in keys], dtype=str), -f.values[pos]))
+        order = np.lexsort(
+            (
+                np.array([k[2] for k in keys], dtype=np.int64),
+                np.array([k[1] for k in keys], dtype=str),
+                np.array([k[0] for k in keys], dtype=str),
+                -f.values[pos],
+            )
+        )
         return pos[order[:top]]
 
     def peaks(self, top: int | None = None) -> list[dict[str, Any]]:
@@ -399,13 +413,15 @@ class Concurrency:
         out = []
         for i, v, t in zip(f.ids[pos].tolist(), f.values[pos].tolist(), at, strict=True):
             ip, origin, port = self.keys[i]
-            out.append({
-                "egress_ip": ip,
-                "origin": _origin_text(origin, port),
-                "peak": v,
-                "at": t + "Z",
-                "share_of_limit": v / CONNECTION_LIMIT,
-            })
+            out.append(
+                {
+                    "egress_ip": ip,
+                    "origin": _origin_text(origin, port),
+                    "peak": v,
+                    "at": t + "Z",
+                    "share_of_limit": v / CONNECTION_LIMIT,
+                }
+            )
         return out
 
     def counts(self) -> tuple[int, int]:

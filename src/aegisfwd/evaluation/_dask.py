@@ -48,9 +48,13 @@ def _evaluate_part(
     cols = dict(columns)
     out = os.path.join(output, f"part-{index:05d}.parquet") if output else None
     rej = os.path.join(rejects, f"part-{index:05d}.parquet") if rejects else None
-    runner = Runner(model, cols, output=out, rejects=rej, threads=threads, concurrency_resolution_ms=resolution_ms)
+    runner = Runner(
+        model, cols, output=out, rejects=rej, threads=threads, concurrency_resolution_ms=resolution_ms
+    )
     if isinstance(part, (str, os.PathLike)):
-        src = open_source(part, column_names(cols, hints=True), batch_rows, dictionary=dictionary_columns(cols))
+        src = open_source(
+            part, column_names(cols, hints=True), batch_rows, dictionary=dictionary_columns(cols)
+        )
         chunks = src.chunks
     else:
         if not isinstance(part, (pa.Table, pa.RecordBatch)) and not hasattr(part, "__arrow_c_stream__"):
@@ -63,7 +67,9 @@ def _evaluate_part(
                     part = pa.Table.from_pandas(part, preserve_index=False)
             except ImportError:  # pragma: no cover
                 pass
-        src = open_source(part, column_names(cols, hints=True), batch_rows, dictionary=dictionary_columns(cols))
+        src = open_source(
+            part, column_names(cols, hints=True), batch_rows, dictionary=dictionary_columns(cols)
+        )
         chunks = src.chunks
     for chunk in chunks:
         if isinstance(chunk, Chunk) and chunk.source == "<arrow>":
@@ -128,7 +134,9 @@ def evaluate_dask(
         parts = data.to_delayed()
         description = f"dask dataframe ({len(parts)} partitions)"
     else:
-        raise TypeError("evaluate_dask takes a Dask DataFrame or log paths; use af.evaluate for in-memory data")
+        raise TypeError(
+            "evaluate_dask takes a Dask DataFrame or log paths; use af.evaluate for in-memory data"
+        )
 
     out_dir = rej_dir = None
     if output is not None:

@@ -53,7 +53,7 @@ class RayIdSet:
         if again.any():
             self.duplicates += int(again.sum())
             if len(self.examples) < EXAMPLES:
-                values = ar.to_string(ray).take(pa.array(rows[pos[again]][: EXAMPLES])).to_pylist()
+                values = ar.to_string(ray).take(pa.array(rows[pos[again]][:EXAMPLES])).to_pylist()
                 for v in values:
                     if v not in self.examples and len(self.examples) < EXAMPLES:
                         self.examples.append(str(v))

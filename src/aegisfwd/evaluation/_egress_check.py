@@ -31,11 +31,21 @@ OUTCOMES = ("agree", "other-pool-ip", "not-pool-ip", "no-origin-request")
 TIER_NAMES = ("LOCAL", "SAME_DC", "SAME_LOCATION", "REMOTE", "UNAVAILABLE")
 FIELD = "EdgeServerIP"
 
-MISMATCH_SCHEMA = pa.schema([
-    ("source", pa.string()), ("row", pa.int64()), ("RayID", pa.string()), ("EdgeColoCode", pa.string()),
-    ("ZoneName", pa.string()), ("pool", pa.string()), ("ingress_server", pa.string()), ("tier", pa.string()),
-    ("predicted_ip", pa.string()), ("EdgeServerIP", pa.string()), ("outcome", pa.string()),
-])
+MISMATCH_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("row", pa.int64()),
+        ("RayID", pa.string()),
+        ("EdgeColoCode", pa.string()),
+        ("ZoneName", pa.string()),
+        ("pool", pa.string()),
+        ("ingress_server", pa.string()),
+        ("tier", pa.string()),
+        ("predicted_ip", pa.string()),
+        ("EdgeServerIP", pa.string()),
+        ("outcome", pa.string()),
+    ]
+)
 
 
 @dataclass
@@ -83,8 +93,13 @@ class EgressCheck:
         return items[:n]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"field": FIELD, "rows": self.rows, "outcomes": self.totals(), "by_tier": self.by_tier(),
-                "by_pool": self.by_pool()}
+        return {
+            "field": FIELD,
+            "rows": self.rows,
+            "outcomes": self.totals(),
+            "by_tier": self.by_tier(),
+            "by_pool": self.by_pool(),
+        }
 
 
 class EgressChecker:
@@ -177,8 +192,9 @@ class EgressChecker:
             if bad.shape[0]:
                 self.writer.write(self._mismatch_table(common, chunk, res, r, ok, bad, outcome))
 
-    def _mismatch_table(self, common: Any, chunk: Any, res: Any, r: Any, ok: np.ndarray, bad: np.ndarray,
-                        outcome: np.ndarray) -> pa.Table:
+    def _mismatch_table(
+        self, common: Any, chunk: Any, res: Any, r: Any, ok: np.ndarray, bad: np.ndarray, outcome: np.ndarray
+    ) -> pa.Table:
         rows = ok[bad]
         m = self.model
 
@@ -193,24 +209,29 @@ class EgressChecker:
             return pa.array([table[i] if i >= 0 else None for i in arr.tolist()], pa.string())
 
         tiers = np.minimum(np.asarray(r.tier, dtype=np.int64)[bad], 4)
-        return pa.table({
-            "source": pa.array([chunk.source] * rows.shape[0], pa.string()),
-            "row": pa.array(chunk.rows_of(rows), pa.int64()),
-            "RayID": text("RayID"), "EdgeColoCode": text("EdgeColoCode"), "ZoneName": text("ZoneName"),
-            "pool": ids(m.pool_ids, np.asarray(res.pool)[rows]),
-            "ingress_server": ids(m.server_ids, np.asarray(res.server)[rows]),
-            "tier": pa.array([TIER_NAMES[t] for t in tiers.tolist()], pa.string()),
-            "predicted_ip": ids(m.ip_ids, np.asarray(r.ip)[bad]),
-            "EdgeServerIP": text(FIELD),
-            "outcome": pa.array([OUTCOMES[o] for o in outcome[bad].tolist()], pa.string()),
-        }, schema=MISMATCH_SCHEMA)
+        return pa.table(
+            {
+                "source": pa.array([chunk.source] * rows.shape[0], pa.string()),
+                "row": pa.array(chunk.rows_of(rows), pa.int64()),
+                "RayID": text("RayID"),
+                "EdgeColoCode": text("EdgeColoCode"),
+                "ZoneName": text("ZoneName"),
+                "pool": ids(m.pool_ids, np.asarray(res.pool)[rows]),
+                "ingress_server": ids(m.server_ids, np.asarray(res.server)[rows]),
+                "tier": pa.array([TIER_NAMES[t] for t in tiers.tolist()], pa.string()),
+                "predicted_ip": ids(m.ip_ids, np.asarray(r.ip)[bad]),
+                "EdgeServerIP": text(FIELD),
+                "outcome": pa.array([OUTCOMES[o] for o in outcome[bad].tolist()], pa.string()),
+            },
+            schema=MISMATCH_SCHEMA,
+        )
 
     def finish(self) -> EgressCheck:
         if self.writer is not None:
             self.writer.close(MISMATCH_SCHEMA)
         nz = np.flatnonzero(self.table)
         counts = {}
-        for c, v in zip(nz.tolist(), self.table[nz].tolist()):
+        for c, v in zip(nz.tolist(), self.table[nz].tolist(), strict=True):
             rest, o = divmod(c, len(OUTCOMES))
             p, t = divmod(rest, len(TIER_NAMES))
             counts[(self.model.pool_ids[p], TIER_NAMES[t], OUTCOMES[o])] = v
@@ -223,11 +244,13 @@ class EgressChecker:
 
 
 # ---- presentation (the summary's report and terminal hooks) ------------------------------------
-_NOTE = ("<p>The log's <code>EdgeServerIP</code> (documented: the IP of the edge server making the request "
-         "to the origin; empty when there was no origin request; <em>not</em> documented to be the dedicated "
-         "egress IP of Aegis zones) against the predicted egress IP. <b>not-pool-ip</b> rows reached the "
-         "origin from an address that is not one of the pool's dedicated IPs: an origin firewall that allows "
-         "only those would have refused them.</p>")
+_NOTE = (
+    "<p>The log's <code>EdgeServerIP</code> (documented: the IP of the edge server making the request "
+    "to the origin; empty when there was no origin request; <em>not</em> documented to be the dedicated "
+    "egress IP of Aegis zones) against the predicted egress IP. <b>not-pool-ip</b> rows reached the "
+    "origin from an address that is not one of the pool's dedicated IPs: an origin firewall that allows "
+    "only those would have refused them.</p>"
+)
 
 
 def html_section(check: EgressCheck, top: int, table: Any) -> tuple[str, str, str] | None:
@@ -237,7 +260,9 @@ def html_section(check: EgressCheck, top: int, table: Any) -> tuple[str, str, st
     totals = check.totals()
     n = max(check.rows, 1)
     content = _NOTE + table(["outcome", "rows", "share"], [[o, totals[o], totals[o] / n] for o in OUTCOMES])
-    content += table(["predicted tier", *OUTCOMES], [[t, *(v[o] for o in OUTCOMES)] for t, v in check.by_tier().items()])
+    content += table(
+        ["predicted tier", *OUTCOMES], [[t, *(v[o] for o in OUTCOMES)] for t, v in check.by_tier().items()]
+    )
     content += table(["pool", *OUTCOMES], [[p, *(v[o] for o in OUTCOMES)] for p, v in check.worst_pools(top)])
     return ("egress-check", "Predicted vs. actual egress IP (EdgeServerIP)", content)
 
@@ -246,11 +271,25 @@ def print_check(check: EgressCheck, console: Any, top: int, rich_table: Any) -> 
     if not check.rows:
         return
     totals = check.totals()
-    console.print(rich_table(f"Predicted vs. actual egress IP (EdgeServerIP, {check.rows:,} rows)",
-                             ["outcome", "rows", "share"],
-                             [[o, totals[o], totals[o] / max(check.rows, 1)] for o in OUTCOMES]))
-    console.print(rich_table("EdgeServerIP per predicted tier", ["tier", *OUTCOMES],
-                             [[t, *(v[o] for o in OUTCOMES)] for t, v in check.by_tier().items()]))
+    console.print(
+        rich_table(
+            f"Predicted vs. actual egress IP (EdgeServerIP, {check.rows:,} rows)",
+            ["outcome", "rows", "share"],
+            [[o, totals[o], totals[o] / max(check.rows, 1)] for o in OUTCOMES],
+        )
+    )
+    console.print(
+        rich_table(
+            "EdgeServerIP per predicted tier",
+            ["tier", *OUTCOMES],
+            [[t, *(v[o] for o in OUTCOMES)] for t, v in check.by_tier().items()],
+        )
+    )
     if totals["not-pool-ip"] or totals["other-pool-ip"]:
-        console.print(rich_table(f"Pools with the most mismatches (top {top})", ["pool", *OUTCOMES],
-                                 [[p, *(v[o] for o in OUTCOMES)] for p, v in check.worst_pools(top)]))
+        console.print(
+            rich_table(
+                f"Pools with the most mismatches (top {top})",
+                ["pool", *OUTCOMES],
+                [[p, *(v[o] for o in OUTCOMES)] for p, v in check.worst_pools(top)],
+            )
+        )

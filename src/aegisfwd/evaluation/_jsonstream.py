@@ -121,8 +121,9 @@ class JsonRecords:
         return raw[:RAW_TEXT_CHARS]
 
 
-def json_records_chunks(path: Path, open_text: Any, names: Sequence[str], batch_rows: int,
-                        make_chunk: Any) -> Iterator[Any]:
+def json_records_chunks(
+    path: Path, open_text: Any, names: Sequence[str], batch_rows: int, make_chunk: Any
+) -> Iterator[Any]:
     """Chunks of at most ``batch_rows`` records of a JSON-array / multi-line JSON file.
     ``open_text()`` returns ``(binary stream, byte counter)``; ``make_chunk(table, first_row,
     malformed, progress, numbers)`` builds the reader's chunk type."""

@@ -126,7 +126,12 @@ class Model:
         return np.asarray(st, dtype=np.uint8)
 
     def decide(
-        self, servers: np.ndarray, pools: np.ndarray, families: np.ndarray, flows: np.ndarray, threads: int | None
+        self,
+        servers: np.ndarray,
+        pools: np.ndarray,
+        families: np.ndarray,
+        flows: np.ndarray,
+        threads: int | None,
     ) -> BatchResult:
         kwargs: dict[str, Any] = {"errors": "mark"}
         if self._takes_threads and threads is not None:

@@ -35,8 +35,11 @@ ID_TYPE = pa.dictionary(pa.int32(), pa.string())
 
 # Where each decision comes from: the file, the record number within it (0-based, malformed records
 # counted, as in the rejects file) and the start time as parsed (null where there was none).
-TRACE_FIELDS = [pa.field("source", ID_TYPE), pa.field("row", pa.int64()),
-                pa.field("start_time", pa.timestamp("ns", tz="UTC"))]
+TRACE_FIELDS = [
+    pa.field("source", ID_TYPE),
+    pa.field("row", pa.int64()),
+    pa.field("start_time", pa.timestamp("ns", tz="UTC")),
+]
 
 
 def decisions_schema(key_fields: tuple[str, ...], suffix: str = "") -> pa.Schema:
@@ -46,17 +49,24 @@ def decisions_schema(key_fields: tuple[str, ...], suffix: str = "") -> pa.Schema
     return pa.schema(fields + [pa.field("distance" + suffix, pa.float64())] + TRACE_FIELDS)
 
 
-def trace_columns(trace: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None, m: int) -> dict[str, pa.Array]:
+def trace_columns(
+    trace: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None, m: int
+) -> dict[str, pa.Array]:
     """``source``, ``row`` and ``start_time`` of ``m`` decided rows; ``trace`` is (source, record
     numbers, start ns, start valid), or None (all null)."""
     if trace is None:
         return {f.name: pa.nulls(m, f.type) for f in TRACE_FIELDS}
     source, rows, start_ns, start_ok = trace
-    src = pa.DictionaryArray.from_arrays(pa.array(np.zeros(m, dtype=np.int32)), pa.array([source], pa.string()))
+    src = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(m, dtype=np.int32)), pa.array([source], pa.string())
+    )
     mask = ~np.asarray(start_ok, dtype=bool)
     start = pa.array(np.asarray(start_ns, dtype=np.int64), pa.int64(), mask=mask if mask.any() else None)
-    return {"source": src, "row": pa.array(np.asarray(rows, dtype=np.int64), pa.int64()),
-            "start_time": start.cast(TRACE_FIELDS[2].type)}
+    return {
+        "source": src,
+        "row": pa.array(np.asarray(rows, dtype=np.int64), pa.int64()),
+        "start_time": start.cast(TRACE_FIELDS[2].type),
+    }
 
 
 def decisions_parquet_options(schema: pa.Schema) -> dict[str, Any]:
@@ -115,7 +125,9 @@ def _text(arr: pa.Array) -> pa.Array:
     return ar.to_string(arr)
 
 
-def key_columns(cols: dict[str, pa.Array | None], rows: np.ndarray, fields: tuple[str, ...]) -> dict[str, pa.Array]:
+def key_columns(
+    cols: dict[str, pa.Array | None], rows: np.ndarray, fields: tuple[str, ...]
+) -> dict[str, pa.Array]:
     """Input key columns of ``rows`` as plain text (null where the field is absent in this batch)."""
     take = pa.array(rows, pa.int64())
     out = {}
@@ -128,8 +140,9 @@ def key_columns(cols: dict[str, pa.Array | None], rows: np.ndarray, fields: tupl
     return out
 
 
-def decision_key_columns(cols: dict[str, pa.Array | None], rows: np.ndarray, n: int,
-                         fields: tuple[str, ...]) -> dict[str, pa.Array]:
+def decision_key_columns(
+    cols: dict[str, pa.Array | None], rows: np.ndarray, n: int, fields: tuple[str, ...]
+) -> dict[str, pa.Array]:
     """Input key columns of ``rows`` (positions in a batch of ``n`` rows) for the decisions table:
     ``DICTIONARY_KEY_FIELDS`` as ``dictionary<int32, string>`` (a dictionary column as read from
     Parquet keeps its indices, compacted), the others as ``string``; no copy when every row is kept."""
@@ -172,7 +185,9 @@ def decisions_table(
     trace: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> pa.Table:
     """Decisions of ``rows`` (positions in a batch of ``n`` rows) with ``decisions_schema``."""
-    data: dict[str, pa.Array] = decision_key_columns(cols, rows, rows.shape[0] if n is None else n, key_fields)
+    data: dict[str, pa.Array] = decision_key_columns(
+        cols, rows, rows.shape[0] if n is None else n, key_fields
+    )
     tier = pa.DictionaryArray.from_arrays(pa.array(_TIER_POS[result.tier], pa.int32()), TIER_DICTIONARY)
     data.update(
         {
@@ -204,8 +219,13 @@ REJECT_SCHEMA = pa.schema(
 )
 
 
-def rejects_table(source: str, row_numbers: np.ndarray, reasons: np.ndarray, cols: dict[str, pa.Array | None],
-                  rows: np.ndarray) -> pa.Table:
+def rejects_table(
+    source: str,
+    row_numbers: np.ndarray,
+    reasons: np.ndarray,
+    cols: dict[str, pa.Array | None],
+    rows: np.ndarray,
+) -> pa.Table:
     n = len(rows)
     keys = key_columns(cols, rows, ("RayID", "EdgeColoCode", "ZoneName", "OriginIP", "ClientIP"))
     reason_dict = pa.array(list(REASONS), pa.string())
@@ -244,18 +264,32 @@ class TableWriter:
     ``.ndjson``) or CSV (anything else). The schema is fixed by the first table; later tables are
     conformed to it (missing columns become nulls)."""
 
-    def __init__(self, path: str | Path, schema: pa.Schema | None = None, *, background: bool = True,
-                 parquet_options: Any = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        schema: pa.Schema | None = None,
+        *,
+        background: bool = True,
+        parquet_options: Any = None,
+    ) -> None:
         # Writing (encoding, compression) runs on one background thread, overlapping the next
         # batch's evaluation; at most one table waits, so memory stays bounded.
         from concurrent.futures import ThreadPoolExecutor
 
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegisfwd-writer") if background else None
+        self._pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegisfwd-writer") if background else None
+        )
         self._pending: Any = None
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         suffix = self.path.suffix.lower()
-        self.kind = "parquet" if suffix in (".parquet", ".pq") else "ndjson" if suffix in (".json", ".jsonl", ".ndjson") else "csv"
+        self.kind = (
+            "parquet"
+            if suffix in (".parquet", ".pq")
+            else "ndjson"
+            if suffix in (".json", ".jsonl", ".ndjson")
+            else "csv"
+        )
         self.schema = schema
         # ParquetWriter keyword arguments, or a function of the schema returning them.
         self._parquet_options = parquet_options
@@ -277,7 +311,10 @@ class TableWriter:
             import pyarrow.csv as pcsv
 
             self._plain = pa.schema(
-                [pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type) for f in schema]
+                [
+                    pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+                    for f in schema
+                ]
             )
             self._writer = pcsv.CSVWriter(str(self.path), self._plain)
         else:
@@ -298,7 +335,11 @@ class TableWriter:
         if table.schema != self.schema:
             table = pa.table(
                 {
-                    f.name: (table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type))
+                    f.name: (
+                        table.column(f.name).cast(f.type)
+                        if f.name in table.column_names
+                        else pa.nulls(table.num_rows, f.type)
+                    )
                     for f in self.schema
                 },
                 schema=self.schema,

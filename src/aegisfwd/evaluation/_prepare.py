@@ -63,8 +63,15 @@ def column_names(cols: Mapping[str, str | None], *, hints: bool = False) -> list
 
 # Fields whose values repeat (colos, zones, origins, servers, pools, schemes): read from Parquet as
 # dictionary arrays, looked up and parsed once per distinct value, and written as dictionaries.
-DICTIONARY_FIELDS: tuple[str, ...] = ("EdgeColoCode", "ZoneName", "OriginIP", "ingress_server", "pool",
-                                      "ClientRequestScheme", "EdgeServerIP")
+DICTIONARY_FIELDS: tuple[str, ...] = (
+    "EdgeColoCode",
+    "ZoneName",
+    "OriginIP",
+    "ingress_server",
+    "pool",
+    "ClientRequestScheme",
+    "EdgeServerIP",
+)
 
 
 def dictionary_columns(cols: Mapping[str, str | None]) -> list[str]:
@@ -118,15 +125,19 @@ def parse_common(batch: pa.RecordBatch, cols: Mapping[str, str | None]) -> Commo
     warnings: dict[str, int] = {}
     if not_epoch.any() or imprecise.any():
         start_ok = start_ok & ~not_epoch & ~imprecise
-        warnings = {k: int(v.sum()) for k, v in (("timestamp-not-epoch", not_epoch),
-                                                   ("timestamp-imprecise", imprecise)) if v.any()}
+        warnings = {
+            k: int(v.sum())
+            for k, v in (("timestamp-not-epoch", not_epoch), ("timestamp-imprecise", imprecise))
+            if v.any()
+        }
     dur, dur_ok = ar.to_duration_ns(raw["OriginResponseDurationMs"], raw["OriginResponseTime"], n)
     no_origin = None  # stays None when the log has no OriginIP column at all
     origin_name = cols.get("OriginIP")
     if raw["OriginIP"] is not None:
         # Logpush writes OriginIP "" for a request that never reached the origin (blocked, cached).
-        blank = np.append(ar._mask(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(ar.to_string(origin_dict))), 0)),
-                          True)  # the last entry: null rows
+        blank = np.append(
+            ar._mask(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(ar.to_string(origin_dict))), 0)), True
+        )  # the last entry: null rows
         no_origin = blank[origin_idx]
     elif origin_name and batch.schema.get_field_index(origin_name) >= 0:
         no_origin = np.ones(n, dtype=bool)  # the column is there, every value null
@@ -136,8 +147,23 @@ def parse_common(batch: pa.RecordBatch, cols: Mapping[str, str | None]) -> Commo
         zone_name = raw["ZoneName"]
         has_id = ar._valid_np(ar._chunk(batch.column(zone_id)))
         zone_id_only = has_id if zone_name is None else has_id & ~ar._valid_np(ar._chunk(zone_name))
-    return Common(n, family, flows, flow_ok, origin_dict, origin_idx, port, start, dur, start_ok & dur_ok, raw,
-                  start_ok, no_origin, zone_id_only, warnings)
+    return Common(
+        n,
+        family,
+        flows,
+        flow_ok,
+        origin_dict,
+        origin_idx,
+        port,
+        start,
+        dur,
+        start_ok & dur_ok,
+        raw,
+        start_ok,
+        no_origin,
+        zone_id_only,
+        warnings,
+    )
 
 
 MISSING = -2  # code of a null, empty or blank value
@@ -159,8 +185,9 @@ class Lookup:
         self.table = dict(table)
         self.fallback = fallback
         self.keys = pa.array(list(self.table), pa.large_string())
-        self.codes = np.array([MISSING if not k.strip() else int(v) for k, v in self.table.items()] + [MISSING],
-                              dtype=np.int32)
+        self.codes = np.array(
+            [MISSING if not k.strip() else int(v) for k, v in self.table.items()] + [MISSING], dtype=np.int32
+        )
         self._last: tuple[pa.Array, np.ndarray] | None = None
 
     def _slow(self, v: str | None) -> int:
@@ -180,8 +207,10 @@ class Lookup:
             return last[1]
         d = ar.to_string(dictionary)
         if len(self.keys):
-            pos = np.asarray(pc.index_in(d, value_set=self.keys).fill_null(-1).to_numpy(zero_copy_only=False),
-                             dtype=np.int64)
+            pos = np.asarray(
+                pc.index_in(d, value_set=self.keys).fill_null(-1).to_numpy(zero_copy_only=False),
+                dtype=np.int64,
+            )
             codes = self.codes[pos]  # -1 (a miss) reads the MISSING sentinel: redone below
         else:
             pos = np.full(len(d), -1, dtype=np.int64)
@@ -231,8 +260,11 @@ def resolve(common: Common, model: Any, states: np.ndarray, threads: int | None 
         known = c >= 0
         k = np.where(known, c, model.colo_sentinel)  # the sentinel: an empty range, no location
         first, end, location = model.colo_first[k], model.colo_end[k], model.colo_location[k]
-        marks += [(c == MISSING, "missing-colo"), (c == UNKNOWN, "unknown-colo"),
-                  (known & (end <= first), "no-ingress-server")]
+        marks += [
+            (c == MISSING, "missing-colo"),
+            (c == UNKNOWN, "unknown-colo"),
+            (known & (end <= first), "no-ingress-server"),
+        ]
 
     if cols["pool"] is not None:
         pool = model.pool_codes(cols["pool"], n)
@@ -270,11 +302,22 @@ def resolve(common: Common, model: Any, states: np.ndarray, threads: int | None 
             # same rules; a colo with no up server keeps its traffic in this evaluation.
             rows = np.flatnonzero(none_up)
             server[rows] = choose_ingress(
-                first[rows], end[rows], common.flows[rows], model.server_key, np.zeros_like(states), threads=threads
+                first[rows],
+                end[rows],
+                common.flows[rows],
+                model.server_key,
+                np.zeros_like(states),
+                threads=threads,
             )
             fallback[rows] = True
     if ok_mask is not None:
         pool = np.where(ok_mask, pool, -1)
         server = np.where(ok_mask, server, -1)
-    return Resolved(reason, server.astype(np.int32, copy=False), pool.astype(np.int32, copy=False), location,
-                    fallback, all_ok)
+    return Resolved(
+        reason,
+        server.astype(np.int32, copy=False),
+        pool.astype(np.int32, copy=False),
+        location,
+        fallback,
+        all_ok,
+    )

@@ -76,7 +76,9 @@ def expand_paths(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str
     return [f for _, files in expand_sources(source) for f in files]
 
 
-def expand_sources(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[tuple[Path, list[Path]]]:
+def expand_sources(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> list[tuple[Path, list[Path]]]:
     """Each path given with the files it stands for (a directory: its files, recursively, sorted,
     hidden files skipped). A missing path or a directory without files is a ``LogInputError``."""
     items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
@@ -84,10 +86,15 @@ def expand_sources(source: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     for item in items:
         p = Path(item)
         if p.is_dir():
-            files = [f for f in sorted(p.rglob("*"))
-                     if f.is_file() and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts)]
+            files = [
+                f
+                for f in sorted(p.rglob("*"))
+                if f.is_file() and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts)
+            ]
             if not files:
-                raise LogInputError(f"{p}: directory holds no log file (files whose name starts with . or _ are skipped)")
+                raise LogInputError(
+                    f"{p}: directory holds no log file (files whose name starts with . or _ are skipped)"
+                )
             out.append((p, files))
         elif p.exists():
             out.append((p, [p]))
@@ -101,7 +108,11 @@ def expand_sources(source: str | os.PathLike[str] | Sequence[str | os.PathLike[s
 def is_path_like(source: Any) -> bool:
     if isinstance(source, (str, os.PathLike)):
         return True
-    return isinstance(source, (list, tuple)) and bool(source) and all(isinstance(s, (str, os.PathLike)) for s in source)
+    return (
+        isinstance(source, (list, tuple))
+        and bool(source)
+        and all(isinstance(s, (str, os.PathLike)) for s in source)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,8 +123,9 @@ def _present(schema_names: Iterable[str], names: Sequence[str]) -> list[str]:
     return [n for n in names if n in have]
 
 
-def _parquet_chunks(path: Path, names: Sequence[str], batch_rows: int,
-                    dictionary: Sequence[str] = ()) -> Iterator[Chunk]:
+def _parquet_chunks(
+    path: Path, names: Sequence[str], batch_rows: int, dictionary: Sequence[str] = ()
+) -> Iterator[Chunk]:
     """Batches of the ``names`` present in the file; text columns among ``dictionary`` come as
     dictionary arrays straight from the file's dictionary pages (no string per row is built, and
     the evaluator looks values up, parses and writes them per distinct value)."""
@@ -124,8 +136,11 @@ def _parquet_chunks(path: Path, names: Sequence[str], batch_rows: int,
     # each column chunk is read when decoded and freed after.
     pf = pq.ParquetFile(path, pre_buffer=False)
     cols = _present(pf.schema_arrow.names, names)
-    as_dict = [c for c in _present(cols, dictionary)
-               if pa.types.is_string(t := pf.schema_arrow.field(c).type) or pa.types.is_large_string(t)]
+    as_dict = [
+        c
+        for c in _present(cols, dictionary)
+        if pa.types.is_string(t := pf.schema_arrow.field(c).type) or pa.types.is_large_string(t)
+    ]
     if as_dict:
         pf = pq.ParquetFile(path, metadata=pf.metadata, read_dictionary=as_dict, pre_buffer=False)
     size = path.stat().st_size
@@ -174,8 +189,9 @@ def _open_counted(path: Path, comp: str | None) -> tuple[Any, _Counted]:
     return pa.CompressedInputStream(pa.PythonFile(buffered, mode="r"), comp), raw
 
 
-def _csv_chunks(path: Path, kind: FileKind, names: Sequence[str], batch_rows: int,
-                errors: list[str]) -> Iterator[Chunk]:
+def _csv_chunks(
+    path: Path, kind: FileKind, names: Sequence[str], batch_rows: int, errors: list[str]
+) -> Iterator[Chunk]:
     import pyarrow.csv as pcsv
 
     invalid = _InvalidRows()
@@ -225,7 +241,12 @@ def _csv_chunks(path: Path, kind: FileKind, names: Sequence[str], batch_rows: in
 
 
 def _ndjson_chunks(
-    path: Path, kind: FileKind, parser: NdjsonBlockParser, batch_rows: int, errors: list[str], block_bytes: int
+    path: Path,
+    kind: FileKind,
+    parser: NdjsonBlockParser,
+    batch_rows: int,
+    errors: list[str],
+    block_bytes: int,
 ) -> Iterator[Chunk]:
     """Read blocks of whole lines, parse each, and gather the parsed rows into batches of
     ``batch_rows`` (a block holds a few tens of thousands of rows; the engine and the writers work
@@ -255,8 +276,15 @@ def _ndjson_chunks(
         for k, batch in enumerate(table.to_batches(max_chunksize=batch_rows)):
             start = k * batch_rows
             nums = numbers[start : start + batch.num_rows]
-            yield Chunk(batch, str(path), int(nums[0]), bad if k == 0 else [], "malformed-json",
-                        progress=progress if k == 0 else 0.0, row_numbers=nums)
+            yield Chunk(
+                batch,
+                str(path),
+                int(nums[0]),
+                bad if k == 0 else [],
+                "malformed-json",
+                progress=progress if k == 0 else 0.0,
+                row_numbers=nums,
+            )
 
     try:
         eof = False
@@ -282,7 +310,9 @@ def _ndjson_chunks(
             n = table.num_rows if table is not None else 0
             if n:
                 pending.append(table)
-                pending_numbers.append(numbers if numbers is not None else np.arange(row, row + n, dtype=np.int64))
+                pending_numbers.append(
+                    numbers if numbers is not None else np.arange(row, row + n, dtype=np.int64)
+                )
                 pending_rows += n
             pending_bad.extend(bad)
             row += n + len(bad)
@@ -293,19 +323,30 @@ def _ndjson_chunks(
         stream.close()
 
 
-def _json_records(path: Path, kind: FileKind, names: Sequence[str], batch_rows: int,
-                  errors: list[str]) -> Iterator[Chunk]:
+def _json_records(
+    path: Path, kind: FileKind, names: Sequence[str], batch_rows: int, errors: list[str]
+) -> Iterator[Chunk]:
     """A JSON array of records, or multi-line / concatenated objects (``_jsonstream``)."""
     from ._jsonstream import json_records_chunks
 
-    def make(table: pa.Table | None, first: int, bad: list[tuple[int, str]], progress: float,
-             numbers: np.ndarray) -> Chunk:
+    def make(
+        table: pa.Table | None, first: int, bad: list[tuple[int, str]], progress: float, numbers: np.ndarray
+    ) -> Chunk:
         batch = table.combine_chunks().to_batches()[0] if table is not None and table.num_rows else None
-        return Chunk(batch, str(path), first, bad, "malformed-json", progress=progress,
-                     row_numbers=numbers if batch is not None else None)
+        return Chunk(
+            batch,
+            str(path),
+            first,
+            bad,
+            "malformed-json",
+            progress=progress,
+            row_numbers=numbers if batch is not None else None,
+        )
 
     try:
-        yield from json_records_chunks(path, lambda: _open_counted(path, kind.compression), names, batch_rows, make)
+        yield from json_records_chunks(
+            path, lambda: _open_counted(path, kind.compression), names, batch_rows, make
+        )
     except (OSError, pa.ArrowException, EOFError) as exc:
         errors.append(f"{path}: input ends early (corrupt or truncated compression): {exc}")
 
@@ -325,7 +366,9 @@ def _concat_mixed(tables: list[pa.Table]) -> pa.Table:
         elif len(kinds) == 1:
             (k,) = kinds
             parts = [p.cast(k) if p.type != k else p for p in parts]
-        cols[n] = pa.chunked_array([c for p in parts for c in p.chunks], type=parts[0].type if parts else pa.null())
+        cols[n] = pa.chunked_array(
+            [c for p in parts for c in p.chunks], type=parts[0].type if parts else pa.null()
+        )
     return pa.table(cols).combine_chunks()
 
 
@@ -391,19 +434,26 @@ class NdjsonBlockParser:
 
     def _schema(self, text: set[str]) -> pa.Schema:
         assert self.types is not None
-        return pa.schema([(n, pa.string() if n in text else self.types.get(n, pa.string())) for n in self.names])
+        return pa.schema(
+            [(n, pa.string() if n in text else self.types.get(n, pa.string())) for n in self.names]
+        )
 
     def _quote(self, block: bytes, fields: set[str]) -> bytes:
         for f in sorted(fields):
             got = self._patterns.get(f)
             if got is None:
                 key = re.escape(b'"' + f.encode() + b'":')
-                got = self._patterns[f] = (re.compile(key + rb"\s*" + self._NUMBER), b'"' + f.encode() + b'":"\\1"')
+                got = self._patterns[f] = (
+                    re.compile(key + rb"\s*" + self._NUMBER),
+                    b'"' + f.encode() + b'":"\\1"',
+                )
             pat, repl = got
             block = pat.sub(repl, block)
         return block
 
-    def parse(self, block: bytes, first_row: int) -> tuple[pa.Table | None, list[tuple[int, str]], np.ndarray | None]:
+    def parse(
+        self, block: bytes, first_row: int
+    ) -> tuple[pa.Table | None, list[tuple[int, str]], np.ndarray | None]:
         """``(rows, malformed lines as (record number, text), record numbers of the rows or None
         when they are simply consecutive from first_row)``."""
         if self.types is None:
@@ -440,7 +490,9 @@ class NdjsonBlockParser:
             named = {n for n, t in self.types.items() if pa.types.is_floating(t)}
         return named
 
-    def _slow(self, block: bytes, first_row: int) -> tuple[pa.Table | None, list[tuple[int, str]], np.ndarray | None]:
+    def _slow(
+        self, block: bytes, first_row: int
+    ) -> tuple[pa.Table | None, list[tuple[int, str]], np.ndarray | None]:
         names = self.names
         cols: dict[str, list[Any]] = {n: [] for n in names}
         bad: list[tuple[int, str]] = []
@@ -499,7 +551,11 @@ def _text(v: Any) -> str:
 # Public entry
 # ---------------------------------------------------------------------------------------------
 def open_source(
-    source: Any, names: Sequence[str], batch_rows: int, *, ndjson_block_bytes: int | None = None,
+    source: Any,
+    names: Sequence[str],
+    batch_rows: int,
+    *,
+    ndjson_block_bytes: int | None = None,
     dictionary: Sequence[str] = (),
 ) -> Source:
     """Open any supported log source. ``names``: the columns to read where present; ``dictionary``:
@@ -516,8 +572,11 @@ def open_source(
             except LogInputError as exc:
                 problems.append(str(exc))
         if problems:
-            head = problems[0] if len(problems) == 1 else (
-                f"{len(problems)} of {len(paths)} log files cannot be read: " + "; ".join(problems))
+            head = (
+                problems[0]
+                if len(problems) == 1
+                else (f"{len(problems)} of {len(paths)} log files cannot be read: " + "; ".join(problems))
+            )
             raise LogInputError(head)
         errors: list[str] = []
         notes = [n for k in kinds for n in k.notes]
@@ -526,7 +585,7 @@ def open_source(
         parser = NdjsonBlockParser(names)  # shared: what it learns about the log carries across files
 
         def gen() -> Iterator[Chunk]:
-            for p, kind in zip(paths, kinds):
+            for p, kind in zip(paths, kinds, strict=True):
                 if kind.format == "parquet":
                     try:
                         yield from _parquet_chunks(p, names, batch_rows, dictionary)
@@ -540,8 +599,16 @@ def open_source(
                     yield from _ndjson_chunks(p, kind, parser, batch_rows, errors, block_bytes)
 
         desc = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files"
-        return Source(gen(), total, "bytes", desc, errors, notes,
-                      files=[str(p) for p in paths], given=[(str(g), [str(f) for f in fs]) for g, fs in given])
+        return Source(
+            gen(),
+            total,
+            "bytes",
+            desc,
+            errors,
+            notes,
+            files=[str(p) for p in paths],
+            given=[(str(g), [str(f) for f in fs]) for g, fs in given],
+        )
 
     # In-memory and streamed Arrow data.
     rows_total: float | None = None

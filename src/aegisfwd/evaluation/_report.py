@@ -34,8 +34,15 @@ NEUTRAL = "#555555"
 # ---------------------------------------------------------------------------------------------
 # Plot helpers
 # ---------------------------------------------------------------------------------------------
-def _figure(w: float = 8.0, h: float = 3.6, *, left: float = 0.1, bottom: float = 0.15, wspace: float = 0.3,
-            top: float = 0.88) -> Any:
+def _figure(
+    w: float = 8.0,
+    h: float = 3.6,
+    *,
+    left: float = 0.1,
+    bottom: float = 0.15,
+    wspace: float = 0.3,
+    top: float = 0.88,
+) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -83,7 +90,7 @@ def _stacked(rows: list[tuple[str, dict[str, int]]], title: str) -> str:
     for t in TIERS:
         vals = [v.get(t, 0) / max(sum(v.values()), 1) for _, v in rows][::-1]
         ax.barh(labels, vals, left=left, color=TIER_COLORS[t], label=t)
-        left = [a + b for a, b in zip(left, vals)]
+        left = [a + b for a, b in zip(left, vals, strict=True)]
     ax.set_xlim(0, 1)
     from matplotlib.ticker import PercentFormatter
 
@@ -177,18 +184,29 @@ def _flow_map(summary: Summary, top: int) -> str | None:
     from ..land import land_rings
 
     coords = summary.coords  # id -> (lat, lon)
-    flows = [f for f in summary.top_flows(top)
-             if f["ingress_location"] in coords and f["egress_location"] in coords]
+    flows = [
+        f
+        for f in summary.top_flows(top)
+        if f["ingress_location"] in coords and f["egress_location"] in coords
+    ]
     if not coords:
         return None
     fig = _figure(11, 5.8, left=0.04, bottom=0.06, top=0.92)
     ax = fig.add_subplot(1, 1, 1)
     for ring in land_rings():
-        ax.add_patch(Polygon(ring, closed=True, facecolor=LAND_COLOR, edgecolor="#c8c8c8", linewidth=0.4, zorder=0))
+        ax.add_patch(
+            Polygon(ring, closed=True, facecolor=LAND_COLOR, edgecolor="#c8c8c8", linewidth=0.4, zorder=0)
+        )
     pts = [(coords[f[k]][1], coords[f[k]][0]) for f in flows for k in ("ingress_location", "egress_location")]
     x0, x1, y0, y1 = _map_extent(pts)
-    ax.scatter([c[1] for c in coords.values()], [c[0] for c in coords.values()], s=4, color="#9a9a9a",
-               zorder=1, label="locations")
+    ax.scatter(
+        [c[1] for c in coords.values()],
+        [c[0] for c in coords.values()],
+        s=4,
+        color="#9a9a9a",
+        zorder=1,
+        label="locations",
+    )
     inbound: dict[str, int] = {}
     outbound: dict[str, int] = {}
     for f in flows:
@@ -201,27 +219,59 @@ def _flow_map(summary: Summary, top: int) -> str | None:
         for f in sorted(flows, key=lambda f: f["rows"]):  # heaviest drawn last, on top
             (alat, alon), (blat, blon) = coords[f["ingress_location"]], coords[f["egress_location"]]
             width = 0.8 + 5.0 * _m.sqrt(f["rows"] / heaviest)
-            ax.add_patch(FancyArrowPatch(
-                (alon, alat), (blon, blat), connectionstyle="arc3,rad=0.18", arrowstyle="-|>",
-                mutation_scale=8 + 2.5 * width, linewidth=width, color=FLOW_COLOR, alpha=0.85, zorder=3,
-                shrinkA=3, shrinkB=4))
-        hubs = sorted(set(inbound) | set(outbound), key=lambda k: -(inbound.get(k, 0) + outbound.get(k, 0)))[:12]
+            ax.add_patch(
+                FancyArrowPatch(
+                    (alon, alat),
+                    (blon, blat),
+                    connectionstyle="arc3,rad=0.18",
+                    arrowstyle="-|>",
+                    mutation_scale=8 + 2.5 * width,
+                    linewidth=width,
+                    color=FLOW_COLOR,
+                    alpha=0.85,
+                    zorder=3,
+                    shrinkA=3,
+                    shrinkB=4,
+                )
+            )
+        hubs = sorted(set(inbound) | set(outbound), key=lambda k: -(inbound.get(k, 0) + outbound.get(k, 0)))[
+            :12
+        ]
         for k in hubs:
             lat, lon = coords[k]
             is_egress = inbound.get(k, 0) >= outbound.get(k, 0)
             size = 30 + 220 * (inbound.get(k, 0) + outbound.get(k, 0)) / (2 * heaviest)
-            ax.scatter([lon], [lat], s=size, color=TIER_COLORS["SAME_LOCATION"] if is_egress else NEUTRAL,
-                       edgecolor="white", linewidth=0.8, zorder=4)
+            ax.scatter(
+                [lon],
+                [lat],
+                s=size,
+                color=TIER_COLORS["SAME_LOCATION"] if is_egress else NEUTRAL,
+                edgecolor="white",
+                linewidth=0.8,
+                zorder=4,
+            )
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_aspect("equal")
-        _label_hubs(ax, [(k, coords[k][1], coords[k][0], _hub_label(k, inbound.get(k, 0), outbound.get(k, 0)))
-                         for k in hubs])
+        _label_hubs(
+            ax,
+            [
+                (k, coords[k][1], coords[k][0], _hub_label(k, inbound.get(k, 0), outbound.get(k, 0)))
+                for k in hubs
+            ],
+        )
         from matplotlib.lines import Line2D
 
         handles = [
             Line2D([], [], color=FLOW_COLOR, linewidth=3, label="flow ingress → egress (width: rows)"),
-            Line2D([], [], marker="o", linestyle="", color=TIER_COLORS["SAME_LOCATION"], label="egress hub (← rows in)"),
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                color=TIER_COLORS["SAME_LOCATION"],
+                label="egress hub (← rows in)",
+            ),
             Line2D([], [], marker="o", linestyle="", color=NEUTRAL, label="ingress hub (rows out →)"),
         ]
         ax.legend(handles=handles, loc="lower left", fontsize=7, framealpha=0.9)
@@ -247,8 +297,20 @@ def _label_hubs(ax: Any, hubs: list[tuple[str, float, float, str]]) -> None:
     to_px = ax.transData.transform
     placed: list[tuple[float, float, float, float]] = []
     char_w, line_h, pad = 5.6, 12.0, 3.0  # pixels of 8-point text at 100 dpi
-    spots = [(8, 6), (8, -16), (-8, 6), (-8, -16), (10, 18), (-10, 18), (10, -28), (-10, -28),
-             (28, 20), (-28, 20), (28, -34), (-28, -34)]
+    spots = [
+        (8, 6),
+        (8, -16),
+        (-8, 6),
+        (-8, -16),
+        (10, 18),
+        (-10, 18),
+        (10, -28),
+        (-10, -28),
+        (28, 20),
+        (-28, 20),
+        (28, -34),
+        (-28, -34),
+    ]
     for _k, lon, lat, text in hubs:
         x, y = to_px((lon, lat))
         w = char_w * len(text) + 2 * pad
@@ -259,10 +321,23 @@ def _label_hubs(ax: Any, hubs: list[tuple[str, float, float, str]]) -> None:
                 break
         placed.append(box)
         far = abs(dx) > 10 or abs(dy) > 18
-        ax.annotate(text, (lon, lat), xytext=(dx * 0.72, dy * 0.72), textcoords="offset points", fontsize=8,
-                    ha="left" if dx >= 0 else "right", va="bottom", zorder=5,
-                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "#bbbbbb" if far else "none", "alpha": 0.9},
-                    arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6} if far else None)
+        ax.annotate(
+            text,
+            (lon, lat),
+            xytext=(dx * 0.72, dy * 0.72),
+            textcoords="offset points",
+            fontsize=8,
+            ha="left" if dx >= 0 else "right",
+            va="bottom",
+            zorder=5,
+            bbox={
+                "boxstyle": "round,pad=0.15",
+                "fc": "white",
+                "ec": "#bbbbbb" if far else "none",
+                "alpha": 0.9,
+            },
+            arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6} if far else None,
+        )
 
 
 def _concurrency_plot(peaks: list[dict[str, Any]], top: int) -> str | None:
@@ -274,9 +349,19 @@ def _concurrency_plot(peaks: list[dict[str, Any]], top: int) -> str | None:
     ax = fig.add_subplot(1, 1, 1)
     labels = [f"{p['egress_ip']} → {p['origin']}" for p in rows][::-1]
     vals = [p["peak"] for p in rows][::-1]
-    ax.barh(labels, vals, color=[TIER_COLORS["UNAVAILABLE"] if v > CONNECTION_LIMIT else TIER_COLORS["SAME_LOCATION"]
-                                 for v in vals])
-    ax.axvline(CONNECTION_LIMIT, color=TIER_COLORS["UNAVAILABLE"], linestyle="--", label=f"limit {CONNECTION_LIMIT:,}")
+    ax.barh(
+        labels,
+        vals,
+        color=[
+            TIER_COLORS["UNAVAILABLE"] if v > CONNECTION_LIMIT else TIER_COLORS["SAME_LOCATION"] for v in vals
+        ],
+    )
+    ax.axvline(
+        CONNECTION_LIMIT,
+        color=TIER_COLORS["UNAVAILABLE"],
+        linestyle="--",
+        label=f"limit {CONNECTION_LIMIT:,}",
+    )
     ax.set_xscale("log")
     _log_count_axis(ax.xaxis)
     ax.set_xlabel("peak concurrent origin connections (log scale)")
@@ -325,9 +410,16 @@ def _table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
     fmts = [_column_format(h, [r[k] for r in rows]) for k, h in enumerate(headers)]
     # numbers right-aligned (digits line up), text left-aligned
     align = ["" if fmt is not _num else ' class="t"' for fmt in fmts]
-    body = "".join("<tr>" + "".join(f"<td{a}>{_e(fmt(c)) if fmt is not _num else _num(c)}</td>"
-                                    for fmt, a, c in zip(fmts, align, r)) + "</tr>" for r in rows)
-    head = "".join(f"<th{a}>{_e(h)}</th>" for h, a in zip(headers, align))
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td{a}>{_e(fmt(c)) if fmt is not _num else _num(c)}</td>"
+            for fmt, a, c in zip(fmts, align, r, strict=False)
+        )
+        + "</tr>"
+        for r in rows
+    )
+    head = "".join(f"<th{a}>{_e(h)}</th>" for h, a in zip(headers, align, strict=False))
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -356,14 +448,16 @@ details summary{cursor:pointer;font-size:.9em;margin:.3em 0}code{font-size:.9em}
 
 def _page(title: str, meta: dict[str, Any], sections: list[tuple[str, str, str]], lead: str = "") -> str:
     nav = " · ".join(f'<a href="#{sid}">{_e(name)}</a>' for sid, name, _ in sections)
-    body = "".join(f'<section id="{sid}"><h2>{_e(name)}</h2>{content}</section>' for sid, name, content in sections)
+    body = "".join(
+        f'<section id="{sid}"><h2>{_e(name)}</h2>{content}</section>' for sid, name, content in sections
+    )
     metas = "".join(f"<tr><td>{_e(k)}</td><td>{_num(v)}</td></tr>" for k, v in meta.items())
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{_e(title)}</h1><p class=\"note\">generated {now}</p>{lead}"
-        f"<table class=\"meta\">{metas}</table><nav>{nav}</nav>{body}</body></html>"
+        f'<h1>{_e(title)}</h1><p class="note">generated {now}</p>{lead}'
+        f'<table class="meta">{metas}</table><nav>{nav}</nav>{body}</body></html>'
     )
 
 
@@ -381,19 +475,25 @@ def _cards(s: Summary) -> str:
         (f"{100 * share['REMOTE']:.1f}%", "REMOTE (forwarded to another location)"),
         (f"{100 * share['UNAVAILABLE']:.1f}%", "UNAVAILABLE (fail closed)"),
     ]
-    return '<div class="cards">' + "".join(f'<div class="card"><b>{_e(v)}</b><span>{_e(k)}</span></div>'
-                                           for v, k in items) + "</div>"
+    return (
+        '<div class="cards">'
+        + "".join(f'<div class="card"><b>{_e(v)}</b><span>{_e(k)}</span></div>' for v, k in items)
+        + "</div>"
+    )
 
 
 def _inputs_section(s: Summary) -> str:
     parts = []
     n_files = len(s.files)
     dirs = sorted(set(s.given.values()))
-    given = (f"{n_files:,} file{'s' if n_files != 1 else ''} read"
-             + (f", from the director{'ies' if len(dirs) > 1 else 'y'} {', '.join(dirs)}" if dirs else ""))
+    given = f"{n_files:,} file{'s' if n_files != 1 else ''} read" + (
+        f", from the director{'ies' if len(dirs) > 1 else 'y'} {', '.join(dirs)}" if dirs else ""
+    )
     parts.append(f"<p>{_e(given)}; rows in = decided + rejected in every file.</p>")
-    rows = [[f, s.given.get(f, "(named)"), c[0], c[1], c[2], c[2] / c[0] if c[0] else 0.0]
-            for f, c in s.files.items()]
+    rows = [
+        [f, s.given.get(f, "(named)"), c[0], c[1], c[2], c[2] / c[0] if c[0] else 0.0]
+        for f, c in s.files.items()
+    ]
     if rows:
         parts.append(_table(["file", "given as", "rows in", "decided", "rejected", "share rejected"], rows))
     for n in s.notes:
@@ -407,31 +507,44 @@ def _rejects_section(s: Summary, rejects_path: str | None) -> str:
     rej = sorted(s.rejects.items(), key=lambda kv: (-kv[1], kv[0]))
     parts = []
     if rej:
-        parts.append(_table(["reason", "rows", "share of rows in", "meaning"],
-                            [[k, v, v / max(s.rows_in, 1), REASON_HELP.get(k, "")] for k, v in rej]))
+        parts.append(
+            _table(
+                ["reason", "rows", "share of rows in", "meaning"],
+                [[k, v, v / max(s.rows_in, 1), REASON_HELP.get(k, "")] for k, v in rej],
+            )
+        )
         for k, _ in rej:
             ex = s.reject_examples.get(k, [])
             if ex:
                 body = "".join(f"<pre>{_e(x)}</pre>" for x in ex)
-                parts.append(f"<details><summary>{_e(k)}: {len(ex)} example row{'s' if len(ex) > 1 else ''}"
-                             f"</summary>{body}</details>")
-        parts.append(f'<p>Every rejected row, with its file, row number and reason: <code>{_e(rejects_path)}</code></p>'
-                     if rejects_path else
-                     '<p class="note">To get every rejected row with its file, row number and reason, run again '
-                     "with <code>--rejects rejects.csv</code> (Python: <code>rejects=</code>).</p>")
+                parts.append(
+                    f"<details><summary>{_e(k)}: {len(ex)} example row{'s' if len(ex) > 1 else ''}"
+                    f"</summary>{body}</details>"
+                )
+        parts.append(
+            f"<p>Every rejected row, with its file, row number and reason: <code>{_e(rejects_path)}</code></p>"
+            if rejects_path
+            else '<p class="note">To get every rejected row with its file, row number and reason, run again '
+            "with <code>--rejects rejects.csv</code> (Python: <code>rejects=</code>).</p>"
+        )
     else:
         parts.append('<p class="note">no rejected rows</p>')
     flagged = sorted(s.warnings.items(), key=lambda kv: (-kv[1], kv[0]))
     if flagged:
         parts.append("<h3>Rows decided but flagged</h3>")
-        parts.append(_table(["flag", "rows", "meaning"], [[k, v, WARNING_HELP.get(k, "")] for k, v in flagged]))
+        parts.append(
+            _table(["flag", "rows", "meaning"], [[k, v, WARNING_HELP.get(k, "")] for k, v in flagged])
+        )
         if s.duplicate_examples:
-            parts.append(f"<p>Repeated RayIDs, for example: <code>{_e(', '.join(s.duplicate_examples))}</code></p>")
+            parts.append(
+                f"<p>Repeated RayIDs, for example: <code>{_e(', '.join(s.duplicate_examples))}</code></p>"
+            )
     return "".join(parts)
 
 
-def _sections(s: Summary, top: int, prefix: str = "", only: set[str] | None = None,
-              meta: dict[str, Any] | None = None) -> list[tuple[str, str, str]]:
+def _sections(
+    s: Summary, top: int, prefix: str = "", only: set[str] | None = None, meta: dict[str, Any] | None = None
+) -> list[tuple[str, str, str]]:
     """The report's sections as (id, title, HTML); ``only`` draws just those ids (unprefixed).
     Other modules may append sections of their own to this list before the page is built."""
     unit = s.distance_unit
@@ -460,34 +573,80 @@ def _sections(s: Summary, top: int, prefix: str = "", only: set[str] | None = No
         out.append((prefix + "rejects", "Rejected rows by reason", _rejects_section(s, meta.get("rejects"))))
     if want("tier-mix"):
         share = s.tier_share()
-        out.append((prefix + "tier-mix", "Tier mix",
-                    _img(_tier_bar(s), "tier mix")
-                    + _table(["tier", "rows", "share"], [[t, s.tiers.get(t, 0), share[t]] for t in TIERS])))
+        out.append(
+            (
+                prefix + "tier-mix",
+                "Tier mix",
+                _img(_tier_bar(s), "tier mix")
+                + _table(["tier", "rows", "share"], [[t, s.tiers.get(t, 0), share[t]] for t in TIERS]),
+            )
+        )
     if want("tier-by-location"):
         locs = s.top_locations(top)
         loc_rows = [[k] + [v.get(t, 0) for t in TIERS] + [sum(v.values())] for k, v in locs]
-        out.append((prefix + "tier-by-location", f"Tier mix per ingress location (top {len(locs)} by rows)",
-                    (_img(_stacked(locs, "per ingress location"), "tier mix per ingress location") if locs else "")
-                    + _table(["location", *TIERS, "rows"], loc_rows)))
+        out.append(
+            (
+                prefix + "tier-by-location",
+                f"Tier mix per ingress location (top {len(locs)} by rows)",
+                (
+                    _img(_stacked(locs, "per ingress location"), "tier mix per ingress location")
+                    if locs
+                    else ""
+                )
+                + _table(["location", *TIERS, "rows"], loc_rows),
+            )
+        )
     if want("tier-by-pool"):
         pools = s.top_pools(top)
         pool_rows = [[k] + [v.get(t, 0) for t in TIERS] + [sum(v.values())] for k, v in pools]
-        out.append((prefix + "tier-by-pool", f"Tier mix per pool (top {len(pools)} by rows)",
-                    (_img(_stacked(pools, "per pool"), "tier mix per pool") if pools else "")
-                    + _table(["pool", *TIERS, "rows"], pool_rows)))
+        out.append(
+            (
+                prefix + "tier-by-pool",
+                f"Tier mix per pool (top {len(pools)} by rows)",
+                (_img(_stacked(pools, "per pool"), "tier mix per pool") if pools else "")
+                + _table(["pool", *TIERS, "rows"], pool_rows),
+            )
+        )
     if want("flows"):
         flows = s.top_flows(top)
-        out.append((prefix + "flows", f"Top forwarding flows between locations (top {len(flows)})",
-                    _table(["ingress location", "egress location", "rows", f"distance ({unit})",
-                            f"added distance ({unit})"],
-                           [[f["ingress_location"], f["egress_location"], f["rows"], f["distance"], f["added_distance"]]
-                            for f in flows])
-                    if flows else '<p class="note">no row was forwarded to another location</p>'))
+        out.append(
+            (
+                prefix + "flows",
+                f"Top forwarding flows between locations (top {len(flows)})",
+                _table(
+                    [
+                        "ingress location",
+                        "egress location",
+                        "rows",
+                        f"distance ({unit})",
+                        f"added distance ({unit})",
+                    ],
+                    [
+                        [
+                            f["ingress_location"],
+                            f["egress_location"],
+                            f["rows"],
+                            f["distance"],
+                            f["added_distance"],
+                        ]
+                        for f in flows
+                    ],
+                )
+                if flows
+                else '<p class="note">no row was forwarded to another location</p>',
+            )
+        )
     if want("flow-map"):
         m = _flow_map(s, top)
-        out.append((prefix + "flow-map", "Map of forwarding flows",
-                    _img(m, "map of forwarding flows") if m
-                    else '<p class="note">no coordinates in the topology (distance matrix only)</p>'))
+        out.append(
+            (
+                prefix + "flow-map",
+                "Map of forwarding flows",
+                _img(m, "map of forwarding flows")
+                if m
+                else '<p class="note">no coordinates in the topology (distance matrix only)</p>',
+            )
+        )
     for sid, what, counts, topn in (
         ("load-servers", "egress servers", s.egress_servers, s.top_egress_servers(top)),
         ("load-ips", "egress IPs", s.egress_ips, s.top_egress_ips(top)),
@@ -496,11 +655,15 @@ def _sections(s: Summary, top: int, prefix: str = "", only: set[str] | None = No
             continue
         st = s.load_stats(counts)
         stats: list[list[Any]] = [[k, float(v)] for k, v in st.items() if k not in ("count", "max_over_mean")]
-        content = (_img(_load_plot(topn, counts, what), f"load per {what}") if counts else "") + (
-            f"<p>{st['count']:,} {what} in use; the busiest carries "
-            f"{st['max_over_mean'] if counts else float('nan'):.1f} times the mean.</p>"
-        ) + _table(["statistic", "rows"], stats) + _table(
-            [what[:-1], "rows"], [list(x) for x in topn])
+        content = (
+            (_img(_load_plot(topn, counts, what), f"load per {what}") if counts else "")
+            + (
+                f"<p>{st['count']:,} {what} in use; the busiest carries "
+                f"{st['max_over_mean'] if counts else float('nan'):.1f} times the mean.</p>"
+            )
+            + _table(["statistic", "rows"], stats)
+            + _table([what[:-1], "rows"], [list(x) for x in topn])
+        )
         out.append((prefix + sid, f"Load per {what[:-1]}", content))
     if want("concurrency"):
         n_keys, over = s.concurrency.counts()
@@ -511,15 +674,19 @@ def _sections(s: Summary, top: int, prefix: str = "", only: set[str] | None = No
                 f"<p>Peak concurrent origin connections per (egress IP, origin IP:port), from each row's start "
                 f"time and origin duration at {s.concurrency.resolution_ms} ms resolution, against the documented "
                 f"limit of {CONNECTION_LIMIT:,} per egress IP per origin IP:port. "
-                f"<span class=\"{'bad' if over else ''}\">{over:,} of {n_keys:,} pairs over the limit.</span> "
+                f'<span class="{"bad" if over else ""}">{over:,} of {n_keys:,} pairs over the limit.</span> '
                 "Sampled logs show the sampled rows only; a repeated RayID counts once.</p>"
                 + (_img(plot, "peak concurrent connections") if plot else "")
-                + _table(["egress IP", "origin", "peak", "share of limit", "first at"],
-                         [[p["egress_ip"], p["origin"], p["peak"], p["share_of_limit"], p["at"]] for p in peaks])
+                + _table(
+                    ["egress IP", "origin", "peak", "share of limit", "first at"],
+                    [[p["egress_ip"], p["origin"], p["peak"], p["share_of_limit"], p["at"]] for p in peaks],
+                )
             )
         else:
-            content = ('<p class="note">the log has no usable start timestamps and origin durations '
-                       "(EdgeStartTimestamp with OriginResponseDurationMs or OriginResponseTime)</p>")
+            content = (
+                '<p class="note">the log has no usable start timestamps and origin durations '
+                "(EdgeStartTimestamp with OriginResponseDurationMs or OriginResponseTime)</p>"
+            )
         out.append((prefix + "concurrency", "Concurrent connections per egress IP and origin", content))
     check = html_section(s.egress_check, top, _table) if want("egress-check") else None
     if check is not None:
@@ -545,12 +712,20 @@ def _clean(o: Any) -> Any:
     return o
 
 
-def write_report(summary: Summary, directory: str | Path, *, top: int = 20, title: str = "aegisfwd evaluation",
-                 meta: dict[str, Any] | None = None) -> Path:
+def write_report(
+    summary: Summary,
+    directory: str | Path,
+    *,
+    top: int = 20,
+    title: str = "aegisfwd evaluation",
+    meta: dict[str, Any] | None = None,
+) -> Path:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     doc = {"meta": meta or {}, "summary": summary.to_dict(top)}
-    (d / "summary.json").write_text(json.dumps(_clean(doc), indent=1, default=_json_default), encoding="utf-8")
+    (d / "summary.json").write_text(
+        json.dumps(_clean(doc), indent=1, default=_json_default), encoding="utf-8"
+    )
     page = _page(title, meta or {}, _sections(summary, top, meta=meta))
     out = d / "report.html"
     out.write_text(page, encoding="utf-8")
@@ -592,33 +767,71 @@ def _compare_sections(c: Any, top: int) -> list[tuple[str, str, str]]:
     ax.set_ylabel("rows")
     ax.legend()
     ax.set_title("Tier mix, A vs B (rows decided under both)")
-    out.append(("tier-change", "Tier mix change",
-                _img(_png(fig), "tier mix change")
-                + _table(["tier", "A", "B", "change"], [[t, tc[t]["a"], tc[t]["b"], tc[t]["change"]] for t in TIERS])))
+    out.append(
+        (
+            "tier-change",
+            "Tier mix change",
+            _img(_png(fig), "tier mix change")
+            + _table(
+                ["tier", "A", "B", "change"], [[t, tc[t]["a"], tc[t]["b"], tc[t]["change"]] for t in TIERS]
+            ),
+        )
+    )
     matrix = [[ta] + [d.transitions.get((ta, tb), 0) for tb in TIERS] for ta in TIERS]
     out.append(("transitions", "Tier transitions (rows: A, columns: B)", _table(["A \\ B", *TIERS], matrix)))
     flows = d.top_changed_flows(top)
-    out.append(("changed-flows", f"Flows that changed (top {len(flows)})",
-                _table(["ingress location", "egress A", "egress B", "rows", f"distance change ({unit})"],
-                       [[f["ingress_location"], f["egress_a"], f["egress_b"], f["rows"], f["distance_change"]] for f in flows])
-                if flows else '<p class="note">no egress location moved</p>'))
+    out.append(
+        (
+            "changed-flows",
+            f"Flows that changed (top {len(flows)})",
+            _table(
+                ["ingress location", "egress A", "egress B", "rows", f"distance change ({unit})"],
+                [
+                    [f["ingress_location"], f["egress_a"], f["egress_b"], f["rows"], f["distance_change"]]
+                    for f in flows
+                ],
+            )
+            if flows
+            else '<p class="note">no egress location moved</p>',
+        )
+    )
     pools = sorted(d.moved_by_pool.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
-    out.append(("moved-pools", f"Pools with the most moved rows (top {len(pools)})",
-                _table(["pool", "rows whose egress server moved"], [list(p) for p in pools])
-                if pools else '<p class="note">no row moved</p>'))
+    out.append(
+        (
+            "moved-pools",
+            f"Pools with the most moved rows (top {len(pools)})",
+            _table(["pool", "rows whose egress server moved"], [list(p) for p in pools])
+            if pools
+            else '<p class="note">no row moved</p>',
+        )
+    )
     return out
 
 
-def write_compare_report(c: Any, directory: str | Path, *, top: int = 20, title: str = "aegisfwd comparison") -> Path:
+def write_compare_report(
+    c: Any, directory: str | Path, *, top: int = 20, title: str = "aegisfwd comparison"
+) -> Path:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    meta = {"source": c.source, "topology A": c.topologies[0], "topology B": c.topologies[1],
-            "elapsed_s": round(c.elapsed_s, 3)}
+    meta = {
+        "source": c.source,
+        "topology A": c.topologies[0],
+        "topology B": c.topologies[1],
+        "elapsed_s": round(c.elapsed_s, 3),
+    }
     doc = {"meta": meta, "diff": c.diff.to_dict(top), "a": c.a.to_dict(top), "b": c.b.to_dict(top)}
-    (d / "summary.json").write_text(json.dumps(_clean(doc), indent=1, default=_json_default), encoding="utf-8")
+    (d / "summary.json").write_text(
+        json.dumps(_clean(doc), indent=1, default=_json_default), encoding="utf-8"
+    )
     sections = _compare_sections(c, top)
-    sections += [(sid, f"A: {name}", content) for sid, name, content in _sections(c.a, top, "a-", {"tier-mix", "flows"})]
-    sections += [(sid, f"B: {name}", content) for sid, name, content in _sections(c.b, top, "b-", {"tier-mix", "flows"})]
+    sections += [
+        (sid, f"A: {name}", content)
+        for sid, name, content in _sections(c.a, top, "a-", {"tier-mix", "flows"})
+    ]
+    sections += [
+        (sid, f"B: {name}", content)
+        for sid, name, content in _sections(c.b, top, "b-", {"tier-mix", "flows"})
+    ]
     page = _page(title, meta, sections)
     out = d / "report.html"
     out.write_text(page, encoding="utf-8")
@@ -645,18 +858,23 @@ def _rich_table(title: str, headers: list[str], rows: list[list[Any]]) -> Any:
     for k, h in enumerate(headers):
         t.add_column(h, justify="left" if k == 0 or fmts[k] is _num else "right")
     for r in rows:
-        t.add_row(*[_fmt(c) if f is _num else f(c) for f, c in zip(fmts, r)])
+        t.add_row(*[_fmt(c) if f is _num else f(c) for f, c in zip(fmts, r, strict=False)])
     return t
 
 
-def print_summary(s: Summary, console: Any = None, *, top: int = 10, meta: dict[str, Any] | None = None) -> None:
+def print_summary(
+    s: Summary, console: Any = None, *, top: int = 10, meta: dict[str, Any] | None = None
+) -> None:
     from rich.console import Console
 
     con = console or Console()
     unit = s.distance_unit
     rows = [[k, v] for k, v in (meta or {}).items()] + [
-        ["rows in", s.rows_in], ["rows decided", s.rows_decided], ["rows rejected", s.rows_rejected],
-        ["forwarded rows (not LOCAL)", s.forwarded_rows], [f"mean distance ({unit})", s.mean_distance],
+        ["rows in", s.rows_in],
+        ["rows decided", s.rows_decided],
+        ["rows rejected", s.rows_rejected],
+        ["forwarded rows (not LOCAL)", s.forwarded_rows],
+        [f"mean distance ({unit})", s.mean_distance],
         ["colo with no up server (fallback)", s.ingress_fallback_rows],
     ]
     t = _rich_table("Totals", ["", "value"], [])
@@ -666,36 +884,79 @@ def print_summary(s: Summary, console: Any = None, *, top: int = 10, meta: dict[
     for e in s.input_errors:
         con.print(f"[red]input error:[/red] {e}")
     if len(s.files) > 1:
-        con.print(_rich_table("Input files", ["file", "rows in", "decided", "rejected"],
-                              [[f, *c] for f, c in s.files.items()]))
+        con.print(
+            _rich_table(
+                "Input files",
+                ["file", "rows in", "decided", "rejected"],
+                [[f, *c] for f, c in s.files.items()],
+            )
+        )
     if s.rejects:
-        con.print(_rich_table("Rejected rows", ["reason", "rows", "share of rows in"],
-                              sorted(([k, v, v / max(s.rows_in, 1)] for k, v in s.rejects.items()),
-                                     key=lambda r: -r[1])))
+        con.print(
+            _rich_table(
+                "Rejected rows",
+                ["reason", "rows", "share of rows in"],
+                sorted(([k, v, v / max(s.rows_in, 1)] for k, v in s.rejects.items()), key=lambda r: -r[1]),
+            )
+        )
     if s.warnings:
-        con.print(_rich_table("Rows decided but flagged", ["flag", "rows", "meaning"],
-                              [[k, v, WARNING_HELP.get(k, "")] for k, v in sorted(s.warnings.items())]))
+        con.print(
+            _rich_table(
+                "Rows decided but flagged",
+                ["flag", "rows", "meaning"],
+                [[k, v, WARNING_HELP.get(k, "")] for k, v in sorted(s.warnings.items())],
+            )
+        )
     share = s.tier_share()
-    con.print(_rich_table("Tier mix", ["tier", "rows", "share"], [[t, s.tiers.get(t, 0), share[t]] for t in TIERS]))
-    con.print(_rich_table(f"Tier mix per ingress location (top {top})", ["location", *TIERS, "rows"],
-                          [[k] + [v.get(t, 0) for t in TIERS] + [sum(v.values())] for k, v in s.top_locations(top)]))
-    con.print(_rich_table(f"Tier mix per pool (top {top})", ["pool", *TIERS, "rows"],
-                          [[k] + [v.get(t, 0) for t in TIERS] + [sum(v.values())] for k, v in s.top_pools(top)]))
-    con.print(_rich_table(f"Top forwarding flows (top {top})", ["ingress", "egress", "rows", f"distance ({unit})", f"added ({unit})"],
-                          [[f["ingress_location"], f["egress_location"], f["rows"], f["distance"], f["added_distance"]]
-                           for f in s.top_flows(top)]))
-    for what, counts, topn in (("egress server", s.egress_servers, s.top_egress_servers(top)),
-                               ("egress IP", s.egress_ips, s.top_egress_ips(top))):
+    con.print(
+        _rich_table("Tier mix", ["tier", "rows", "share"], [[t, s.tiers.get(t, 0), share[t]] for t in TIERS])
+    )
+    con.print(
+        _rich_table(
+            f"Tier mix per ingress location (top {top})",
+            ["location", *TIERS, "rows"],
+            [[k] + [v.get(t, 0) for t in TIERS] + [sum(v.values())] for k, v in s.top_locations(top)],
+        )
+    )
+    con.print(
+        _rich_table(
+            f"Tier mix per pool (top {top})",
+            ["pool", *TIERS, "rows"],
+            [[k] + [v.get(t, 0) for t in TIERS] + [sum(v.values())] for k, v in s.top_pools(top)],
+        )
+    )
+    con.print(
+        _rich_table(
+            f"Top forwarding flows (top {top})",
+            ["ingress", "egress", "rows", f"distance ({unit})", f"added ({unit})"],
+            [
+                [f["ingress_location"], f["egress_location"], f["rows"], f["distance"], f["added_distance"]]
+                for f in s.top_flows(top)
+            ],
+        )
+    )
+    for what, counts, topn in (
+        ("egress server", s.egress_servers, s.top_egress_servers(top)),
+        ("egress IP", s.egress_ips, s.top_egress_ips(top)),
+    ):
         st = s.load_stats(counts)
-        con.print(_rich_table(f"Load per {what} (top {top}; {st['count']:,} in use, max/mean {_fmt(st['max_over_mean'])})",
-                              [what, "rows"], [list(x) for x in topn]))
+        con.print(
+            _rich_table(
+                f"Load per {what} (top {top}; {st['count']:,} in use, max/mean {_fmt(st['max_over_mean'])})",
+                [what, "rows"],
+                [list(x) for x in topn],
+            )
+        )
     peaks = s.concurrency.peaks(top)
     if peaks:
         over = s.concurrency.counts()[1]
-        con.print(_rich_table(
-            f"Peak concurrent connections per egress IP and origin (limit {CONNECTION_LIMIT:,}; {over} over)",
-            ["egress IP", "origin", "peak", "share of limit", "first at"],
-            [[p["egress_ip"], p["origin"], p["peak"], p["share_of_limit"], p["at"]] for p in peaks]))
+        con.print(
+            _rich_table(
+                f"Peak concurrent connections per egress IP and origin (limit {CONNECTION_LIMIT:,}; {over} over)",
+                ["egress IP", "origin", "peak", "share of limit", "first at"],
+                [[p["egress_ip"], p["origin"], p["peak"], p["share_of_limit"], p["at"]] for p in peaks],
+            )
+        )
     print_check(s.egress_check, con, top, _rich_table)
 
 
@@ -705,18 +966,43 @@ def print_comparison(c: Any, console: Any = None, *, top: int = 10) -> None:
     con = console or Console()
     d = c.diff
     unit = d.distance_unit
-    con.print(_rich_table("What changed (A → B)", ["", "value"], [
-        ["topology A", c.topologies[0]], ["topology B", c.topologies[1]],
-        ["rows in", d.rows_in], ["decided under both", d.rows_both],
-        ["rejected under A", d.rejected_a], ["rejected under B", d.rejected_b],
-        ["egress location moved", d.moved_location], ["egress server moved", d.moved_server],
-        ["egress IP changed", d.moved_ip], ["became UNAVAILABLE", d.became_unavailable],
-        ["became available", d.became_available],
-        [f"net distance change B − A ({unit})", d.net_distance_change],
-        [f"distance saved ({unit})", d.distance_saved], [f"distance added ({unit})", d.distance_added],
-    ]))
+    con.print(
+        _rich_table(
+            "What changed (A → B)",
+            ["", "value"],
+            [
+                ["topology A", c.topologies[0]],
+                ["topology B", c.topologies[1]],
+                ["rows in", d.rows_in],
+                ["decided under both", d.rows_both],
+                ["rejected under A", d.rejected_a],
+                ["rejected under B", d.rejected_b],
+                ["egress location moved", d.moved_location],
+                ["egress server moved", d.moved_server],
+                ["egress IP changed", d.moved_ip],
+                ["became UNAVAILABLE", d.became_unavailable],
+                ["became available", d.became_available],
+                [f"net distance change B − A ({unit})", d.net_distance_change],
+                [f"distance saved ({unit})", d.distance_saved],
+                [f"distance added ({unit})", d.distance_added],
+            ],
+        )
+    )
     tc = d.tier_change()
-    con.print(_rich_table("Tier mix change", ["tier", "A", "B", "change"], [[t, tc[t]["a"], tc[t]["b"], tc[t]["change"]] for t in TIERS]))
-    con.print(_rich_table(f"Flows that changed (top {top})", ["ingress", "egress A", "egress B", "rows", f"distance change ({unit})"],
-                          [[f["ingress_location"], f["egress_a"], f["egress_b"], f["rows"], f["distance_change"]]
-                           for f in d.top_changed_flows(top)]))
+    con.print(
+        _rich_table(
+            "Tier mix change",
+            ["tier", "A", "B", "change"],
+            [[t, tc[t]["a"], tc[t]["b"], tc[t]["change"]] for t in TIERS],
+        )
+    )
+    con.print(
+        _rich_table(
+            f"Flows that changed (top {top})",
+            ["ingress", "egress A", "egress B", "rows", f"distance change ({unit})"],
+            [
+                [f["ingress_location"], f["egress_a"], f["egress_b"], f["rows"], f["distance_change"]]
+                for f in d.top_changed_flows(top)
+            ],
+        )
+    )

@@ -60,8 +60,18 @@ def model_for(topology: Any) -> Model:
 class Evaluation:
     """The result of ``evaluate``: the ``summary``, where decisions and rejects were written, timing."""
 
-    def __init__(self, summary: Summary, *, output: Path | None, rejects: Path | None, decisions: pa.Table | None,
-                 dropped: bool, elapsed_s: float, source: str, topology: str) -> None:
+    def __init__(
+        self,
+        summary: Summary,
+        *,
+        output: Path | None,
+        rejects: Path | None,
+        decisions: pa.Table | None,
+        dropped: bool,
+        elapsed_s: float,
+        source: str,
+        topology: str,
+    ) -> None:
         self.summary = summary
         self.output = output
         self.rejects = rejects
@@ -95,8 +105,13 @@ class Evaluation:
         """Write ``directory/summary.json`` and ``directory/report.html``; returns the HTML path."""
         from ._report import write_report
 
-        return write_report(self.summary, directory, top=top, title=title or f"aegisfwd evaluation of {self.source}",
-                            meta=self._meta())
+        return write_report(
+            self.summary,
+            directory,
+            top=top,
+            title=title or f"aegisfwd evaluation of {self.source}",
+            meta=self._meta(),
+        )
 
     def print(self, console: Any = None, *, top: int = 10) -> None:
         """The summary as rich tables on ``console`` (stdout by default)."""
@@ -105,9 +120,12 @@ class Evaluation:
         print_summary(self.summary, console=console, top=top, meta=self._meta())
 
     def _meta(self) -> dict[str, Any]:
-        meta: dict[str, Any] = {"source": self.source, "topology": self.topology,
-                                "elapsed_s": round(self.elapsed_s, 3), "rows_per_s": int(self.rows_per_s)
-                                if self.rows_per_s == self.rows_per_s else 0}
+        meta: dict[str, Any] = {
+            "source": self.source,
+            "topology": self.topology,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "rows_per_s": int(self.rows_per_s) if self.rows_per_s == self.rows_per_s else 0,
+        }
         if self.output is not None:
             meta["decisions"] = str(self.output)
         if self.rejects is not None:
@@ -116,8 +134,10 @@ class Evaluation:
 
     def __repr__(self) -> str:
         s = self.summary
-        return (f"Evaluation({s.rows_in} rows: {s.rows_decided} decided, {s.rows_rejected} rejected; "
-                f"{self.elapsed_s:.2f} s)")
+        return (
+            f"Evaluation({s.rows_in} rows: {s.rows_decided} decided, {s.rows_rejected} rejected; "
+            f"{self.elapsed_s:.2f} s)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,18 +152,30 @@ class Runner:
     deciding, summarising and writing overlap (the compiled parts and Arrow release the GIL).
     """
 
-    def __init__(self, model: Model, cols: Mapping[str, str | None], *, output: str | Path | None = None,
-                 rejects: str | Path | None = None, keep_rows: int = 0, threads: int | None = None,
-                 concurrency_resolution_ms: int = 1, spill_dir: str | Path | None = None,
-                 pipeline: bool = False, fold_concurrency: bool = False,
-                 mismatches: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        cols: Mapping[str, str | None],
+        *,
+        output: str | Path | None = None,
+        rejects: str | Path | None = None,
+        keep_rows: int = 0,
+        threads: int | None = None,
+        concurrency_resolution_ms: int = 1,
+        spill_dir: str | Path | None = None,
+        pipeline: bool = False,
+        fold_concurrency: bool = False,
+        mismatches: str | Path | None = None,
+    ) -> None:
         self.model = model
         self.cols = dict(cols)
         self.ids = IdArrays(model)
         self.acc = Accumulator(model, concurrency_resolution_ms, spill_dir)
         self.rows_in = 0
         self.threads = threads
-        self.writer = TableWriter(output, parquet_options=decisions_parquet_options) if output is not None else None
+        self.writer = (
+            TableWriter(output, parquet_options=decisions_parquet_options) if output is not None else None
+        )
         self.reject_writer = TableWriter(rejects, REJECT_SCHEMA) if rejects is not None else None
         self.keep_rows = keep_rows
         self.kept: list[pa.Table] = []
@@ -155,7 +187,8 @@ class Runner:
         self.fold_concurrency = fold_concurrency  # fold in finish() (not for Dask parts: they merge first)
         # EdgeServerIP against the prediction; mismatching rows to ``mismatches`` when given
         self.egress_check = EgressChecker(
-            model, TableWriter(mismatches, MISMATCH_SCHEMA) if mismatches is not None else None)
+            model, TableWriter(mismatches, MISMATCH_SCHEMA) if mismatches is not None else None
+        )
 
     def process(self, chunk: Chunk) -> int:
         """Evaluate one chunk; returns the number of records it held."""
@@ -186,12 +219,14 @@ class Runner:
     def _add_malformed(self, chunk: Chunk) -> None:
         self.acc.add_reason(chunk.malformed_reason, len(chunk.malformed))
         self.acc.add_file(chunk.source, len(chunk.malformed), 0, len(chunk.malformed))
-        for number, text in chunk.malformed[: 3]:
+        for number, text in chunk.malformed[:3]:
             self.acc.add_example(chunk.malformed_reason, f"{chunk.source} row {number}: {text[:500]}")
         if self.reject_writer is not None:
             self.reject_writer.write(malformed_table(chunk.source, chunk.malformed, chunk.malformed_reason))
 
-    def evaluate_common(self, common: Any, chunk: Chunk, states: np.ndarray | None = None) -> tuple[Any, Any, np.ndarray]:
+    def evaluate_common(
+        self, common: Any, chunk: Chunk, states: np.ndarray | None = None
+    ) -> tuple[Any, Any, np.ndarray]:
         """Decide and consume one parsed batch on this thread; returns ``(resolved, result, ok rows)``."""
         decided = self.decide(common, states)
         self.consume(common, chunk, decided)
@@ -223,9 +258,21 @@ class Runner:
         # the counts below are taken.
         want_table = self.writer is not None or (self.keep_rows and not self.dropped)
         if want_table and ok.shape[0]:
-            table = decisions_table(common.cols, ok, self.key_fields or (), self.ids, take(res.server), r, n=n,
-                                    trace=(chunk.source, chunk.rows_of(ok), take(common.start_ns),
-                                           take(common.start_ok if common.start_ok is not None else common.timed)))
+            table = decisions_table(
+                common.cols,
+                ok,
+                self.key_fields or (),
+                self.ids,
+                take(res.server),
+                r,
+                n=n,
+                trace=(
+                    chunk.source,
+                    chunk.rows_of(ok),
+                    take(common.start_ns),
+                    take(common.start_ok if common.start_ok is not None else common.timed),
+                ),
+            )
             if self.writer is not None:
                 self.writer.write(table)
             if self.keep_rows and not self.dropped:
@@ -241,7 +288,9 @@ class Runner:
             if self.reject_writer is not None:
                 rows = chunk.rows_of(bad)
                 self.reject_writer.write(rejects_table(chunk.source, rows, res.reason[bad], common.cols, bad))
-        self.acc.add_decisions(take(res.location), take(res.pool), r.tier, r.server, r.location, r.ip, r.distance)
+        self.acc.add_decisions(
+            take(res.location), take(res.pool), r.tier, r.server, r.location, r.ip, r.distance
+        )
         self.acc.fallback += int(res.fallback.sum())
         self.egress_check.add(common, chunk, res, r, ok)
         timed = take(common.timed)
@@ -251,13 +300,25 @@ class Runner:
             sel = timed & (r.ip >= 0)
             if sel.all():
                 self.acc.add_timing(take(common.start_ns))
-                self.acc.add_concurrency(r.ip, common.origin_dict, take(common.origin_idx), take(common.port),
-                                         take(common.start_ns), take(common.duration_ns))
+                self.acc.add_concurrency(
+                    r.ip,
+                    common.origin_dict,
+                    take(common.origin_idx),
+                    take(common.port),
+                    take(common.start_ns),
+                    take(common.duration_ns),
+                )
             else:
                 self.acc.add_timing(take(common.start_ns)[timed])
                 rows = ok[sel]
-                self.acc.add_concurrency(r.ip[sel], common.origin_dict, common.origin_idx[rows], common.port[rows],
-                                         common.start_ns[rows], common.duration_ns[rows])
+                self.acc.add_concurrency(
+                    r.ip[sel],
+                    common.origin_dict,
+                    common.origin_idx[rows],
+                    common.port[rows],
+                    common.start_ns[rows],
+                    common.duration_ns[rows],
+                )
 
     def _warn_dropped(self) -> None:
         """Warn (on the calling thread) once decisions stopped being kept in memory."""
@@ -343,9 +404,19 @@ def evaluate(
     model = model_for(topology)
     cols = resolve_columns(columns)
     src = open_source(source, column_names(cols, hints=True), batch_rows, dictionary=dictionary_columns(cols))
-    runner = Runner(model, cols, output=output, rejects=rejects, keep_rows=keep_rows if output is None else 0,
-                    threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir,
-                    pipeline=True, fold_concurrency=True, mismatches=mismatches)
+    runner = Runner(
+        model,
+        cols,
+        output=output,
+        rejects=rejects,
+        keep_rows=keep_rows if output is None else 0,
+        threads=threads,
+        concurrency_resolution_ms=concurrency_resolution_ms,
+        spill_dir=spill_dir,
+        pipeline=True,
+        fold_concurrency=True,
+        mismatches=mismatches,
+    )
     bar = Progress(progress, src)
     try:
         for chunk in prefetch(src.chunks):
@@ -378,8 +449,16 @@ def evaluate(
 class Comparison:
     """The result of ``compare``: both evaluations' summaries and what changed (``diff``)."""
 
-    def __init__(self, a: Summary, b: Summary, diff: CompareSummary, *, elapsed_s: float, source: str,
-                 topologies: tuple[str, str]) -> None:
+    def __init__(
+        self,
+        a: Summary,
+        b: Summary,
+        diff: CompareSummary,
+        *,
+        elapsed_s: float,
+        source: str,
+        topologies: tuple[str, str],
+    ) -> None:
         self.a = a
         self.b = b
         self.diff = diff
@@ -390,7 +469,9 @@ class Comparison:
     def report(self, directory: str | Path, *, top: int = 20, title: str | None = None) -> Path:
         from ._report import write_compare_report
 
-        return write_compare_report(self, directory, top=top, title=title or f"aegisfwd comparison on {self.source}")
+        return write_compare_report(
+            self, directory, top=top, title=title or f"aegisfwd comparison on {self.source}"
+        )
 
     def print(self, console: Any = None, *, top: int = 10) -> None:
         from ._report import print_comparison
@@ -399,8 +480,10 @@ class Comparison:
 
     def __repr__(self) -> str:
         d = self.diff
-        return (f"Comparison({d.rows_both} rows decided by both: {d.moved_location} moved location, "
-                f"{d.moved_server} moved server)")
+        return (
+            f"Comparison({d.rows_both} rows decided by both: {d.moved_location} moved location, "
+            f"{d.moved_server} moved server)"
+        )
 
 
 def compare(
@@ -428,9 +511,17 @@ def compare(
     ma, mb = model_for(topology_a), model_for(topology_b)
     cols = resolve_columns(columns)
     src = open_source(source, column_names(cols), batch_rows, dictionary=dictionary_columns(cols))
-    ra = Runner(ma, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir,
-                mismatches=mismatches)
-    rb = Runner(mb, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir)
+    ra = Runner(
+        ma,
+        cols,
+        threads=threads,
+        concurrency_resolution_ms=concurrency_resolution_ms,
+        spill_dir=spill_dir,
+        mismatches=mismatches,
+    )
+    rb = Runner(
+        mb, cols, threads=threads, concurrency_resolution_ms=concurrency_resolution_ms, spill_dir=spill_dir
+    )
     diff = CompareAccumulator(ma, mb)
     bar = Progress(progress, src)
     try:
@@ -457,5 +548,11 @@ def compare(
         bar.close()
     ra.acc.input_errors.extend(src.errors)
     rb.acc.input_errors.extend(src.errors)
-    return Comparison(ra.finish(), rb.finish(), diff.finish(), elapsed_s=time.perf_counter() - t0,
-                      source=src.description, topologies=(ma.source, mb.source))
+    return Comparison(
+        ra.finish(),
+        rb.finish(),
+        diff.finish(),
+        elapsed_s=time.perf_counter() - t0,
+        source=src.description,
+        topologies=(ma.source, mb.source),
+    )

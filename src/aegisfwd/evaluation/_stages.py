@@ -114,7 +114,9 @@ class Progress:
             transient=False,
         )
         self._bar.start()
-        self._task = self._bar.add_task(f"evaluating {source.description}", total=source.total, rows=0, rate=0.0)
+        self._task = self._bar.add_task(
+            f"evaluating {source.description}", total=source.total, rows=0, rate=0.0
+        )
 
     def advance(self, units: float, rows: int) -> None:
         self.rows += rows

@@ -66,14 +66,16 @@ REASON_HELP: dict[str, str] = {
     "missing-flow-key": "neither a usable ClientIP + ClientSrcPort nor a RayID",
     "no-origin-connection": 'OriginIP "" or null: the request never reached the origin (blocked, cached, redirected)',
     "missing-origin-ip": "the log has no OriginIP column (map one with --map COL=OriginIP)",
-    "zone-id-not-mapped": ("no ZoneName but a ZoneID: evaluate with --map ZoneID=ZoneName (columns={'ZoneName': "
-                           "'ZoneID'}) and a topology whose zones map is keyed by zone id"),
+    "zone-id-not-mapped": (
+        "no ZoneName but a ZoneID: evaluate with --map ZoneID=ZoneName (columns={'ZoneName': "
+        "'ZoneID'}) and a topology whose zones map is keyed by zone id"
+    ),
 }
 WARNING_HELP: dict[str, str] = {
     "timestamp-not-epoch": "EdgeStartTimestamp before 2000-01-01 (a tiny number such as 1): not a request time; "
-                           "left out of concurrency",
+    "left out of concurrency",
     "timestamp-imprecise": "EdgeStartTimestamp in scientific notation or a float beyond 2**53: digits lost; "
-                           "left out of concurrency",
+    "left out of concurrency",
     "duplicate-rayid": "a RayID seen before in this run: decided again, counted once in concurrency",
 }
 REASON_CODE: dict[str, int] = {r: k for k, r in enumerate(REASONS)}
@@ -137,7 +139,9 @@ class Summary:
         return Summary.merge_all([self, other])
 
     @staticmethod
-    def merge_all(summaries: Iterable[Summary], *, spill_dir: str | os.PathLike[str] | None = None) -> Summary:
+    def merge_all(
+        summaries: Iterable[Summary], *, spill_dir: str | os.PathLike[str] | None = None
+    ) -> Summary:
         """One summary of every part: counts add, and the parts' connections go into one
         ``Concurrency`` (spilling to ``spill_dir``, default the first part's). Parts are consumed
         one at a time (pass a generator and each can be freed once merged), each read once: a long
@@ -158,10 +162,26 @@ class Summary:
         """Add every count of ``other`` into this one, in place (not the concurrency)."""
         if other.rows_in and not self.rows_in:
             self.distance_unit = other.distance_unit  # the first part with rows names the unit
-        for name in ("rows_in", "rows_decided", "rows_rejected", "distance_sum", "distance_rows",
-                     "ingress_fallback_rows", "timed_rows", "duplicate_rayids"):
+        for name in (
+            "rows_in",
+            "rows_decided",
+            "rows_rejected",
+            "distance_sum",
+            "distance_rows",
+            "ingress_fallback_rows",
+            "timed_rows",
+            "duplicate_rayids",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("rejects", "tiers", "flows", "flow_distance", "egress_servers", "egress_ips", "warnings"):
+        for name in (
+            "rejects",
+            "tiers",
+            "flows",
+            "flow_distance",
+            "egress_servers",
+            "egress_ips",
+            "warnings",
+        ):
             mine = getattr(self, name)
             for k, v in getattr(other, name).items():
                 mine[k] = mine.get(k, 0) + v
@@ -295,8 +315,16 @@ class Summary:
             "warnings": dict(sorted(self.warnings.items())),
             "duplicate_rayids": self.duplicate_rayids,
             "duplicate_examples": list(self.duplicate_examples),
-            "files": [{"file": f, "given": self.given.get(f, f), "rows_in": c[0], "rows_decided": c[1],
-                       "rows_rejected": c[2]} for f, c in self.files.items()],
+            "files": [
+                {
+                    "file": f,
+                    "given": self.given.get(f, f),
+                    "rows_in": c[0],
+                    "rows_decided": c[1],
+                    "rows_rejected": c[2],
+                }
+                for f, c in self.files.items()
+            ],
             "reject_examples": {k: list(v) for k, v in sorted(self.reject_examples.items())},
             "top_flows": self.top_flows(top),
             "egress_server_load": self.load_stats(self.egress_servers),
@@ -313,7 +341,12 @@ class Summary:
             "tiers_by_location": {k: dict(v) for k, v in sorted(self.tiers_by_location.items())},
             "tiers_by_pool": {k: dict(v) for k, v in sorted(self.tiers_by_pool.items())},
             "flows": [
-                {"ingress_location": a, "egress_location": b, "rows": v, "distance_sum": self.flow_distance.get((a, b), 0.0)}
+                {
+                    "ingress_location": a,
+                    "egress_location": b,
+                    "rows": v,
+                    "distance_sum": self.flow_distance.get((a, b), 0.0),
+                }
                 for (a, b), v in sorted(self.flows.items())
             ],
             "egress_servers": dict(sorted(self.egress_servers.items())),
@@ -330,7 +363,9 @@ class Accumulator:
 
     _DENSE_FLOWS_MAX = 2048  # locations; beyond, flows are counted sparsely
 
-    def __init__(self, model: Any, resolution_ms: int = 1, spill_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, model: Any, resolution_ms: int = 1, spill_dir: str | os.PathLike[str] | None = None
+    ) -> None:
         self.m = model
         L, P = len(model.location_ids), len(model.pool_ids)
         self.L = L
@@ -371,7 +406,9 @@ class Accumulator:
         c[1] += decided
         c[2] += rejected
 
-    def observe(self, common: Any, source: str, row_numbers: Any, reason: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    def observe(
+        self, common: Any, source: str, row_numbers: Any, reason: np.ndarray, ok: np.ndarray
+    ) -> np.ndarray:
         """Per-batch bookkeeping beyond the counts: the file's rows in / decided / rejected, a few
         example rows per reject reason, timestamp warnings, and duplicate RayIDs. Returns the mask,
         over the decided rows ``ok``, of those repeating a RayID seen before (left out of
@@ -386,7 +423,7 @@ class Accumulator:
                 if not self.wants_examples(name):
                     continue
                 rows = np.flatnonzero(reason == code)[:REJECT_EXAMPLES]
-                for pos, number in zip(rows.tolist(), row_numbers(rows).tolist()):
+                for pos, number in zip(rows.tolist(), row_numbers(rows).tolist(), strict=True):
                     self.add_example(name, f"{source} row {number}: " + _row_text(common.cols, pos))
         dup = self.rayids.check(common.cols.get("RayID"), np.arange(n))  # every row read counts
         return dup if ok.shape[0] == n else dup[ok]
@@ -405,14 +442,29 @@ class Accumulator:
     def add_reason(self, reason: str, count: int) -> None:
         self.rejects[REASON_CODE[reason]] += count
 
-    def add_decisions(self, ingress_loc: np.ndarray, pool: np.ndarray, tier: np.ndarray, egress_server: np.ndarray,
-                      egress_loc: np.ndarray, egress_ip: np.ndarray, distance: np.ndarray) -> None:
+    def add_decisions(
+        self,
+        ingress_loc: np.ndarray,
+        pool: np.ndarray,
+        tier: np.ndarray,
+        egress_server: np.ndarray,
+        egress_loc: np.ndarray,
+        egress_ip: np.ndarray,
+        distance: np.ndarray,
+    ) -> None:
         t = tier.astype(np.int64)
         ok = t < N_TIERS  # INVALID cannot happen (inputs are checked) but must not corrupt counts
         if not ok.all():
             t, ingress_loc, pool = t[ok], ingress_loc[ok], pool[ok]
-            egress_server, egress_loc, egress_ip, distance = egress_server[ok], egress_loc[ok], egress_ip[ok], distance[ok]
-        self.tier_loc += np.bincount(ingress_loc.astype(np.int64) * N_TIERS + t, minlength=self.tier_loc.shape[0])
+            egress_server, egress_loc, egress_ip, distance = (
+                egress_server[ok],
+                egress_loc[ok],
+                egress_ip[ok],
+                distance[ok],
+            )
+        self.tier_loc += np.bincount(
+            ingress_loc.astype(np.int64) * N_TIERS + t, minlength=self.tier_loc.shape[0]
+        )
         self.tier_pool += np.bincount(pool.astype(np.int64) * N_TIERS + t, minlength=self.tier_pool.shape[0])
         has = egress_server >= 0
         if has.any():
@@ -423,7 +475,7 @@ class Accumulator:
                 self.flows_dense += np.bincount(pair, minlength=self.flows_dense.shape[0])
             else:
                 u, c = np.unique(pair, return_counts=True)
-                self.flows_sparse.update(dict(zip(u.tolist(), c.tolist())))
+                self.flows_sparse.update(dict(zip(u.tolist(), c.tolist(), strict=True)))
             d = distance[has]
             fin = np.isfinite(d)
             self.distance_sum += float(d[fin].sum())
@@ -435,8 +487,15 @@ class Accumulator:
             self.tmin = lo if self.tmin is None else min(self.tmin, lo)
             self.tmax = hi if self.tmax is None else max(self.tmax, hi)
 
-    def add_concurrency(self, egress_ip: np.ndarray, origin_dict: pa.Array, origin_idx: np.ndarray, port: np.ndarray,
-                        start_ns: np.ndarray, duration_ns: np.ndarray) -> None:
+    def add_concurrency(
+        self,
+        egress_ip: np.ndarray,
+        origin_dict: pa.Array,
+        origin_idx: np.ndarray,
+        port: np.ndarray,
+        start_ns: np.ndarray,
+        duration_ns: np.ndarray,
+    ) -> None:
         """Rows given are decided with an egress IP and valid timing (so a non-null origin).
 
         A connection's key is (egress IP, origin text, origin port). Origins get run-wide ids (one
@@ -455,8 +514,14 @@ class Accumulator:
         if fresh.shape[0]:
             # New keys, in id order: (egress IP id, origin text, port) tuples built in bulk.
             text = self._origin_text
-            keys = list(zip(self._ip_objects[egress_ip[fresh]].tolist(), [text[g] for g in a[fresh].tolist()],
-                            port[fresh].tolist()))
+            keys = list(
+                zip(
+                    self._ip_objects[egress_ip[fresh]].tolist(),
+                    [text[g] for g in a[fresh].tolist()],
+                    port[fresh].tolist(),
+                    strict=False,
+                )
+            )
             first = self.concurrency.add_new_keys(keys)
             if first != int(ids[fresh[0]]):  # pragma: no cover - a numbering bug
                 raise AssertionError("concurrency key ids out of step with the pair index")
@@ -472,7 +537,7 @@ class Accumulator:
         values = origin_dict.to_pylist()
         new = [v for v in dict.fromkeys(values) if v is not None and v not in index]
         if new:
-            index.update(zip(new, range(len(text), len(text) + len(new))))
+            index.update(zip(new, range(len(text), len(text) + len(new)), strict=True))
             text.extend(new)
         none = 2**64 - 1
         out = np.array([none if v is None else index[v] for v in values], dtype=np.uint64)
@@ -498,9 +563,9 @@ class Accumulator:
         # count * distance in float64, as float(c) * float(d) would be; 0 within a location
         dist = np.where(a != b, counts.astype(np.float64) * m.location_distance[a, b], 0.0)
         loc = np.array(m.location_ids, dtype=object)
-        keys = list(zip(loc[a].tolist(), loc[b].tolist()))
-        flows: dict[tuple[str, str], int] = dict(zip(keys, counts.tolist()))
-        flow_distance: dict[tuple[str, str], float] = dict(zip(keys, dist.tolist()))
+        keys = list(zip(loc[a].tolist(), loc[b].tolist(), strict=True))
+        flows: dict[tuple[str, str], int] = dict(zip(keys, counts.tolist(), strict=True))
+        flow_distance: dict[tuple[str, str], float] = dict(zip(keys, dist.tolist(), strict=True))
         decided = int(tiers.sum())
         rejected = int(sum(rej.values()))
         return Summary(
@@ -526,7 +591,8 @@ class Accumulator:
             coords=dict(m.coords),
             input_errors=list(self.input_errors),
             notes=list(self.notes) + self._duplicate_note(),
-            warnings=dict(self.warnings) | ({"duplicate-rayid": self.rayids.duplicates} if self.rayids.duplicates else {}),
+            warnings=dict(self.warnings)
+            | ({"duplicate-rayid": self.rayids.duplicates} if self.rayids.duplicates else {}),
             files={k: list(v) for k, v in self.files.items()},
             given=dict(self.given),
             reject_examples={k: list(v) for k, v in self.reject_examples.items()},
@@ -537,8 +603,12 @@ class Accumulator:
     def _duplicate_note(self) -> list[str]:
         if self.rayids.stopped_at is None:
             return []
-        return [(f"duplicate RayIDs were checked over the first {self.rayids.stopped_at:,} RayIDs only "
-                "(the bound that keeps the check's memory under 128 MiB)")]
+        return [
+            (
+                f"duplicate RayIDs were checked over the first {self.rayids.stopped_at:,} RayIDs only "
+                "(the bound that keeps the check's memory under 128 MiB)"
+            )
+        ]
 
 
 def _row_text(cols: dict[str, Any], pos: int) -> str:
@@ -558,15 +628,15 @@ def _row_text(cols: dict[str, Any], pos: int) -> str:
 def _nonzero(counts: np.ndarray, ids: list[str]) -> dict[str, int]:
     """{id: count} for the non-zero counts, in index order."""
     nz = np.flatnonzero(counts)
-    return dict(zip(np.array(ids, dtype=object)[nz].tolist(), counts[nz].tolist()))
+    return dict(zip(np.array(ids, dtype=object)[nz].tolist(), counts[nz].tolist(), strict=True))
 
 
 def _by_tier(table: np.ndarray, ids: list[str]) -> dict[str, dict[str, int]]:
     """{id: {tier: count}} for the rows of a (ids x tiers) count table that have any, in index order."""
     rows = np.flatnonzero(table.any(axis=1))
     return {
-        ids[i]: {t: c for t, c in zip(TIERS, counts) if c}
-        for i, counts in zip(rows.tolist(), table[rows].tolist())
+        ids[i]: {t: c for t, c in zip(TIERS, counts, strict=False) if c}
+        for i, counts in zip(rows.tolist(), table[rows].tolist(), strict=True)
     }
 
 

@@ -80,7 +80,11 @@ def make_log(path: str | Path, rows: int = 1_000_000, seed: int = 0, *, topology
     )
     # groups of at most four decimal digits are valid hex groups
     v6 = pc.binary_join_element_wise(
-        "2001:db8:ffff:", pc.cast(pa.array(p // 10000), pa.string()), "::", pc.cast(pa.array(p % 9999 + 1), pa.string()), ""
+        "2001:db8:ffff:",
+        pc.cast(pa.array(p // 10000), pa.string()),
+        "::",
+        pc.cast(pa.array(p % 9999 + 1), pa.string()),
+        "",
     )
     origin = pc.if_else(pa.array(req.family == 4), v4, v6)
     # Clients.
@@ -116,14 +120,18 @@ def make_log(path: str | Path, rows: int = 1_000_000, seed: int = 0, *, topology
     secs = q("timestamp_seconds_string")
     iso = pc.strftime(pa.array(ts, pa.timestamp("ns", tz="UTC")), format="%Y-%m-%dT%H:%M:%S", locale="C")
     iso = _join(iso, ".", pc.utf8_lpad(s(ts % 10**9), 9, "0"), "Z")
-    ts_val = pc.if_else(pa.array(rfc), quoted(iso), pc.if_else(pa.array(secs), quoted(s(ts // 10**9)), ts_text))
+    ts_val = pc.if_else(
+        pa.array(rfc), quoted(iso), pc.if_else(pa.array(secs), quoted(s(ts // 10**9)), ts_text)
+    )
     as_str = q("numbers_as_strings")
     port_val = pc.if_else(pa.array(as_str), quoted(s(port)), s(port))
     port_val = pc.if_else(pa.array(q("null_port")), pa.array(["null"] * n), port_val)
     dur_val = pc.if_else(pa.array(as_str), quoted(s(dur)), s(dur))
     old = q("old_origin_response_time")
     dur_field = pc.if_else(
-        pa.array(old), _join('"OriginResponseTime":', s(dur * 10**6)), _join('"OriginResponseDurationMs":', dur_val)
+        pa.array(old),
+        _join('"OriginResponseTime":', s(dur * 10**6)),
+        _join('"OriginResponseDurationMs":', dur_val),
     )
     origin = pc.if_else(pa.array(q("empty_origin_ip")), pa.array([""] * n), origin)
     colo = pc.if_else(pa.array(q("unknown_colo")), pa.array(["XXX"] * n), colo)
@@ -135,13 +143,28 @@ def make_log(path: str | Path, rows: int = 1_000_000, seed: int = 0, *, topology
         pa.array([""] * n),
     )
     lines = _join(
-        '{"RayID":"', ray, '","EdgeColoCode":"', colo, '"', zone_field,
-        ',"OriginIP":"', origin, '","ClientIP":"', client, '","ClientSrcPort":', port_val,
-        ',"ClientRequestScheme":"https","EdgeStartTimestamp":', ts_val, ",", dur_field,
-        ',"EdgeResponseStatus":200,"CacheCacheStatus":"miss"', nested, "}\n",
+        '{"RayID":"',
+        ray,
+        '","EdgeColoCode":"',
+        colo,
+        '"',
+        zone_field,
+        ',"OriginIP":"',
+        origin,
+        '","ClientIP":"',
+        client,
+        '","ClientSrcPort":',
+        port_val,
+        ',"ClientRequestScheme":"https","EdgeStartTimestamp":',
+        ts_val,
+        ",",
+        dur_field,
+        ',"EdgeResponseStatus":200,"CacheCacheStatus":"miss"',
+        nested,
+        "}\n",
     )
     buf = lines.buffers()
-    offsets = np.frombuffer(buf[1], dtype=np.int32, count=len(lines) + 1 + lines.offset)[lines.offset:]
+    offsets = np.frombuffer(buf[1], dtype=np.int32, count=len(lines) + 1 + lines.offset)[lines.offset :]
     data = memoryview(buf[2])[int(offsets[0]) : int(offsets[-1])]
     with gzip.open(path, "wb", compresslevel=3) as f:
         f.write(data)
@@ -150,7 +173,9 @@ def make_log(path: str | Path, rows: int = 1_000_000, seed: int = 0, *, topology
     return path
 
 
-def make_table(rows: int = 1_000_000, seed: int = 0, *, topology: Any = None, server_column: bool = False) -> pa.Table:
+def make_table(
+    rows: int = 1_000_000, seed: int = 0, *, topology: Any = None, server_column: bool = False
+) -> pa.Table:
     """The demo's requests as a typed Arrow table (no quirks): what a Parquet Logpush job holds.
     With ``server_column`` it also has ``EdgeServer``, the sampled ingress server's id (for
     ``columns={"ingress_server": "EdgeServer"}``). Used by ``benchmarks/test_evaluate_bench.py``."""
@@ -170,22 +195,30 @@ def make_table(rows: int = 1_000_000, seed: int = 0, *, topology: Any = None, se
         "100", _u8str(64 + (p >> 16) % 64), _u8str((p >> 8) % 256), _u8str(p % 256), "."
     )
     v6 = pc.binary_join_element_wise(
-        "2001:db8:ffff:", pc.cast(pa.array(p // 10000), pa.string()), "::", pc.cast(pa.array(p % 9999 + 1), pa.string()), ""
+        "2001:db8:ffff:",
+        pc.cast(pa.array(p // 10000), pa.string()),
+        "::",
+        pc.cast(pa.array(p % 9999 + 1), pa.string()),
+        "",
     )
     c = rng.integers(1 << 24, 223 << 24, n, dtype=np.int64)
     client = pc.binary_join_element_wise(
         _u8str((c >> 24) % 256), _u8str((c >> 16) % 256), _u8str((c >> 8) % 256), _u8str(c % 256), "."
     )
-    table = pa.table({
-        "RayID": pc.utf8_lpad(pc.cast(pa.array(rng.integers(0, 1 << 62, n)), pa.string()), 19, "0"),
-        "EdgeColoCode": pa.array(topo.location_ids).take(pa.array(loc_of_server[req.server])),
-        "ZoneName": pa.array([zs[0] if zs else None for zs in zones_of_pool]).take(pa.array(req.pool)),
-        "OriginIP": pc.if_else(pa.array(req.family == 4), v4, v6),
-        "ClientIP": client,
-        "ClientSrcPort": pa.array(rng.integers(1024, 65536, n).astype(np.int32)),
-        "EdgeStartTimestamp": pa.array(START_NS + np.sort(rng.integers(0, WINDOW_S * 10**9, n))),
-        "OriginResponseDurationMs": pa.array(np.minimum(rng.lognormal(np.log(80), 1.0, n), 30_000).astype(np.int32)),
-    })
+    table = pa.table(
+        {
+            "RayID": pc.utf8_lpad(pc.cast(pa.array(rng.integers(0, 1 << 62, n)), pa.string()), 19, "0"),
+            "EdgeColoCode": pa.array(topo.location_ids).take(pa.array(loc_of_server[req.server])),
+            "ZoneName": pa.array([zs[0] if zs else None for zs in zones_of_pool]).take(pa.array(req.pool)),
+            "OriginIP": pc.if_else(pa.array(req.family == 4), v4, v6),
+            "ClientIP": client,
+            "ClientSrcPort": pa.array(rng.integers(1024, 65536, n).astype(np.int32)),
+            "EdgeStartTimestamp": pa.array(START_NS + np.sort(rng.integers(0, WINDOW_S * 10**9, n))),
+            "OriginResponseDurationMs": pa.array(
+                np.minimum(rng.lognormal(np.log(80), 1.0, n), 30_000).astype(np.int32)
+            ),
+        }
+    )
     if server_column:
         table = table.append_column("EdgeServer", pa.array(topo.server_ids).take(pa.array(req.server)))
     return table
@@ -217,8 +250,12 @@ def run_demo(
     t1 = time.perf_counter()
     log = make_log(out / "http_requests.ndjson.gz", rows, seed, topology=topo)
     t2 = time.perf_counter()
-    con.print(f"world topology and engine: {t1 - t0:.1f} s; log of {rows:,} rows ({log.stat().st_size / 2**20:.1f} MiB gzip): {t2 - t1:.1f} s")
-    ev = af.evaluate(log, engine, output=out / "decisions.parquet", rejects=out / "rejects.parquet", progress=progress)
+    con.print(
+        f"world topology and engine: {t1 - t0:.1f} s; log of {rows:,} rows ({log.stat().st_size / 2**20:.1f} MiB gzip): {t2 - t1:.1f} s"
+    )
+    ev = af.evaluate(
+        log, engine, output=out / "decisions.parquet", rejects=out / "rejects.parquet", progress=progress
+    )
     con.print(f"evaluated in {ev.elapsed_s:.1f} s ({ev.rows_per_s:,.0f} rows/s)")
     ev.print(con)
     html = ev.report(out / "report", title=f"aegisfwd demo: {rows:,} Logpush rows on the world topology")

@@ -46,7 +46,9 @@ def proxy() -> None:
 
 @proxy.command()
 @click.option("--listen", "listen", multiple=True, required=True, help="ADDR:PORT to listen on (repeatable).")
-@click.option("--allow", "allow", multiple=True, required=True, help="CIDR admitted (repeatable): the firewall.")
+@click.option(
+    "--allow", "allow", multiple=True, required=True, help="CIDR admitted (repeatable): the firewall."
+)
 @click.option("--log", "log", default=None, help="JSON-lines log of every admitted and refused peer.")
 def origin(listen: tuple[str, ...], allow: tuple[str, ...], log: str | None) -> None:
     """Run a test origin that admits only peers inside --allow and echoes."""
@@ -62,7 +64,7 @@ def origin(listen: tuple[str, ...], allow: tuple[str, ...], log: str | None) -> 
             raise _InputError(f"--listen: {exc}") from None
     for c in allow:
         try:
-            ipaddress.ip_network(c, strict=False)
+            ipaddress.ip_network(c, strict=True)
         except ValueError as exc:
             raise _InputError(f"--allow: {exc}") from None
     run_origin(listen, allow, log)
@@ -75,8 +77,14 @@ def origin(listen: tuple[str, ...], allow: tuple[str, ...], log: str | None) -> 
 @click.option("--control-socket", default=None, help="Supervisor's Unix socket (set by `proxy up`).")
 @click.option("--journal", default=None, help="JSON-lines journal of every connection.")
 @click.option("--shm-name", default=None, help="Shared engine segment to attach (set by `proxy up`).")
-def edge(config: str, server: str, worker: int, control_socket: str | None, journal: str | None,
-         shm_name: str | None) -> None:
+def edge(
+    config: str,
+    server: str,
+    worker: int,
+    control_socket: str | None,
+    journal: str | None,
+    shm_name: str | None,
+) -> None:
     """Run one edge process for one server of CONFIG (standalone, or under `proxy up`)."""
     from ..compiled import load_compiled
     from .config import ProxyConfigError, check_config
@@ -92,7 +100,9 @@ def edge(config: str, server: str, worker: int, control_socket: str | None, jour
     else:
         import tempfile
 
-        path, compiled = prepare_compiled(cfg, __import__("pathlib").Path(tempfile.mkdtemp(prefix="aegisfwd-edge-")))
+        path, compiled = prepare_compiled(
+            cfg, __import__("pathlib").Path(tempfile.mkdtemp(prefix="aegisfwd-edge-"))
+        )
     if control_socket is None:
         check_config(cfg, compiled)  # under `proxy up` the supervisor checked it once
     run_edge_process(cfg, path, server, worker, control=control_socket, journal=journal, shm_name=shm_name)
@@ -100,7 +110,9 @@ def edge(config: str, server: str, worker: int, control_socket: str | None, jour
 
 @proxy.command()
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--run-dir", default=None, help="Journals, logs, metrics (default: config's run_dir or a temp dir).")
+@click.option(
+    "--run-dir", default=None, help="Journals, logs, metrics (default: config's run_dir or a temp dir)."
+)
 @click.option("--control", default=None, help="Control endpoint ADDR:PORT (default: the config's).")
 def up(config: str, run_dir: str | None, control: str | None) -> None:
     """Start every configured edge server's processes and the control endpoint; run until Ctrl-C."""

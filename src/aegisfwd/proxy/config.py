@@ -122,7 +122,9 @@ class ProxyConfig(_Strict):
     @model_validator(mode="after")
     def _one_source(self) -> ProxyConfig:
         if (self.compiled is None) == (self.topology is None):
-            raise ValueError("give exactly one of 'compiled' (a compiled file) or 'topology' (a topology file)")
+            raise ValueError(
+                "give exactly one of 'compiled' (a compiled file) or 'topology' (a topology file)"
+            )
         if self.source_port_range is not None:
             r = self.source_port_range
             if len(r) != 2 or not 1 <= r[0] <= r[1] <= 65535:
@@ -200,7 +202,9 @@ def check_config(cfg: ProxyConfig, compiled: CompiledTopology) -> None:
         if text not in compiled.ips:
             raise ProxyConfigError(f"stand_ins.{k}: not a dedicated IP of the topology")
         if stand.version != net.version:
-            raise ProxyConfigError(f"stand_ins.{k}: stand-in {v} is IPv{stand.version}, the address IPv{net.version}")
+            raise ProxyConfigError(
+                f"stand_ins.{k}: stand-in {v} is IPv{stand.version}, the address IPv{net.version}"
+            )
         why = _bindable(str(stand))
         if why is not None:
             raise ProxyConfigError(f"stand_ins.{k}: stand-in {v} cannot be bound here ({why})")

@@ -54,21 +54,30 @@ class HttpServer:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.timeout)
             lines = head.decode("latin-1").split("\r\n")
             method, target, _ = lines[0].split(" ", 2)
-            headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+            headers = {
+                k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
+            }
             n = int(headers.get("content-length", "0"))
             if not 0 <= n <= MAX_BODY:
                 raise ValueError("body too large")
             body = await asyncio.wait_for(reader.readexactly(n), self.timeout) if n else b""
             path, _, query = target.partition("?")
             status, ctype, payload = await self.handler(method + " " + path, _query(query), body)
-        except (ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, OSError):
+        except (
+            ValueError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            asyncio.TimeoutError,
+            OSError,
+        ):
             status, ctype, payload = 400, "application/json", b'{"error": "bad request"}'
         except Exception as exc:  # noqa: BLE001 - a handler bug answers 500, the endpoint keeps serving
             status, ctype, payload = 500, "application/json", json.dumps({"error": str(exc)}).encode()
         with contextlib.suppress(Exception):
             writer.write(
                 f"HTTP/1.1 {status} {'OK' if status < 400 else 'Error'}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                + payload
             )
             await asyncio.wait_for(writer.drain(), self.timeout)
         writer.close()

@@ -31,7 +31,9 @@ FAULTS: list[tuple[float, str, str, str | None]] = [
 ]
 
 
-def run_with_faults(dep: Deployment, n: int, *, concurrency: int = 48) -> tuple[list[Any], list[tuple[str, Any]]]:
+def run_with_faults(
+    dep: Deployment, n: int, *, concurrency: int = 48
+) -> tuple[list[Any], list[tuple[str, Any]]]:
     """The load (never through the process that gets killed) with the faults at fixed fractions of it."""
     edges = [edge_address(dep.block, s) for s in SERVERS if s != KILLED]
     done = [0]
@@ -54,7 +56,9 @@ def run_with_faults(dep: Deployment, n: int, *, concurrency: int = 48) -> tuple[
         done[0] = k
 
     async def load() -> list[Any]:
-        return await asyncio.wait_for(run_load(edges, ZONES, n, concurrency=concurrency, on_progress=progress), 600)
+        return await asyncio.wait_for(
+            run_load(edges, ZONES, n, concurrency=concurrency, on_progress=progress), 600
+        )
 
     results = asyncio.run(load())
     t.join(30)
@@ -119,14 +123,18 @@ def run_demo(*, connections: int, engine: str, run_dir: str | None) -> None:
     t.add_column("applied in every process")
     for name, res in faults:
         if isinstance(res, dict):
-            t.add_row(name, f"{res['applied_all_us']:.0f} µs ({res['acknowledged']}/{res['processes']} processes)")
+            t.add_row(
+                name, f"{res['applied_all_us']:.0f} µs ({res['acknowledged']}/{res['processes']} processes)"
+            )
         else:
             t.add_row(name, f"pid {res}; restarted by the supervisor")
     console.print(t)
     costs = [s["decision"]["p99_ns"] for s in stats if "decision" in s]
     binds = [s["bind"]["p99_ns"] for s in stats if "bind" in s]
     if costs:
-        console.print(f"decision p99 per process: {min(costs) / 1e3:.2f}-{max(costs) / 1e3:.2f} µs; "
-                      f"source bind p99: {min(binds, default=0) / 1e3:.1f}-{max(binds, default=0) / 1e3:.1f} µs")
+        console.print(
+            f"decision p99 per process: {min(costs) / 1e3:.2f}-{max(costs) / 1e3:.2f} µs; "
+            f"source bind p99: {min(binds, default=0) / 1e3:.1f}-{max(binds, default=0) / 1e3:.1f} µs"
+        )
     if run_dir is None:
         shutil.rmtree(where, ignore_errors=True)

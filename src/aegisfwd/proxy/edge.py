@@ -120,13 +120,26 @@ class EdgeProcess:
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        self._servers.append(await asyncio.start_server(
-            self._client, self.listen_addr[0], self.listen_addr[1], reuse_port=True, limit=MAX_HEAD, backlog=1024,
-        ))
-        self._servers.append(await asyncio.start_server(
-            self._forwarded, self.forward_listen[0], self.forward_listen[1], reuse_port=True,
-            limit=proxyv2.MAX_LENGTH, backlog=1024,
-        ))
+        self._servers.append(
+            await asyncio.start_server(
+                self._client,
+                self.listen_addr[0],
+                self.listen_addr[1],
+                reuse_port=True,
+                limit=MAX_HEAD,
+                backlog=1024,
+            )
+        )
+        self._servers.append(
+            await asyncio.start_server(
+                self._forwarded,
+                self.forward_listen[0],
+                self.forward_listen[1],
+                reuse_port=True,
+                limit=proxyv2.MAX_LENGTH,
+                backlog=1024,
+            )
+        )
 
     @property
     def addresses(self) -> tuple[tuple[str, int], tuple[str, int]]:
@@ -175,8 +188,14 @@ class EdgeProcess:
         self._n += 1
         cid = f"{self.server_id}/{self.worker}/{os.getpid()}/{self._n}"
         peer = writer.get_extra_info("peername") or ("", 0)
-        rec: dict[str, Any] = {"kind": "ingress", "id": cid, "server": self.server_id, "t": time.time(),
-                               "client": peer[0], "cport": peer[1]}
+        rec: dict[str, Any] = {
+            "kind": "ingress",
+            "id": cid,
+            "server": self.server_id,
+            "t": time.time(),
+            "client": peer[0],
+            "cport": peer[1],
+        }
         try:
             await self._serve_client(reader, writer, rec)
         except Refused as r:
@@ -207,8 +226,9 @@ class EdgeProcess:
         except (ConnectionError, OSError):
             raise Refused(0, "client-disconnected", "connection reset during the request head") from None
 
-    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                            rec: dict[str, Any]) -> None:
+    async def _serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rec: dict[str, Any]
+    ) -> None:
         head = await self._read_head(reader)
         try:
             req = parse_connect(head)
@@ -224,7 +244,9 @@ class EdgeProcess:
             raise Refused(403, "port-not-allowed", f"port {req.port} is not served for {zone.name}")
         own = int(self.states[self.server])
         if own != 0:
-            raise Refused(503, f"ingress-{STATE_NAMES[own]}", f"server {self.server_id} is {STATE_NAMES[own]}")
+            raise Refused(
+                503, f"ingress-{STATE_NAMES[own]}", f"server {self.server_id} is {STATE_NAMES[own]}"
+            )
         flow = flow_key_py(rec["client"], rec["cport"], None) or 0
         rec.update(pool=self.view.pools[zone.pool], family=zone.family, flow=f"{flow:016x}", epoch=self.epoch)
         sock: socket.socket | None = None
@@ -259,7 +281,9 @@ class EdgeProcess:
         self.m_tiers[tier].inc()
         rec.update(tier=TIER_NAMES[tier], decide_ns=cost, bind_ns=bind_cost if sock is not None else None)
         if tier == UNAVAILABLE:
-            raise Refused(503, "unavailable", f"no up server holds an IP of pool {rec['pool']} for IPv{zone.family}")
+            raise Refused(
+                503, "unavailable", f"no up server holds an IP of pool {rec['pool']} for IPv{zone.family}"
+            )
         rec.update(egress=self.view.servers[egress], egress_ip=self.view.ips[ip] if ip >= 0 else None)
         origin = zone.origin
         if tier == LOCAL:
@@ -279,8 +303,9 @@ class EdgeProcess:
         finally:
             gauge.dec()
 
-    async def _connect(self, sock: socket.socket, addr: tuple[str, int], what: str
-                       ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connect(
+        self, sock: socket.socket, addr: tuple[str, int], what: str
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         loop = asyncio.get_running_loop()
         try:
             await asyncio.wait_for(loop.sock_connect(sock, addr), self.t.connect)
@@ -290,25 +315,34 @@ class EdgeProcess:
             reason = connect_failure_reason(exc, what)
             raise Refused(503 if reason == "source-ports-exhausted" else 502, reason, str(exc)) from None
 
-    async def _forward(self, rec: dict[str, Any], zone: Zone, egress: int, ip: int, flow: int
-                       ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _forward(
+        self, rec: dict[str, Any], zone: Zone, egress: int, ip: int, flow: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         target = self.forward_addr.get(egress)
         if target is None:
             raise Refused(502, "egress-not-configured", f"server {rec['egress']} runs no proxy here")
         fam = 6 if ":" in target[0] else 4
         r, w = await self._connect(plain_socket(fam), target, "egress")
         header = proxyv2.encode(
-            (rec["client"], rec["cport"]), self.listen_addr,
-            {proxyv2.TLV_POOL: self.view.pools[zone.pool], proxyv2.TLV_ORIGIN: format_hostport(zone.origin),
-             proxyv2.TLV_EGRESS_IP: self.view.ips[ip], proxyv2.TLV_INGRESS: self.server_id,
-             proxyv2.TLV_FLOW: flow, proxyv2.TLV_CONN_ID: rec["id"]},
+            (rec["client"], rec["cport"]),
+            self.listen_addr,
+            {
+                proxyv2.TLV_POOL: self.view.pools[zone.pool],
+                proxyv2.TLV_ORIGIN: format_hostport(zone.origin),
+                proxyv2.TLV_EGRESS_IP: self.view.ips[ip],
+                proxyv2.TLV_INGRESS: self.server_id,
+                proxyv2.TLV_FLOW: flow,
+                proxyv2.TLV_CONN_ID: rec["id"],
+            },
         )
         try:
             w.write(header)
             line = await asyncio.wait_for(r.readuntil(b"\n"), self.t.handshake)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError) as exc:
             w.transport.abort()
-            raise Refused(502, "egress-lost", f"egress {rec['egress']} gave no answer ({type(exc).__name__})") from None
+            raise Refused(
+                502, "egress-lost", f"egress {rec['egress']} gave no answer ({type(exc).__name__})"
+            ) from None
         parts = line.decode("ascii", "replace").split()
         if len(parts) == 3 and parts[0] == "OK":
             rec.update(src=parts[1], sport=int(parts[2]))
@@ -319,8 +353,13 @@ class EdgeProcess:
             raise Refused(503, reason, f"egress {rec['egress']} refused")
         raise Refused(502, "bad-egress-answer", f"egress {rec['egress']} answered {line[:40]!r}")
 
-    async def _relay(self, a_r: asyncio.StreamReader, a_w: asyncio.StreamWriter,
-                     b_r: asyncio.StreamReader, b_w: asyncio.StreamWriter) -> str:
+    async def _relay(
+        self,
+        a_r: asyncio.StreamReader,
+        a_w: asyncio.StreamWriter,
+        b_r: asyncio.StreamReader,
+        b_w: asyncio.StreamWriter,
+    ) -> str:
         """Copy both ways until both ends closed; 'completed', 'broken', 'idle-timeout' or
         'closed-down' (this server went down)."""
         idle = self.t.idle
@@ -401,8 +440,9 @@ class EdgeProcess:
         except (ConnectionError, OSError):
             raise Refused(0, "client-disconnected", "reset inside the PROXY header") from None
 
-    async def _serve_forwarded(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                               rec: dict[str, Any]) -> None:
+    async def _serve_forwarded(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rec: dict[str, Any]
+    ) -> None:
         """``rec`` is journaled by the caller; once connected it holds only the end record."""
         h = await self._read_proxy_header(reader)
         pool_id = h.text(proxyv2.TLV_POOL)
@@ -410,11 +450,21 @@ class EdgeProcess:
         ip_text = h.text(proxyv2.TLV_EGRESS_IP)
         ingress_id = h.text(proxyv2.TLV_INGRESS)
         flow_raw = h.tlvs.get(proxyv2.TLV_FLOW)
-        rec.update(id=h.text(proxyv2.TLV_CONN_ID), pool=pool_id, egress_ip=ip_text, ingress=ingress_id,
-                   origin=origin_text, client=h.src[0], cport=h.src[1], epoch=self.epoch)
+        rec.update(
+            id=h.text(proxyv2.TLV_CONN_ID),
+            pool=pool_id,
+            egress_ip=ip_text,
+            ingress=ingress_id,
+            origin=origin_text,
+            client=h.src[0],
+            cport=h.src[1],
+            epoch=self.epoch,
+        )
         if None in (pool_id, origin_text, ip_text, ingress_id, flow_raw):
             raise Refused(400, "missing-tlv", "pool, origin, egress IP, ingress and flow TLVs are required")
-        assert pool_id is not None and origin_text is not None and ip_text is not None and flow_raw is not None
+        assert (
+            pool_id is not None and origin_text is not None and ip_text is not None and flow_raw is not None
+        )
         pool = self.view.pool_index.get(pool_id)
         ip = self.view.ip_index.get(ip_text)
         ingress = self.view.server_index.get(ingress_id or "")
@@ -461,15 +511,24 @@ class EdgeProcess:
     # ---- statistics --------------------------------------------------------------------------
     def stats(self, reset: bool = False) -> dict[str, Any]:
         """Exact percentiles of this process's decision and source-bind costs (ns)."""
-        out: dict[str, Any] = {"server": self.server_id, "worker": self.worker, "pid": os.getpid(),
-                               "epoch": self.epoch}
+        out: dict[str, Any] = {
+            "server": self.server_id,
+            "worker": self.worker,
+            "pid": os.getpid(),
+            "epoch": self.epoch,
+        }
         for name, buf in (("decision", self.costs), ("bind", self.bind_costs)):
             c = np.frombuffer(buf, dtype=np.int64) if len(buf) else np.zeros(0, np.int64)
             out[f"{name}_n"] = int(c.size)
             if c.size:
                 p = np.percentile(c, [50, 90, 99, 99.9])
-                out[name] = {"p50_ns": float(p[0]), "p90_ns": float(p[1]), "p99_ns": float(p[2]),
-                             "p999_ns": float(p[3]), "max_ns": int(c.max())}
+                out[name] = {
+                    "p50_ns": float(p[0]),
+                    "p90_ns": float(p[1]),
+                    "p99_ns": float(p[2]),
+                    "p999_ns": float(p[3]),
+                    "max_ns": int(c.max()),
+                }
         if reset:
             self.costs = array.array("q")
             self.bind_costs = array.array("q")
@@ -486,8 +545,9 @@ def _reset(w: asyncio.StreamWriter) -> None:
 
 
 # ---- the process: engine, control link, event loop ------------------------------------------------
-async def _control_link(edge: EdgeProcess, path: str, hello: dict[str, Any], ready: asyncio.Event,
-                        engine_holder: dict[str, Any]) -> None:
+async def _control_link(
+    edge: EdgeProcess, path: str, hello: dict[str, Any], ready: asyncio.Event, engine_holder: dict[str, Any]
+) -> None:
     """Talk to the supervisor over its Unix socket: hello, initial states, then commands. The
     process ends when the supervisor goes away."""
     reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path, limit=1 << 24), 10)
@@ -517,8 +577,16 @@ async def _control_link(edge: EdgeProcess, path: str, hello: dict[str, Any], rea
         writer.write((json.dumps(reply) + "\n").encode())
 
 
-def run_edge_process(cfg: ProxyConfig, compiled_path: str, server_id: str, worker: int, *,
-                     control: str | None, journal: str | None, shm_name: str | None) -> None:
+def run_edge_process(
+    cfg: ProxyConfig,
+    compiled_path: str,
+    server_id: str,
+    worker: int,
+    *,
+    control: str | None,
+    journal: str | None,
+    shm_name: str | None,
+) -> None:
     """Entry of an edge process (``aegisfwd proxy edge``): build the engine, then serve until the
     supervisor (when there is one) goes away, or until interrupted."""
     from ..compiled import load_compiled
@@ -528,15 +596,18 @@ def run_edge_process(cfg: ProxyConfig, compiled_path: str, server_id: str, worke
     compiled = load_compiled(compiled_path)
     provider = make_provider(cfg.engine, compiled)
     engine = provider.worker_engine(shm_name)
-    edge = EdgeProcess(cfg, compiled, server_id, worker, engine, journal=Journal(journal),
-                       fan_out=provider.fan_out)
+    edge = EdgeProcess(
+        cfg, compiled, server_id, worker, engine, journal=Journal(journal), fan_out=provider.fan_out
+    )
 
     async def main() -> None:
         if control is None:
             await edge.start()
             (a, b) = edge.addresses
-            print(f"edge {server_id} listening on {format_hostport(a)} (clients), {format_hostport(b)} (forwarding)",
-                  flush=True)
+            print(
+                f"edge {server_id} listening on {format_hostport(a)} (clients), {format_hostport(b)} (forwarding)",
+                flush=True,
+            )
             await asyncio.Event().wait()
             return
         ready = asyncio.Event()

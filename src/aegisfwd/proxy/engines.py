@@ -21,7 +21,9 @@ from .config import ProxyConfigError
 
 
 class DecideEngine(Protocol):
-    def decide_indices(self, server: int, pool: int, family: int, flow: int = 0) -> tuple[int, int, int, int, int, float]: ...
+    def decide_indices(
+        self, server: int, pool: int, family: int, flow: int = 0
+    ) -> tuple[int, int, int, int, int, float]: ...
 
     def set_state(self, target: object, state: str) -> None: ...
 
@@ -40,7 +42,9 @@ class _DecideAdapter:
         self._engine = engine
         self.set_state = engine.set_state
 
-    def decide_indices(self, server: int, pool: int, family: int, flow: int = 0) -> tuple[int, int, int, int, int, float]:
+    def decide_indices(
+        self, server: int, pool: int, family: int, flow: int = 0
+    ) -> tuple[int, int, int, int, int, float]:
         d = self._engine.decide(server, pool, family, flow)
         return (int(d.tier), d.server_index, d.dc_index, d.location_index, d.ip_index, d.distance)
 
@@ -94,7 +98,9 @@ class SharedProvider(Provider):
 
     def __init__(self, compiled: CompiledTopology) -> None:
         if not shared_available():
-            raise ProxyConfigError("engine: shared needs af.SharedEngine, which this aegisfwd build does not have")
+            raise ProxyConfigError(
+                "engine: shared needs af.SharedEngine, which this aegisfwd build does not have"
+            )
         self._compiled = compiled
         self._owner: Any = None
 

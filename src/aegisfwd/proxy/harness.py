@@ -25,15 +25,28 @@ from .scenario import demo_config, demo_topology, origin_allow, origins
 
 
 class Deployment:
-    def __init__(self, run_dir: str | Path, *, block: int, engine: str = "private",
-                 workers: dict[str, int] | None = None, source_port_range: tuple[int, int] | None = None,
-                 idle: float = 30.0) -> None:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        *,
+        block: int,
+        engine: str = "private",
+        workers: dict[str, int] | None = None,
+        source_port_range: tuple[int, int] | None = None,
+        idle: float = 30.0,
+    ) -> None:
         self.dir = Path(run_dir)
         self.block = block
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "topology.yaml").write_text(yaml.safe_dump(demo_topology(), sort_keys=False))
-        self.config = demo_config(block, topology=str(self.dir / "topology.yaml"), engine=engine, workers=workers,
-                                  source_port_range=source_port_range, idle=idle)
+        self.config = demo_config(
+            block,
+            topology=str(self.dir / "topology.yaml"),
+            engine=engine,
+            workers=workers,
+            source_port_range=source_port_range,
+            idle=idle,
+        )
         self.config_path = self.dir / "proxy.yaml"
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         self.control = self.config["control"]
@@ -45,8 +58,14 @@ class Deployment:
         out = open(self.dir / log, "ab")  # noqa: SIM115 - handed to the child
         env = dict(os.environ)
         env[ENV_PARENT] = str(os.getpid())  # they exit by themselves should this process be killed
-        p = subprocess.Popen([sys.executable, "-m", "aegisfwd.proxy.cli", *args], stdout=out,
-                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "aegisfwd.proxy.cli", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
         out.close()
         self.procs.append(p)
         return p
@@ -63,12 +82,16 @@ class Deployment:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = (self.dir / "up.out").read_text(errors="replace") if (self.dir / "up.out").exists() else ""
-            if "ready control=" in text and "origin listening" in (self.dir / "origin.out").read_text(errors="replace"):
+            if "ready control=" in text and "origin listening" in (self.dir / "origin.out").read_text(
+                errors="replace"
+            ):
                 return
             for p in (self.origin, self.up):
                 if p.poll() is not None:
-                    raise RuntimeError(f"a process exited early:\n{text}\n"
-                                       + (self.dir / "origin.out").read_text(errors="replace"))
+                    raise RuntimeError(
+                        f"a process exited early:\n{text}\n"
+                        + (self.dir / "origin.out").read_text(errors="replace")
+                    )
             time.sleep(0.1)
         raise TimeoutError(f"deployment not ready after {timeout} s:\n{text}")
 

@@ -30,15 +30,18 @@ class ClientResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-async def one_connection(edge: tuple[str, int], zone: str, port: int, tag: str, *, timeout: float = 10.0,
-                         hold: float = 0.0) -> ClientResult:
+async def one_connection(
+    edge: tuple[str, int], zone: str, port: int, tag: str, *, timeout: float = 10.0, hold: float = 0.0
+) -> ClientResult:
     res = ClientResult(tag, f"{edge[0]}:{edge[1]}", zone, t0=time.time())
     writer = None
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(*edge), timeout)
         sn = writer.get_extra_info("sockname")
         res.local = (sn[0], sn[1])
-        writer.write(f"CONNECT {zone}:{port} HTTP/1.1\r\nHost: {zone}:{port}\r\nX-Request-Id: {tag}\r\n\r\n".encode())
+        writer.write(
+            f"CONNECT {zone}:{port} HTTP/1.1\r\nHost: {zone}:{port}\r\nX-Request-Id: {tag}\r\n\r\n".encode()
+        )
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
         first, *hdrs = head.decode("latin-1").split("\r\n")
         res.status = int(first.split(" ")[1])
@@ -73,8 +76,15 @@ async def one_connection(edge: tuple[str, int], zone: str, port: int, tag: str, 
 
 
 async def run_load(
-    edges: Sequence[tuple[str, int]], zones: Sequence[str], n: int, *, port: int = 443, concurrency: int = 64,
-    prefix: str = "c", timeout: float = 10.0, on_progress: Callable[[int], None] | None = None,
+    edges: Sequence[tuple[str, int]],
+    zones: Sequence[str],
+    n: int,
+    *,
+    port: int = 443,
+    concurrency: int = 64,
+    prefix: str = "c",
+    timeout: float = 10.0,
+    on_progress: Callable[[int], None] | None = None,
 ) -> list[ClientResult]:
     """``n`` connections spread round-robin over ``edges`` and ``zones``, ``concurrency`` at a time."""
     results: list[ClientResult] = []

@@ -14,30 +14,54 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 DECISION_BUCKETS = (
-    0.25e-6, 0.5e-6, 0.75e-6, 1e-6, 1.5e-6, 2e-6, 3e-6, 4e-6, 6e-6, 8e-6, 12e-6, 16e-6, 32e-6, 64e-6,
-    128e-6, 1e-3, float("inf"),
+    0.25e-6,
+    0.5e-6,
+    0.75e-6,
+    1e-6,
+    1.5e-6,
+    2e-6,
+    3e-6,
+    4e-6,
+    6e-6,
+    8e-6,
+    12e-6,
+    16e-6,
+    32e-6,
+    64e-6,
+    128e-6,
+    1e-3,
+    float("inf"),
 )
 
 CONNECTIONS = Counter(
     "aegisfwd_proxy_connections_total", "Client connections decided, by tier", ["server", "tier"]
 )
 REFUSALS = Counter(
-    "aegisfwd_proxy_refusals_total", "Connections refused, by reason (ingress and egress)", ["server", "reason"]
+    "aegisfwd_proxy_refusals_total",
+    "Connections refused, by reason (ingress and egress)",
+    ["server", "reason"],
 )
 DECISION = Histogram(
-    "aegisfwd_proxy_decision_seconds", "Engine decision per connection (flow key to answer)",
+    "aegisfwd_proxy_decision_seconds",
+    "Engine decision per connection (flow key to answer)",
     buckets=DECISION_BUCKETS,
 )
 BIND = Histogram(
-    "aegisfwd_proxy_source_bind_seconds", "Source socket per egress connection: create, options, bind",
+    "aegisfwd_proxy_source_bind_seconds",
+    "Source socket per egress connection: create, options, bind",
     buckets=DECISION_BUCKETS,
 )
 ACTIVE = Gauge(
-    "aegisfwd_proxy_active_connections", "Open origin connections per egress IP and origin",
-    ["egress_ip", "origin"], multiprocess_mode="livesum",
+    "aegisfwd_proxy_active_connections",
+    "Open origin connections per egress IP and origin",
+    ["egress_ip", "origin"],
+    multiprocess_mode="livesum",
 )
 STATE_EPOCH = Gauge(
-    "aegisfwd_proxy_state_epoch", "Last state epoch applied", ["server"], multiprocess_mode="liveall",
+    "aegisfwd_proxy_state_epoch",
+    "Last state epoch applied",
+    ["server"],
+    multiprocess_mode="liveall",
 )
 
 
@@ -46,13 +70,13 @@ def multiprocess_metrics() -> bytes:
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return generate_latest()
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call, unused-ignore]
     return generate_latest(registry)
 
 
 def mark_dead(pid: int) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call, unused-ignore]
 
 
 def parse_exposition(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -68,6 +92,7 @@ def parse_exposition(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]],
 
 def total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **match: Any) -> float:
     return sum(
-        v for (n, labels), v in samples.items()
+        v
+        for (n, labels), v in samples.items()
         if n == name and all(dict(labels).get(k) == str(x) for k, x in match.items())
     )

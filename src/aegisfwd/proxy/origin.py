@@ -27,9 +27,11 @@ _HTTP_REQUEST = re.compile(rb"[A-Z]{3,10} \S+ HTTP/1\.[01]\r?\n")
 
 
 class Origin:
-    def __init__(self, listen: Sequence[str], allow: Sequence[str], log: str | None, idle: float = 30.0) -> None:
+    def __init__(
+        self, listen: Sequence[str], allow: Sequence[str], log: str | None, idle: float = 30.0
+    ) -> None:
         self.listen = [parse_hostport(a) for a in listen]
-        self.allow = [ipaddress.ip_network(a, strict=False) for a in allow]
+        self.allow = [ipaddress.ip_network(a, strict=True) for a in allow]
         self.log = Journal(log)
         self.idle = idle
         self.accepted = 0
@@ -42,7 +44,9 @@ class Origin:
 
     async def start(self) -> list[tuple[str, int]]:
         for host, port in self.listen:
-            self._servers.append(await asyncio.start_server(self._handle, host, port, backlog=1024, limit=_TAG_MAX))
+            self._servers.append(
+                await asyncio.start_server(self._handle, host, port, backlog=1024, limit=_TAG_MAX)
+            )
         return [tuple(s.sockets[0].getsockname()[:2]) for s in self._servers]
 
     async def stop(self) -> None:
@@ -54,12 +58,24 @@ class Origin:
         peer = writer.get_extra_info("peername")
         local = writer.get_extra_info("sockname")
         if peer is None:  # reset while it waited in the accept queue: nothing to admit or echo
-            self.log.write({"t": time.time(), "peer": None, "port": None, "accepted": False, "reason": "reset",
-                            "origin": format_hostport((local[0], local[1])) if local else None})
+            self.log.write(
+                {
+                    "t": time.time(),
+                    "peer": None,
+                    "port": None,
+                    "accepted": False,
+                    "reason": "reset",
+                    "origin": format_hostport((local[0], local[1])) if local else None,
+                }
+            )
             writer.transport.abort()
             return
-        rec: dict[str, Any] = {"t": time.time(), "peer": peer[0], "port": peer[1],
-                               "origin": format_hostport((local[0], local[1]))}
+        rec: dict[str, Any] = {
+            "t": time.time(),
+            "peer": peer[0],
+            "port": peer[1],
+            "origin": format_hostport((local[0], local[1])),
+        }
         if not self.allowed(peer[0]):
             self.refused += 1
             rec["accepted"] = False
@@ -98,9 +114,9 @@ class Origin:
                 rec.setdefault("tag", None)
                 self.log.write(rec)
 
-
-    async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bytes,
-                    peer: tuple[str, int]) -> None:
+    async def _http(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bytes, peer: tuple[str, int]
+    ) -> None:
         """An HTTP client (curl through the proxy): answer its request with a page that says who
         connected, then close."""
         head = first
@@ -110,8 +126,11 @@ class Origin:
             if line in (b"\r\n", b"\n", b""):
                 break
         body = head + f"\nseen from {format_hostport(peer)}\n".encode()
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
         await asyncio.wait_for(writer.drain(), self.idle)
         writer.close()
 
@@ -124,8 +143,13 @@ def run_origin(listen: Sequence[str], allow: Sequence[str], log: str | None) -> 
 
     async def main() -> None:
         addrs = await origin.start()
-        print("origin listening on " + ", ".join(format_hostport(a) for a in addrs)
-              + "; allow " + ", ".join(str(n) for n in origin.allow), flush=True)
+        print(
+            "origin listening on "
+            + ", ".join(format_hostport(a) for a in addrs)
+            + "; allow "
+            + ", ".join(str(n) for n in origin.allow),
+            flush=True,
+        )
         try:
             await until_parent_exits()
         finally:

@@ -60,8 +60,10 @@ def encode(src: tuple[str, int], dst: tuple[str, int], tlvs: dict[int, bytes | s
     for kind, value in tlvs.items():
         if not 0xE0 <= kind <= 0xEF:
             raise ValueError(f"TLV type {kind:#x} is outside the application range 0xE0-0xEF")
-        raw = value.to_bytes(8, "big") if isinstance(value, int) else (
-            value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        raw = (
+            value.to_bytes(8, "big")
+            if isinstance(value, int)
+            else (value.encode("utf-8") if isinstance(value, str) else bytes(value))
         )
         body += struct.pack("!BH", kind, len(raw)) + raw
     if len(body) > MAX_LENGTH:
@@ -81,7 +83,9 @@ def parse_fixed(fixed: bytes) -> int:
     if ver_cmd & 0xF != 1:
         raise ProxyHeaderError("bad-proxy-command", "PROXY command is not PROXY (LOCAL is not forwarded)")
     if length > MAX_LENGTH:
-        raise ProxyHeaderError("proxy-header-too-long", f"PROXY header body of {length} bytes exceeds {MAX_LENGTH}")
+        raise ProxyHeaderError(
+            "proxy-header-too-long", f"PROXY header body of {length} bytes exceeds {MAX_LENGTH}"
+        )
     return int(length)
 
 
@@ -89,7 +93,9 @@ def parse(fixed: bytes, body: bytes) -> ProxyHeader:
     """Parse a header: its 16-byte fixed part and the ``parse_fixed(fixed)`` bytes after it."""
     length = parse_fixed(fixed)
     if len(body) != length:
-        raise ProxyHeaderError("truncated-proxy-header", f"PROXY header body has {len(body)} of {length} bytes")
+        raise ProxyHeaderError(
+            "truncated-proxy-header", f"PROXY header body has {len(body)} of {length} bytes"
+        )
     fam = fixed[13]
     if fam == 0x11:
         n, size = 4, 12
@@ -125,5 +131,5 @@ def parse(fixed: bytes, body: bytes) -> ProxyHeader:
         if kind == TLV_FLOW and tlen != 8:
             raise ProxyHeaderError("bad-tlv", f"flow TLV has {tlen} bytes, expected 8")
         tlvs[kind] = value
-    unmap = (lambda a: str(a.ipv4_mapped) if getattr(a, "ipv4_mapped", None) else str(a))
+    unmap = lambda a: str(a.ipv4_mapped) if getattr(a, "ipv4_mapped", None) else str(a)
     return ProxyHeader(4 if n == 4 else 6, (unmap(src), sport), (unmap(dst), dport), tlvs)

@@ -29,7 +29,8 @@ def demo_topology() -> dict[str, Any]:
         ],
         "data_centers": [
             {"id": f"l{loc}d{dc}", "location": f"l{loc}", "servers": [f"l{loc}d{dc}s1", f"l{loc}d{dc}s2"]}
-            for loc in (1, 2) for dc in (1, 2)
+            for loc in (1, 2)
+            for dc in (1, 2)
         ],
         "pools": [
             {"id": "shop", "ips": [{"address": DEDICATED["shop"], "holders": ["l1d1"]}]},
@@ -56,7 +57,11 @@ def free_block() -> int:
 
 
 def stand_ins(block: int) -> dict[str, str]:
-    return {DEDICATED["shop"]: f"127.{block}.200.10", DEDICATED["api"]: f"127.{block}.200.20", DEDICATED["cdn"]: "::1"}
+    return {
+        DEDICATED["shop"]: f"127.{block}.200.10",
+        DEDICATED["api"]: f"127.{block}.200.20",
+        DEDICATED["cdn"]: "::1",
+    }
 
 
 def origins(block: int) -> dict[str, str]:
@@ -67,16 +72,26 @@ def origins(block: int) -> dict[str, str]:
     }
 
 
-def demo_config(block: int, *, topology: str, engine: str = "private", workers: dict[str, int] | None = None,
-                source_port_range: tuple[int, int] | None = None, idle: float = 30.0) -> dict[str, Any]:
+def demo_config(
+    block: int,
+    *,
+    topology: str,
+    engine: str = "private",
+    workers: dict[str, int] | None = None,
+    source_port_range: tuple[int, int] | None = None,
+    idle: float = 30.0,
+) -> dict[str, Any]:
     workers = workers or {}
     cfg: dict[str, Any] = {
         "topology": topology,
         "engine": engine,
         "control": f"127.{block}.0.1:18900",
         "servers": {
-            sid: {"listen": f"127.{block}.1.{i + 1}:18080", "forward": f"127.{block}.2.{i + 1}:18081",
-                  "workers": workers.get(sid, 1)}
+            sid: {
+                "listen": f"127.{block}.1.{i + 1}:18080",
+                "forward": f"127.{block}.2.{i + 1}:18081",
+                "workers": workers.get(sid, 1),
+            }
             for i, sid in enumerate(SERVERS)
         },
         "zones": {z: {"origin": o, "ports": [443]} for z, o in origins(block).items()},

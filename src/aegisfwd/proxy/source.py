@@ -26,7 +26,11 @@ def source_socket(address: str, port_range: tuple[int, int] | None = None) -> so
         s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
         if port_range is not None:
             # One option for both families (it lives at the IPPROTO_IP level on Linux for v4 and v6).
-            s.setsockopt(socket.IPPROTO_IP, IP_LOCAL_PORT_RANGE, struct.pack("I", (port_range[1] << 16) | port_range[0]))
+            s.setsockopt(
+                socket.IPPROTO_IP,
+                IP_LOCAL_PORT_RANGE,
+                struct.pack("I", (port_range[1] << 16) | port_range[0]),
+            )
         s.bind((address, 0))
     except BaseException:
         s.close()

@@ -63,8 +63,14 @@ def prepare_compiled(cfg: ProxyConfig, run_dir: Path) -> tuple[str, CompiledTopo
 
 
 class Supervisor:
-    def __init__(self, cfg: ProxyConfig, *, run_dir: str | Path | None = None, control: str | None = None,
-                 quiet: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: ProxyConfig,
+        *,
+        run_dir: str | Path | None = None,
+        control: str | None = None,
+        quiet: bool = False,
+    ) -> None:
         self.cfg = cfg
         rd = run_dir or cfg.run_dir
         self.run_dir = Path(cfg.path(str(rd)) if rd else tempfile.mkdtemp(prefix="aegisfwd-proxy-"))
@@ -105,8 +111,16 @@ class Supervisor:
         self.worker_config = rd / "config.json"
         self.worker_config.write_text(json.dumps(data))
         self.journal = Journal(rd / "control.jsonl")
-        self.journal.write({"event": "start", "t": time.time(), "t_ns": time.monotonic_ns(), "epoch": 0,
-                            "engine": self.cfg.engine, "states": self.states.tolist()})
+        self.journal.write(
+            {
+                "event": "start",
+                "t": time.time(),
+                "t_ns": time.monotonic_ns(),
+                "epoch": 0,
+                "engine": self.cfg.engine,
+                "states": self.states.tolist(),
+            }
+        )
 
     async def start(self) -> tuple[str, int]:
         self.prepare()
@@ -122,7 +136,9 @@ class Supervisor:
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in self._ready.values())), 120)
         except asyncio.TimeoutError:
             missing = [f"{s}/{w}" for (s, w), e in self._ready.items() if not e.is_set()]
-            raise ProxyConfigError(f"edge processes did not start: {', '.join(missing)} (see {self.run_dir}/logs)") from None
+            raise ProxyConfigError(
+                f"edge processes did not start: {', '.join(missing)} (see {self.run_dir}/logs)"
+            ) from None
         self.http = HttpServer(self._http)
         addr = await self.http.start(*self.control_addr)
         self.control_addr = addr
@@ -130,12 +146,26 @@ class Supervisor:
 
     async def _spawn(self, sid: str, w: int) -> None:
         log = open(self.run_dir / "logs" / f"{sid}-{w}.log", "ab")  # noqa: SIM115,ASYNC230 - handed to the child
-        cmd = [sys.executable, "-m", "aegisfwd.proxy.cli", "edge", str(self.worker_config), "--server", sid,
-               "--worker", str(w), "--control-socket", self.sock_path,
-               "--journal", str(self.run_dir / "journals" / f"{sid}-{w}.jsonl")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "aegisfwd.proxy.cli",
+            "edge",
+            str(self.worker_config),
+            "--server",
+            sid,
+            "--worker",
+            str(w),
+            "--control-socket",
+            self.sock_path,
+            "--journal",
+            str(self.run_dir / "journals" / f"{sid}-{w}.jsonl"),
+        ]
         if self.shm_name:
             cmd += ["--shm-name", self.shm_name]
-        proc = await asyncio.create_subprocess_exec(*cmd, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL)
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL
+        )
         log.close()
         self.procs[(sid, w)] = proc
         asyncio.get_running_loop().create_task(self._watch(sid, w, proc))
@@ -153,8 +183,18 @@ class Supervisor:
         mark_dead(proc.pid)
         if self._stopping:
             return
-        self.journal.write({"event": "exit", "server": sid, "worker": w, "pid": proc.pid, "rc": rc,
-                            "t": time.time(), "t_ns": time.monotonic_ns(), "epoch": self.epoch})
+        self.journal.write(
+            {
+                "event": "exit",
+                "server": sid,
+                "worker": w,
+                "pid": proc.pid,
+                "rc": rc,
+                "t": time.time(),
+                "t_ns": time.monotonic_ns(),
+                "epoch": self.epoch,
+            }
+        )
         self._log(f"edge {sid}/{w} (pid {proc.pid}) exited with {rc}; restarting")
         self._ready[(sid, w)] = asyncio.Event()
         await asyncio.sleep(0.1)
@@ -182,7 +222,7 @@ class Supervisor:
                 if f is not None and not f.done():
                     f.set_result(msg)
                 if f is fut:
-                    link.listen = tuple(msg["listen"])  # type: ignore[assignment]
+                    link.listen = tuple(msg["listen"])
                     self._ready[key].set()
         except (OSError, ValueError):
             pass
@@ -224,13 +264,25 @@ class Supervisor:
         ok = [r for r in replies if isinstance(r, dict)]
         applied = [int(r["t_applied"]) for r in ok]
         out = {
-            "epoch": epoch, "target": target, "state": state, "engine": self.cfg.engine,
-            "processes": len(replies), "acknowledged": len(ok),
+            "epoch": epoch,
+            "target": target,
+            "state": state,
+            "engine": self.cfg.engine,
+            "processes": len(replies),
+            "acknowledged": len(ok),
             "applied_all_us": (max(applied) - t0) / 1e3 if applied else None,
             "shared_set_us": (t_set - t0) / 1e3 if self.control_engine is not None else None,
         }
-        self.journal.write({"event": "state", "t": time.time(), "t_ns": t0, "t_set_ns": t_set,
-                            "t_applied_ns": max(applied) if applied else None, **out})
+        self.journal.write(
+            {
+                "event": "state",
+                "t": time.time(),
+                "t_ns": t0,
+                "t_set_ns": t_set,
+                "t_applied_ns": max(applied) if applied else None,
+                **out,
+            }
+        )
         return out
 
     async def stats(self, reset: bool) -> list[dict[str, Any]]:
@@ -238,12 +290,22 @@ class Supervisor:
 
     def status(self) -> dict[str, Any]:
         return {
-            "epoch": self.epoch, "engine": self.cfg.engine, "run_dir": str(self.run_dir),
+            "epoch": self.epoch,
+            "engine": self.cfg.engine,
+            "run_dir": str(self.run_dir),
             "control": format_hostport(self.control_addr),
-            "processes": [{"server": k[0], "worker": k[1], "pid": v.pid,
-                           "listen": format_hostport(v.listen) if v.listen else None}
-                          for k, v in sorted(self.links.items())],
-            "states": {sid: STATE_NAMES[int(self.states[self.view.server_index[sid]])] for sid in self.cfg.servers},
+            "processes": [
+                {
+                    "server": k[0],
+                    "worker": k[1],
+                    "pid": v.pid,
+                    "listen": format_hostport(v.listen) if v.listen else None,
+                }
+                for k, v in sorted(self.links.items())
+            ],
+            "states": {
+                sid: STATE_NAMES[int(self.states[self.view.server_index[sid]])] for sid in self.cfg.servers
+            },
         }
 
     async def _http(self, route: str, query: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
@@ -321,8 +383,11 @@ def run_up(cfg: ProxyConfig, *, run_dir: str | None, control: str | None) -> Non
             await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if starting.done():
                 addr = starting.result()
-                print(f"ready control={format_hostport(addr)} run_dir={sup.run_dir} processes={len(sup.links)} "
-                      f"engine={cfg.engine}", flush=True)
+                print(
+                    f"ready control={format_hostport(addr)} run_dir={sup.run_dir} processes={len(sup.links)} "
+                    f"engine={cfg.engine}",
+                    flush=True,
+                )
                 await stopping
             else:  # a signal during start-up: stop what has started
                 starting.cancel()

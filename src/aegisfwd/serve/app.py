@@ -49,20 +49,27 @@ def _static(name: str) -> bytes:
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(text=json.dumps(data, separators=(",", ":")), status=status,
-                        content_type="application/json", headers=headers)
+    return web.Response(
+        text=json.dumps(data, separators=(",", ":")),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 @web.middleware
-async def errors_as_json(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                         ) -> web.StreamResponse:
+async def errors_as_json(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _json({"error": exc.reason if exc.text is None or exc.text.startswith(f"{exc.status}:") else exc.text},
-                     status=exc.status)
+        return _json(
+            {"error": exc.reason if exc.text is None or exc.text.startswith(f"{exc.status}:") else exc.text},
+            status=exc.status,
+        )
     except (AegisError, ValueError, TypeError, KeyError) as exc:
         message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         return _json({"error": message}, status=400)
@@ -113,8 +120,9 @@ def _summary(session: Session, pool: int | None, t0: float) -> dict[str, Any]:
 def location_states(session: Session) -> dict[str, list[int]]:
     """[up, draining, down] server counts of every location that has a server not up."""
     n_loc = len(session.location_ids)
-    counts = np.bincount(session.server_location.astype(np.int64) * 3 + session.states,
-                         minlength=3 * n_loc).reshape(n_loc, 3)
+    counts = np.bincount(
+        session.server_location.astype(np.int64) * 3 + session.states, minlength=3 * n_loc
+    ).reshape(n_loc, 3)
     rows = np.flatnonzero(counts[:, 1:].sum(axis=1))
     return {session.location_ids[k]: counts[k].tolist() for k in rows.tolist()}
 
@@ -132,8 +140,9 @@ async def static(request: web.Request) -> web.Response:
 
 
 async def land(request: web.Request) -> web.Response:
-    return web.Response(text=land_json(), content_type="application/json",
-                        headers={"Cache-Control": "max-age=86400"})
+    return web.Response(
+        text=land_json(), content_type="application/json", headers={"Cache-Control": "max-age=86400"}
+    )
 
 
 async def meta(request: web.Request) -> web.Response:
@@ -153,7 +162,9 @@ async def location(request: web.Request) -> web.Response:
         if dc.location != loc:
             continue
         a = topo.holder_range(dc.id)[0]
-        dcs.append({"id": dc.id, "servers": [[s, STATE_NAMES[int(states[a + k])]] for k, s in enumerate(dc.servers)]})
+        dcs.append(
+            {"id": dc.id, "servers": [[s, STATE_NAMES[int(states[a + k])]] for k, s in enumerate(dc.servers)]}
+        )
     info = request.app[INDEX]["locations"][topo.location_index[loc]]
     return _json({"id": loc, "name": info.get("name"), "data_centers": dcs})
 
@@ -181,8 +192,13 @@ async def pools(request: web.Request) -> web.Response:
 
 def _pool_brief(index: dict[str, Any], session: Session, p: int, zone: str | None = None) -> dict[str, Any]:
     zones = index["pool_zones"].get(p, [])
-    return {"id": session.pool_ids[p], "rows": int(index["pool_rows"][p]),
-            "zone": zone, "zones": zones[:5], "n_zones": len(zones)}
+    return {
+        "id": session.pool_ids[p],
+        "rows": int(index["pool_rows"][p]),
+        "zone": zone,
+        "zones": zones[:5],
+        "n_zones": len(zones),
+    }
 
 
 async def pool(request: web.Request) -> web.Response:
@@ -190,8 +206,15 @@ async def pool(request: web.Request) -> web.Response:
     p = session.topology.pool_index.get(request.match_info["id"])
     if p is None:
         raise UnknownIdError("pool", request.match_info["id"])
-    ips = [{"address": ip.address, "family": ip.family, "holders": list(ip.holders),
-            "locations": list(session.book.holder_locations(ip.holders))} for ip in session.topology.pools[p].ips]
+    ips = [
+        {
+            "address": ip.address,
+            "family": ip.family,
+            "holders": list(ip.holders),
+            "locations": list(session.book.holder_locations(ip.holders)),
+        }
+        for ip in session.topology.pools[p].ips
+    ]
     return _json(_pool_brief(request.app[INDEX], session, p) | {"ips": ips})
 
 
@@ -207,8 +230,11 @@ async def summary_download(request: web.Request) -> web.Response:
     session = request.app[SESSION]
     out = await _run(request, lambda: _summary(session, scope, time.perf_counter()))
     out["changed_states"] = await _run(request, session.changed_states)
-    return web.Response(text=json.dumps(out, indent=1), content_type="application/json",
-                        headers={"Content-Disposition": 'attachment; filename="summary.json"'})
+    return web.Response(
+        text=json.dumps(out, indent=1),
+        content_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="summary.json"'},
+    )
 
 
 async def set_states(request: web.Request) -> web.Response:
@@ -267,8 +293,11 @@ async def topology_yaml(request: web.Request) -> web.Response:
         dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
         return str(yaml.dump(doc, Dumper=dumper, sort_keys=False, default_flow_style=None, width=120))
 
-    return web.Response(text=await _run(request, work), content_type="application/yaml",
-                        headers={"Content-Disposition": 'attachment; filename="topology.yaml"'})
+    return web.Response(
+        text=await _run(request, work),
+        content_type="application/yaml",
+        headers={"Content-Disposition": 'attachment; filename="topology.yaml"'},
+    )
 
 
 # ---- assembly ----------------------------------------------------------------------------------
@@ -281,8 +310,16 @@ def _index(session: Session, title: str) -> dict[str, Any]:
     locations = []
     for k, loc in enumerate(topo.locations):
         a, b = topo.location_server_ranges[k]
-        locations.append({"id": loc.id, "name": loc.name, "lat": loc.lat, "lon": loc.lon,
-                          "dcs": dcs_of.get(loc.id, 0), "servers": b - a})
+        locations.append(
+            {
+                "id": loc.id,
+                "name": loc.name,
+                "lat": loc.lat,
+                "lon": loc.lon,
+                "dcs": dcs_of.get(loc.id, 0),
+                "servers": b - a,
+            }
+        )
     rows = session.rows
     pool_rows = np.diff(rows.pool_start)
     pool_zones: dict[int, list[str]] = {}
@@ -291,17 +328,29 @@ def _index(session: Session, title: str) -> dict[str, Any]:
         p = topo.pool_index[pid]
         pool_zones.setdefault(p, []).append(zone)
         zone_items.append((zone, p))
-    index: dict[str, Any] = {"locations": locations, "pool_rows": pool_rows, "pool_zones": pool_zones,
-                             "zone_items": zone_items}
+    index: dict[str, Any] = {
+        "locations": locations,
+        "pool_rows": pool_rows,
+        "pool_zones": pool_zones,
+        "zone_items": zone_items,
+    }
     top = np.argsort(-pool_rows, kind="stable")[:TOP_POOLS]
     index["top_pools"] = [_pool_brief(index, session, p) for p in top.tolist() if pool_rows[p] > 0]
     index["meta"] = {
         "title": title,
         "locations": locations,
         "distance_unit": session.compiled.distance_unit,
-        "n_servers": len(session.server_ids), "n_pools": len(session.pool_ids), "n_zones": len(topo.zones),
-        "rows": {"source": rows.source, "rows": len(rows), "rows_read": rows.rows_read, "rejects": rows.rejects,
-                 "errors": rows.errors, "bytes": rows.nbytes + session.baseline.nbytes + session.current.nbytes},
+        "n_servers": len(session.server_ids),
+        "n_pools": len(session.pool_ids),
+        "n_zones": len(topo.zones),
+        "rows": {
+            "source": rows.source,
+            "rows": len(rows),
+            "rows_read": rows.rows_read,
+            "rejects": rows.rejects,
+            "errors": rows.errors,
+            "bytes": rows.nbytes + session.baseline.nbytes + session.current.nbytes,
+        },
         "top_pools": index["top_pools"],
     }
     return index

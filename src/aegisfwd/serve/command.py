@@ -17,6 +17,8 @@ class ServeError(click.ClickException):
     """An input or environment error: ``Error: ...`` on stderr, exit code 2 like the other commands."""
 
     exit_code = 2
+
+
 DEFAULT_SAMPLE = 1_000_000
 
 
@@ -29,8 +31,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def build_session(topology: str | None, logs: tuple[str, ...], *, sample: int, seed: int,
-                  columns: dict[str, str | None] | None = None, threads: int | None = 2) -> Any:
+def build_session(
+    topology: str | None,
+    logs: tuple[str, ...],
+    *,
+    sample: int,
+    seed: int,
+    columns: dict[str, str | None] | None = None,
+    threads: int | None = 2,
+) -> Any:
     """Load the topology (or the built-in world) and the rows (the logs, or a request sample)."""
     import aegisfwd as af
 
@@ -43,8 +52,10 @@ def build_session(topology: str | None, logs: tuple[str, ...], *, sample: int, s
         path = Path(topology)
         with open(path, "rb") as f:
             if f.read(8) == b"AEGISFWD":
-                raise ServeError("serve needs the topology file (YAML/JSON/TOML), not a compiled file: "
-                                       "placement moves and the YAML download edit the topology itself")
+                raise ServeError(
+                    "serve needs the topology file (YAML/JSON/TOML), not a compiled file: "
+                    "placement moves and the YAML download edit the topology itself"
+                )
         topo = af.load_topology(path)
     engine = af.Engine(topo)
     if logs:
@@ -56,20 +67,49 @@ def build_session(topology: str | None, logs: tuple[str, ...], *, sample: int, s
 
 @click.command("serve")
 @click.argument("logs", nargs=-1, type=click.Path(exists=True))
-@click.option("-t", "--topology", type=click.Path(exists=True, dir_okay=False),
-              help="Topology file (YAML/JSON/TOML). Default: the built-in world topology.")
-@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
-              help="TCP port (0: any free port).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Anything but loopback exposes the explorer to the network.")
-@click.option("--sample", type=click.IntRange(1, 50_000_000), default=DEFAULT_SAMPLE, show_default=True,
-              help="Without LOGS: this many rows of datasets.requests on the topology.")
+@click.option(
+    "-t",
+    "--topology",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Topology file (YAML/JSON/TOML). Default: the built-in world topology.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="TCP port (0: any free port).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but loopback exposes the explorer to the network.",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(1, 50_000_000),
+    default=DEFAULT_SAMPLE,
+    show_default=True,
+    help="Without LOGS: this many rows of datasets.requests on the topology.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the request sample.")
-@click.option("--map", "maps", multiple=True, metavar="COL=FIELD", help="Log column mapping, as for evaluate.")
-@click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True,
-              help="Threads per re-evaluation.")
-def serve(logs: tuple[str, ...], topology: str | None, port: int, host: str, sample: int, seed: int,
-          maps: tuple[str, ...], threads: int) -> None:
+@click.option(
+    "--map", "maps", multiple=True, metavar="COL=FIELD", help="Log column mapping, as for evaluate."
+)
+@click.option(
+    "--threads", type=click.IntRange(1, 256), default=2, show_default=True, help="Threads per re-evaluation."
+)
+def serve(
+    logs: tuple[str, ...],
+    topology: str | None,
+    port: int,
+    host: str,
+    sample: int,
+    seed: int,
+    maps: tuple[str, ...],
+    threads: int,
+) -> None:
     """Explore what-ifs in the browser: states, placement moves, where traffic egresses.
 
     Loads LOGS (Parquet, CSV, NDJSON; read and mapped as `evaluate` does) or, without LOGS, a sample
@@ -82,16 +122,26 @@ def serve(logs: tuple[str, ...], topology: str | None, port: int, host: str, sam
 
     columns = _parse_maps(maps) if maps else None
     if not is_loopback(host):
-        click.echo(f"warning: listening on {host}: anyone who can reach this address can use the explorer "
-                   "(no authentication)", err=True)
+        click.echo(
+            f"warning: listening on {host}: anyone who can reach this address can use the explorer "
+            "(no authentication)",
+            err=True,
+        )
     t0 = time.perf_counter()
     session = build_session(topology, logs, sample=sample, seed=seed, columns=columns, threads=threads)
-    app = create_app(session, title=f"aegisfwd explorer: {Path(topology).name if topology else 'built-in world'}")
+    app = create_app(
+        session, title=f"aegisfwd explorer: {Path(topology).name if topology else 'built-in world'}"
+    )
     rows = session.rows
-    click.echo(f"loaded {len(rows):,} rows from {rows.source} in {time.perf_counter() - t0:.1f} s "
-               f"({rows.nbytes / 1e6:.0f} MB of index columns)", err=True)
+    click.echo(
+        f"loaded {len(rows):,} rows from {rows.source} in {time.perf_counter() - t0:.1f} s "
+        f"({rows.nbytes / 1e6:.0f} MB of index columns)",
+        err=True,
+    )
     if rows.rejects:
-        click.echo("rows not kept: " + ", ".join(f"{k} {v:,}" for k, v in sorted(rows.rejects.items())), err=True)
+        click.echo(
+            "rows not kept: " + ", ".join(f"{k} {v:,}" for k, v in sorted(rows.rejects.items())), err=True
+        )
 
     import asyncio
 

@@ -93,7 +93,9 @@ class AddressBook:
             if not isinstance(h, str) or not h:
                 raise PlacementError(f"{what}: {h!r} is not an id (a non-empty string)")
             if h not in self.location_of:
-                raise PlacementError(f"{what}: unknown holder {h!r} (not a server, DC or location) [unknown-holder]")
+                raise PlacementError(
+                    f"{what}: unknown holder {h!r} (not a server, DC or location) [unknown-holder]"
+                )
         return tuple(ids)
 
 
@@ -109,7 +111,9 @@ def apply_move(topology: Topology, book: AddressBook, move: PlacementMove) -> tu
     before = ip.holders
     for h in remove:
         if h not in before:
-            raise PlacementError(f"remove: {h!r} is not a holder of {ip.address} (holders: {', '.join(before) or 'none'})")
+            raise PlacementError(
+                f"remove: {h!r} is not a holder of {ip.address} (holders: {', '.join(before) or 'none'})"
+            )
     for h in add:
         if h in before and h not in remove:
             raise PlacementError(f"add: {h!r} already holds {ip.address}")
@@ -120,6 +124,6 @@ def apply_move(topology: Topology, book: AddressBook, move: PlacementMove) -> tu
             f"{ip.address} would sit in {len(locations)} locations ({', '.join(locations)}): an IPv4 address "
             f"may be split across at most {MAX_IPV4_LOCATIONS} locations"
         )
-    new_ips = pool.ips[:k] + (AegisIP(ip.network, after),) + pool.ips[k + 1:]
-    pools = topology.pools[:p] + (Pool(pool.id, new_ips),) + topology.pools[p + 1:]
+    new_ips = pool.ips[:k] + (AegisIP(ip.network, after),) + pool.ips[k + 1 :]
+    pools = topology.pools[:p] + (Pool(pool.id, new_ips),) + topology.pools[p + 1 :]
     return replace(topology, pools=pools), MoveResult(p, k, before, after, locations)

@@ -61,8 +61,13 @@ class Rows:
     def pool_slice(self, pool: int) -> slice:
         return slice(int(self.pool_start[pool]), int(self.pool_start[pool + 1]))
 
-    def ingress(self, server_keys: np.ndarray, states: np.ndarray, threads: int | None = None,
-                rows: np.ndarray | None = None) -> np.ndarray:
+    def ingress(
+        self,
+        server_keys: np.ndarray,
+        states: np.ndarray,
+        threads: int | None = None,
+        rows: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Ingress server of every row (or of ``rows``) under ``states``, as ``aegisfwd evaluate`` picks it.
 
         Rendezvous among the colo's up servers; a colo with no up server keeps its traffic and picks
@@ -75,8 +80,14 @@ class Rows:
         server = choose_ingress(first, end, flow, server_keys, states, threads=threads)
         none_up = np.flatnonzero(server < 0)
         if none_up.shape[0]:
-            server[none_up] = choose_ingress(first[none_up], end[none_up], flow[none_up], server_keys,
-                                             np.zeros_like(states), threads=threads)
+            server[none_up] = choose_ingress(
+                first[none_up],
+                end[none_up],
+                flow[none_up],
+                server_keys,
+                np.zeros_like(states),
+                threads=threads,
+            )
         return server
 
     def rows_entering(self, servers_changed: np.ndarray) -> np.ndarray:
@@ -88,7 +99,7 @@ class Rows:
         if colos.shape[0] == 0:
             return np.empty(0, dtype=np.int64)
         order, start = self._by_colo()
-        return np.concatenate([order[start[c]:start[c + 1]] for c in colos.tolist()])
+        return np.concatenate([order[start[c] : start[c + 1]] for c in colos.tolist()])
 
     def _by_colo(self) -> tuple[np.ndarray, np.ndarray]:
         """Row positions grouped by colo (built on first use: 4 bytes a row)."""
@@ -101,8 +112,14 @@ class Rows:
         return self._colo_order, self._colo_row_start
 
 
-def _sorted_by_pool(colo: np.ndarray, pool: np.ndarray, family: np.ndarray, flow: np.ndarray,
-                    location: np.ndarray, n_pools: int) -> tuple[np.ndarray, ...]:
+def _sorted_by_pool(
+    colo: np.ndarray,
+    pool: np.ndarray,
+    family: np.ndarray,
+    flow: np.ndarray,
+    location: np.ndarray,
+    n_pools: int,
+) -> tuple[np.ndarray, ...]:
     order = np.argsort(pool, kind="stable")
     counts = np.bincount(pool, minlength=n_pools)
     start = np.zeros(n_pools + 1, dtype=np.int64)
@@ -119,15 +136,31 @@ def sample_rows(topology: Topology, compiled: CompiledTopology, n: int, seed: in
     loc_start = np.asarray(a["location_server_start"], dtype=np.int32)
     location = np.asarray(a["server_location"], dtype=np.int32)[req.server]
     colo, pool, family, flow, location, start = _sorted_by_pool(
-        location.copy(), req.pool, req.family, req.flow, location, len(compiled.pools))
-    rows = Rows(colo, pool, family, flow, location, loc_start[:-1].copy(), loc_start[1:].copy(), start,
-                source=f"datasets.requests(n={n:,}, seed={seed})", rows_read=n)
+        location.copy(), req.pool, req.family, req.flow, location, len(compiled.pools)
+    )
+    rows = Rows(
+        colo,
+        pool,
+        family,
+        flow,
+        location,
+        loc_start[:-1].copy(),
+        loc_start[1:].copy(),
+        start,
+        source=f"datasets.requests(n={n:,}, seed={seed})",
+        rows_read=n,
+    )
     rows._by_colo()
     return rows
 
 
-def log_rows(source: Any, compiled: CompiledTopology, *, columns: Mapping[str, str | None] | None = None,
-             batch_rows: int | None = None) -> Rows:
+def log_rows(
+    source: Any,
+    compiled: CompiledTopology,
+    *,
+    columns: Mapping[str, str | None] | None = None,
+    batch_rows: int | None = None,
+) -> Rows:
     """Read a log (anything ``aegisfwd.evaluate`` reads) with the evaluation pipeline's readers and mapping.
 
     Rows the evaluator would reject are counted per reason (``Rows.rejects``) and not kept.
@@ -140,8 +173,9 @@ def log_rows(source: Any, compiled: CompiledTopology, *, columns: Mapping[str, s
 
     model = model_for(compiled)
     cols = resolve_columns(columns)
-    src = open_source(source, column_names(cols), batch_rows or DEFAULT_BATCH_ROWS,
-                      dictionary=dictionary_columns(cols))
+    src = open_source(
+        source, column_names(cols), batch_rows or DEFAULT_BATCH_ROWS, dictionary=dictionary_columns(cols)
+    )
     states = model.states()
     explicit = cols.get("ingress_server") is not None
     parts: list[tuple[np.ndarray, ...]] = []
@@ -160,7 +194,7 @@ def log_rows(source: Any, compiled: CompiledTopology, *, columns: Mapping[str, s
         res = resolve(common, model, states)
         ok = np.flatnonzero(res.reason == 0)
         if ok.shape[0] < common.n:
-            for code, count in zip(*np.unique(res.reason[res.reason != 0], return_counts=True)):
+            for code, count in zip(*np.unique(res.reason[res.reason != 0], return_counts=True), strict=True):
                 rejects[REASONS[int(code)]] = rejects.get(REASONS[int(code)], 0) + int(count)
         if explicit and common.cols["ingress_server"] is not None:
             # One named server per row: the colo code is the server itself (offset past the colos).
@@ -168,7 +202,9 @@ def log_rows(source: Any, compiled: CompiledTopology, *, columns: Mapping[str, s
             any_explicit = True
         else:
             colo = model.colo_codes(common.cols["EdgeColoCode"], common.n)[ok]
-        parts.append((colo.astype(np.int32), res.pool[ok], common.family[ok], common.flows[ok], res.location[ok]))
+        parts.append(
+            (colo.astype(np.int32), res.pool[ok], common.family[ok], common.flows[ok], res.location[ok])
+        )
     n_servers = len(model.server_ids)
     first, end = model.colo_first, model.colo_end
     if any_explicit:
@@ -176,13 +212,32 @@ def log_rows(source: Any, compiled: CompiledTopology, *, columns: Mapping[str, s
         first, end = np.concatenate([first, servers]), np.concatenate([end, servers + 1])
 
     def cat(k: int, dtype: Any) -> np.ndarray:
-        return np.concatenate([p[k] for p in parts]).astype(dtype, copy=False) if parts else np.empty(0, dtype)
+        return (
+            np.concatenate([p[k] for p in parts]).astype(dtype, copy=False) if parts else np.empty(0, dtype)
+        )
 
     colo, pool, family, flow, location, start = _sorted_by_pool(
-        cat(0, np.int32), cat(1, np.int32), cat(2, np.uint8), cat(3, np.uint64), cat(4, np.int32),
-        len(model.pool_ids))
-    rows = Rows(colo, pool, family, flow, location, np.asarray(first, np.int32), np.asarray(end, np.int32), start,
-                source=src.description, rows_read=rows_read, rejects=rejects, errors=list(src.errors))
+        cat(0, np.int32),
+        cat(1, np.int32),
+        cat(2, np.uint8),
+        cat(3, np.uint64),
+        cat(4, np.int32),
+        len(model.pool_ids),
+    )
+    rows = Rows(
+        colo,
+        pool,
+        family,
+        flow,
+        location,
+        np.asarray(first, np.int32),
+        np.asarray(end, np.int32),
+        start,
+        source=src.description,
+        rows_read=rows_read,
+        rejects=rejects,
+        errors=list(src.errors),
+    )
     rows._by_colo()
     return rows
 

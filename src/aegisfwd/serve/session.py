@@ -46,12 +46,22 @@ class Decided:
 
     @property
     def nbytes(self) -> int:
-        return int(sum(a.nbytes for a in (self.ingress, self.tier, self.server, self.location, self.ip,
-                                          self.distance)))
+        return int(
+            sum(
+                a.nbytes
+                for a in (self.ingress, self.tier, self.server, self.location, self.ip, self.distance)
+            )
+        )
 
     def take(self, pos: np.ndarray) -> Decided:
-        return Decided(self.ingress[pos], self.tier[pos], self.server[pos], self.location[pos], self.ip[pos],
-                       self.distance[pos])
+        return Decided(
+            self.ingress[pos],
+            self.tier[pos],
+            self.server[pos],
+            self.location[pos],
+            self.ip[pos],
+            self.distance[pos],
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,8 +91,9 @@ def _ip_starts(topology: Topology) -> np.ndarray:
 class Session:
     """One explorer's what-if over ``topology`` and ``rows``; thread-safe (one change at a time)."""
 
-    def __init__(self, topology: Topology, rows: Rows, *, threads: int | None = 2,
-                 engine: Engine | None = None) -> None:
+    def __init__(
+        self, topology: Topology, rows: Rows, *, threads: int | None = 2, engine: Engine | None = None
+    ) -> None:
         self.base_topology = topology
         self.topology = topology  # with the placement moves applied
         self.rows = rows
@@ -99,7 +110,9 @@ class Session:
         self.pool_ids: tuple[str, ...] = topology.pool_ids
         self.ip_ids: list[str] = list(self.compiled.ips)
         self.ip_start = _ip_starts(topology)
-        self._distance = np.asarray(a["location_distance"], dtype=np.float64).reshape(len(topology.locations), -1)
+        self._distance = np.asarray(a["location_distance"], dtype=np.float64).reshape(
+            len(topology.locations), -1
+        )
         # Holder ranges of every IP, with the (pool, family) group each belongs to, and every row's group:
         # a state change re-decides only the rows of groups with a holder whose up-ness changed.
         holder_start = np.asarray(a["ip_holder_start"], dtype=np.int64)
@@ -160,9 +173,17 @@ class Session:
             moved = dict(self._moved)
             moved.setdefault(result.pool_index, len(moved))
             engine, ip_start = self._moved_pools_engine(topology, moved)
-            self.topology, self._moved, self._moved_engine, self._moved_ip_start = topology, moved, engine, ip_start
+            self.topology, self._moved, self._moved_engine, self._moved_ip_start = (
+                topology,
+                moved,
+                engine,
+                ip_start,
+            )
             self.moves.append(result)
-            self.timings = {"compile_ms": (time.perf_counter() - t0) * 1e3, "compiled": float(self._compiled_last)}
+            self.timings = {
+                "compile_ms": (time.perf_counter() - t0) * 1e3,
+                "compiled": float(self._compiled_last),
+            }
             # Only the moved pool's rows can change (its holders did; states did not).
             sl = self.rows.pool_slice(result.pool_index)
             self._redecide(np.arange(sl.start, sl.stop))
@@ -183,17 +204,27 @@ class Session:
             self.last_change = None
 
     # ---- deciding -----------------------------------------------------------------------------
-    def _moved_pools_engine(self, topology: Topology, moved: Mapping[int, int]) -> tuple[Engine, dict[int, int]]:
+    def _moved_pools_engine(
+        self, topology: Topology, moved: Mapping[int, int]
+    ) -> tuple[Engine, dict[int, int]]:
         order = sorted(moved, key=moved.__getitem__)
         pools = tuple(topology.pools[p] for p in order)
         # Operators try a move and take it back, or flip between two placements: the engines of the
         # last few placements are kept, keyed by the moved pools' holders.
-        key = tuple((p, tuple(ip.holders for ip in pool.ips)) for p, pool in zip(order, pools))
+        key = tuple((p, tuple(ip.holders for ip in pool.ips)) for p, pool in zip(order, pools, strict=True))
         engine = self._engine_cache.pop(key, None)
         self._compiled_last = engine is None
         if engine is None:
-            mini = _MovedPools(topology.locations, topology.data_centers, pools, topology.server_states, {},
-                               topology.distances, known_distance=self._distance, known_states=self.base_states)
+            mini = _MovedPools(
+                topology.locations,
+                topology.data_centers,
+                pools,
+                topology.server_states,
+                {},
+                topology.distances,
+                known_distance=self._distance,
+                known_states=self.base_states,
+            )
             engine = Engine(mini)
         self._engine_cache[key] = engine
         while len(self._engine_cache) > MOVED_ENGINE_CACHE:
@@ -240,7 +271,11 @@ class Session:
         if redo is None and self._ingress_up is not None and moved_ingress is not None:
             # A state change: only rows whose ingress moved, or whose group lost or gained a holder.
             changed = up != self._ingress_up
-            mask = self._affected_groups(changed)[self._row_group] if changed.any() else np.zeros(len(rows), bool)
+            mask = (
+                self._affected_groups(changed)[self._row_group]
+                if changed.any()
+                else np.zeros(len(rows), bool)
+            )
             mask[moved_ingress] = True
             if changed.any():
                 for p in self._moved:  # moved pools: their holders are not in the loaded tables
@@ -249,21 +284,29 @@ class Session:
         self._ingress, self._ingress_up = ingress, up
         t1 = time.perf_counter()
         if redo is None or redo.shape[0] > len(rows) // 2:
-            r = self.engine.decide_batch(ingress, rows.pool, rows.family, rows.flow, errors="mark",
-                                         threads=self.threads)
+            r = self.engine.decide_batch(
+                ingress, rows.pool, rows.family, rows.flow, errors="mark", threads=self.threads
+            )
             out = Decided(ingress, r.tier, r.server, r.location, r.ip, r.distance)
             redo_all = True
         else:
             c = self.current
             if c is self.baseline:  # the baseline keeps its columns; later changes update a copy in place
-                c = Decided(ingress, c.tier.copy(), c.server.copy(), c.location.copy(), c.ip.copy(),
-                            c.distance.copy())
+                c = Decided(
+                    ingress, c.tier.copy(), c.server.copy(), c.location.copy(), c.ip.copy(), c.distance.copy()
+                )
             out = Decided(ingress, c.tier, c.server, c.location, c.ip, c.distance)
             redo_all = False
             self._before = (redo, self.current.take(redo))
             if redo.shape[0]:
-                r = self.engine.decide_batch(ingress[redo], rows.pool[redo], rows.family[redo], rows.flow[redo],
-                                             errors="mark", threads=self.threads)
+                r = self.engine.decide_batch(
+                    ingress[redo],
+                    rows.pool[redo],
+                    rows.family[redo],
+                    rows.flow[redo],
+                    errors="mark",
+                    threads=self.threads,
+                )
                 self._scatter(out, redo, r.tier, r.server, r.location, r.ip, r.distance)
         if redo_all:
             self._before = None
@@ -274,24 +317,42 @@ class Session:
                     pos = np.arange(sl.start, sl.stop)
                 else:
                     assert redo is not None
-                    pos = redo[np.searchsorted(redo, sl.start):np.searchsorted(redo, sl.stop)]
+                    pos = redo[np.searchsorted(redo, sl.start) : np.searchsorted(redo, sl.stop)]
                 if pos.shape[0] == 0:
                     continue
-                m = self._moved_engine.decide_batch(ingress[pos], np.full(pos.shape[0], k, dtype=np.int32),
-                                                    rows.family[pos], rows.flow[pos], errors="mark",
-                                                    threads=self.threads)
+                m = self._moved_engine.decide_batch(
+                    ingress[pos],
+                    np.full(pos.shape[0], k, dtype=np.int32),
+                    rows.family[pos],
+                    rows.flow[pos],
+                    errors="mark",
+                    threads=self.threads,
+                )
                 # The moved-pools topology lists pool p's IPs in the same order, from its own offset.
                 offset = int(self.ip_start[p]) - self._moved_ip_start[p]
-                self._scatter(out, pos, m.tier, m.server, m.location, np.where(m.ip >= 0, m.ip + offset, -1),
-                              m.distance)
+                self._scatter(
+                    out, pos, m.tier, m.server, m.location, np.where(m.ip >= 0, m.ip + offset, -1), m.distance
+                )
         t2 = time.perf_counter()
-        self.timings.update({"ingress_ms": (t1 - t0) * 1e3, "decide_ms": (t2 - t1) * 1e3,
-                             "rows_decided": len(rows) if redo_all else int(redo.shape[0])})  # type: ignore[union-attr]
+        self.timings.update(
+            {
+                "ingress_ms": (t1 - t0) * 1e3,
+                "decide_ms": (t2 - t1) * 1e3,
+                "rows_decided": len(rows) if redo_all or redo is None else int(redo.shape[0]),
+            }
+        )
         return out
 
     @staticmethod
-    def _scatter(out: Decided, pos: np.ndarray, tier: np.ndarray, server: np.ndarray, location: np.ndarray,
-                 ip: np.ndarray, distance: np.ndarray) -> None:
+    def _scatter(
+        out: Decided,
+        pos: np.ndarray,
+        tier: np.ndarray,
+        server: np.ndarray,
+        location: np.ndarray,
+        ip: np.ndarray,
+        distance: np.ndarray,
+    ) -> None:
         out.tier[pos] = tier
         out.server[pos] = server
         out.location[pos] = location

@@ -47,8 +47,16 @@ class Totals:
 
     @classmethod
     def empty(cls, n_loc: int, n_ips: int) -> Totals:
-        return cls(np.zeros(6, np.int64), np.zeros((n_loc, n_loc + 1), np.int64), np.zeros(n_ips, np.int64),
-                   0, 0, 0, 0, np.zeros((6, 6), np.int64))
+        return cls(
+            np.zeros(6, np.int64),
+            np.zeros((n_loc, n_loc + 1), np.int64),
+            np.zeros(n_ips, np.int64),
+            0,
+            0,
+            0,
+            0,
+            np.zeros((6, 6), np.int64),
+        )
 
     def add(self, d: Decided, base: Decided, ingress_location: np.ndarray, sign: int = 1) -> None:
         n_loc = self.flows.shape[0]
@@ -67,16 +75,33 @@ class Totals:
         self.transitions += sign * np.bincount(pair, minlength=36).reshape(6, 6)
 
     def copy(self) -> Totals:
-        return Totals(self.tiers.copy(), self.flows.copy(), self.ip_rows.copy(), self.distance_milli,
-                      self.distance_rows, self.changed, self.moved_location, self.transitions.copy())
+        return Totals(
+            self.tiers.copy(),
+            self.flows.copy(),
+            self.ip_rows.copy(),
+            self.distance_milli,
+            self.distance_rows,
+            self.changed,
+            self.moved_location,
+            self.transitions.copy(),
+        )
 
 
 def totals_of(session: Session, d: Decided, sl: slice) -> Totals:
     t = Totals.empty(len(session.location_ids), len(session.ip_ids))
     base = session.baseline
-    t.add(Decided(d.ingress[sl], d.tier[sl], d.server[sl], d.location[sl], d.ip[sl], d.distance[sl]),
-          Decided(base.ingress[sl], base.tier[sl], base.server[sl], base.location[sl], base.ip[sl], base.distance[sl]),
-          session.rows.location[sl])
+    t.add(
+        Decided(d.ingress[sl], d.tier[sl], d.server[sl], d.location[sl], d.ip[sl], d.distance[sl]),
+        Decided(
+            base.ingress[sl],
+            base.tier[sl],
+            base.server[sl],
+            base.location[sl],
+            base.ip[sl],
+            base.distance[sl],
+        ),
+        session.rows.location[sl],
+    )
     return t
 
 
@@ -101,7 +126,12 @@ def _current_totals(session: Session, cache: _Cache, pool: int | None) -> Totals
     change = session.last_change
     if have is not None and have[0] == session.version:
         return have[1]
-    if have is not None and change is not None and change[0] == session.version and have[0] == session.version - 1:
+    if (
+        have is not None
+        and change is not None
+        and change[0] == session.version
+        and have[0] == session.version - 1
+    ):
         _, pos, before = change
         t = have[1]  # owned by the cache: updated in place
         base = session.baseline.take(pos)
@@ -145,22 +175,37 @@ def summarize(session: Session, pool: int | None = None) -> dict[str, Any]:
     ingress_rows = cur.flows.sum(axis=1)
     egress_rows = cur.flows[:, 1:].sum(axis=0)
     local_rows = np.diagonal(cur.flows[:, 1:])
-    per_loc = {loc_ids[k]: [int(ingress_rows[k]), int(egress_rows[k]), int(local_rows[k]), int(cur.flows[k, 0])]
-               for k in np.flatnonzero(ingress_rows + egress_rows).tolist()}
+    per_loc = {
+        loc_ids[k]: [int(ingress_rows[k]), int(egress_rows[k]), int(local_rows[k]), int(cur.flows[k, 0])]
+        for k in np.flatnonzero(ingress_rows + egress_rows).tolist()
+    }
 
     # Busiest egress IPs (rows per IP: the load a placement puts on each address).
     top_ip = np.argsort(-cur.ip_rows, kind="stable")[:TOP_IPS]
-    ips = [{"ip": session.ip_ids[i], "rows": int(cur.ip_rows[i]), "baseline_rows": int(base.ip_rows[i]),
-            "share": int(cur.ip_rows[i]) / n if n else 0.0} for i in top_ip.tolist() if cur.ip_rows[i] > 0]
+    ips = [
+        {
+            "ip": session.ip_ids[i],
+            "rows": int(cur.ip_rows[i]),
+            "baseline_rows": int(base.ip_rows[i]),
+            "share": int(cur.ip_rows[i]) / n if n else 0.0,
+        }
+        for i in top_ip.tolist()
+        if cur.ip_rows[i] > 0
+    ]
 
-    transitions = [{"from": TIERS[a], "to": TIERS[b_], "rows": int(cur.transitions[a, b_])}
-                   for a, b_ in zip(*np.nonzero(cur.transitions[:5, :5])) if a != b_]
+    transitions = [
+        {"from": TIERS[a], "to": TIERS[b_], "rows": int(cur.transitions[a, b_])}
+        for a, b_ in zip(*np.nonzero(cur.transitions[:5, :5]), strict=True)
+        if a != b_
+    ]
     transitions.sort(key=lambda x: -x["rows"])
     delta = (cur.flows - base.flows).ravel()
     nzd = np.flatnonzero(delta)
     top = nzd[np.argsort(-np.abs(delta[nzd]), kind="stable")][:TOP_CHANGES]
-    flow_changes = [[loc_ids[k // (n_loc + 1)], loc_ids[k % (n_loc + 1) - 1] if k % (n_loc + 1) else None,
-                     int(delta[k])] for k in top.tolist()]
+    flow_changes = [
+        [loc_ids[k // (n_loc + 1)], loc_ids[k % (n_loc + 1) - 1] if k % (n_loc + 1) else None, int(delta[k])]
+        for k in top.tolist()
+    ]
 
     def tier_dict(c: np.ndarray) -> dict[str, int]:
         return {name: int(c[i]) for i, name in enumerate(TIERS)}
@@ -194,9 +239,16 @@ def summarize(session: Session, pool: int | None = None) -> dict[str, Any]:
             "flow_changes": flow_changes,
         },
         "states_changed": int((session.states != session.base_states).sum()),
-        "moves": [{"address": session.ip_ids[int(session.ip_start[m.pool_index]) + m.ip_position],
-                   "pool": session.pool_ids[m.pool_index], "before": list(m.before), "after": list(m.after),
-                   "locations": list(m.locations)} for m in session.moves],
+        "moves": [
+            {
+                "address": session.ip_ids[int(session.ip_start[m.pool_index]) + m.ip_position],
+                "pool": session.pool_ids[m.pool_index],
+                "before": list(m.before),
+                "after": list(m.after),
+                "locations": list(m.locations),
+            }
+            for m in session.moves
+        ],
         "timings_ms": {k: round(v, 2) for k, v in session.timings.items()},
     }
 
