@@ -610,7 +610,9 @@ def test_overlap_check_scales() -> None:
     )
     t0 = time.perf_counter()
     got = errors_for(doc)
-    assert time.perf_counter() - t0 < 3.0
+    # Not a speed measurement (benchmarks/README.md has those): a guard against a quadratic pass,
+    # which would take many minutes here; the bound is far above any loaded runner's time.
+    assert time.perf_counter() - t0 < 60.0
     assert len(got) == 256 and {c for c, _ in got} == {"overlapping-prefix"}
 
 
@@ -763,5 +765,6 @@ def test_world_size_topology_loads_quickly() -> None:
         20_000,
     )
     assert sum(len(p.ips) for p in t.pools) == 62_000
-    # About 0.75 s on the development machine; the bound leaves room for a busy CI runner.
-    assert elapsed < 5.0, elapsed
+    # About 0.75 s on a quiet development machine (benchmarks/README.md, "Loading a topology file").
+    # Not a speed measurement: a guard against a quadratic pass, far above any loaded runner's time.
+    assert elapsed < 60.0, elapsed

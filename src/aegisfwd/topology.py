@@ -219,6 +219,14 @@ class Topology:
                     states[a:b] = STATE_CODES[state]
         return states
 
+    def server_keys(self) -> np.ndarray:
+        """uint64 rendezvous key per server, in server index order (docs/hashing.md): what the
+        compiler stores as ``server_key``. A method, like ``distance_matrix``, so that a topology
+        built around known tables (the explorer's moved-pools topology) can hand them over."""
+        from . import _hashing
+
+        return np.fromiter(map(_hashing.server_key, self.server_ids), dtype=np.uint64, count=len(self.server_ids))
+
     @property
     def distance_unit(self) -> str:
         return self.distances.unit if self.distances is not None else "km"

@@ -210,7 +210,7 @@ def _compile(topology: Topology) -> CompiledTopology:
     server_dc = np.repeat(np.arange(D, dtype=np.int64), dc_sizes)
     server_location = dc_location[server_dc]
 
-    server_key = np.fromiter(map(_hashing.server_key, server_ids), dtype=np.uint64, count=S)
+    server_key = np.ascontiguousarray(t.server_keys(), dtype=np.uint64)
     _check_server_keys(t, server_ids, server_key)
     server_initial_state = np.asarray(t.initial_states(), dtype=np.uint8)
 
