@@ -1,6 +1,8 @@
 // check_string_table(): well-formed offsets and unique ids.
 #include "aegisfwd/string_table.hpp"
 
+#include "checks.hpp"
+
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -37,15 +39,8 @@ void check_string_table(const char* bytes_name, const char* offsets_name, const 
     if (offsets.size == 0) fail(offsets_name, 0, "is empty, expected n+1 offsets");
     if (offsets.data == nullptr || (bytes.size > 0 && bytes.data == nullptr))
         fail(offsets_name, 0, "has a null data pointer");
-    if (offsets[0] != 0) fail(offsets_name, 0, "must start at 0, holds " + std::to_string(offsets[0]));
     const std::size_t n = offsets.size - 1;
-    for (std::size_t k = 0; k < n; ++k) {
-        if (offsets[k + 1] < offsets[k])
-            fail(offsets_name, static_cast<std::int64_t>(k + 1), "offsets decrease");
-    }
-    if (offsets[n] != static_cast<std::int64_t>(bytes.size))
-        fail(offsets_name, static_cast<std::int64_t>(n),
-             "must end at " + std::to_string(bytes.size) + ", ends at " + std::to_string(offsets[n]));
+    checks::offsets(offsets_name, offsets, n, static_cast<std::int64_t>(bytes.size));
     std::unordered_map<std::string_view, std::size_t> seen;
     seen.reserve(n);
     const char* base = reinterpret_cast<const char*>(bytes.data);

@@ -63,6 +63,7 @@ public:
 private:
     CompiledFile() = default;
     void parse(bool verify);
+    void check_arrays() const;
 
     const std::uint8_t* data_ = nullptr;
     std::size_t size_ = 0;
@@ -76,6 +77,8 @@ private:
     ArrayView<std::int64_t> id_offsets_[6];
     ArrayView<std::uint8_t> ip_prefix_length_;
     ArrayView<std::int32_t> zone_pool_;
+    ArrayView<std::int64_t> list_bit_start_;
+    ArrayView<std::uint64_t> list_bits_;
 };
 
 // CRC-32 (zlib's polynomial), continuing from `crc` (0 to start).
