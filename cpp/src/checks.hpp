@@ -25,13 +25,18 @@ inline std::string row(std::size_t r) { return "row " + std::to_string(r); }
 // A cell of a two-dimensional array.
 inline std::string cell(std::size_t r, std::size_t col) { return row(r) + ", column " + std::to_string(col); }
 
-inline void index(const char* name, std::int64_t value, std::int64_t lo, std::int64_t hi, const std::string& where) {
-    if (value < lo || value >= hi)
-        fail(name, "holds index " + std::to_string(value) + " outside [" + std::to_string(lo) + ", " +
-                       std::to_string(hi) + ") at " + where);
+[[noreturn]] inline void out_of_range(const char* name, std::int64_t value, std::int64_t lo, std::int64_t hi,
+                                      const std::string& where) {
+    fail(name, "holds index " + std::to_string(value) + " outside [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                   ") at " + where);
 }
+// These run once per element of large arrays: the message is built only on failure.
 inline void index(const char* name, std::int64_t value, std::int64_t lo, std::int64_t hi, std::size_t r) {
-    if (value < lo || value >= hi) index(name, value, lo, hi, row(r));
+    if (value < lo || value >= hi) out_of_range(name, value, lo, hi, row(r));
+}
+inline void index(const char* name, std::int64_t value, std::int64_t lo, std::int64_t hi, std::size_t r,
+                  std::size_t col) {
+    if (value < lo || value >= hi) out_of_range(name, value, lo, hi, cell(r, col));
 }
 
 // Every element of `a` in [lo, hi).

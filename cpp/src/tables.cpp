@@ -101,8 +101,8 @@ void check_ips(const TablesView& t, const TableCounts& c) {
     check_offsets("ip_holder_start", t.ip_holder_start, I, c.holder_ranges);
     const auto R = static_cast<std::size_t>(c.holder_ranges);
     for (std::size_t k = 0; k < 2 * R; ++k)
-        checks::index("ip_holder_ranges", t.ip_holder_ranges[k], 0, static_cast<std::int64_t>(c.servers) + 1,
-                      cell(k / 2, k % 2));
+        checks::index("ip_holder_ranges", t.ip_holder_ranges[k], 0, static_cast<std::int64_t>(c.servers) + 1, k / 2,
+                      k % 2);
     // Per IP, the flattened [first, end, first, end, ...] strictly ascend.
     for (std::size_t i = 0; i < I; ++i) {
         std::int64_t prev_end = -1;
@@ -162,7 +162,7 @@ void check_distances(const TablesView& t, const TableCounts& c) {
         std::size_t reachable = 0;
         for (std::size_t m = 0; m < L; ++m) {
             reachable += !unreachable(m);
-            checks::index("nearest_order", orow[m], -1, c.locations, cell(l, m));
+            checks::index("nearest_order", orow[m], -1, c.locations, l, m);
             if (rrow[m] != kUnreachable && (rrow[m] < 0 || rrow[m] >= c.locations))
                 fail("nearest_rank", "holds a value outside [0, " + str(c.locations) + ") other than INT32_MAX at " +
                                          cell(l, m) + " (" + str(rrow[m]) + ")");
