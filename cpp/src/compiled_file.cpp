@@ -596,7 +596,7 @@ std::string_view CompiledFile::id(IdKind kind, std::size_t index) const noexcept
 void CompiledFile::parse(bool verify) {
     const std::uint8_t* const v = data_;
     const std::size_t n = size_;
-    // ---- prefix (as _open_buffer_unchecked) -------------------------------------------------------
+    // ---- prefix ------------------------------------------------------------------------------------
     if (n >= sizeof kMagic && std::memcmp(v, kMagic, sizeof kMagic) != 0) {
         std::string shown = "b'";
         static const char* hex = "0123456789abcdef";
@@ -647,7 +647,7 @@ void CompiledFile::parse(bool verify) {
     const std::int64_t payload_start = (static_cast<std::int64_t>(kPrefixSize + hlen) + kAlign - 1) / kAlign * kAlign;
     const auto total_i = static_cast<std::int64_t>(total);
 
-    // ---- header schema (as _check_header) -------------------------------------------------------
+    // ---- header schema -------------------------------------------------------------------------------
     if (header.type != Json::Object) fail("header schema: the header is not a JSON object");
     for (const char* key : {"hash_scheme", "distance_unit", "counts", "meta", "arrays"})
         if (header.get(key) == nullptr) fail(std::string("header schema: missing ") + quote(key));
