@@ -489,3 +489,14 @@ def test_large_payload_crc_on_a_second_thread() -> None:
     rejected(flip(data, total - 100, 2), "payload CRC")
     # A flip in an index array: the CRC error wins over the range error it also causes.
     rejected(flip(data, split(data)[1]["arrays"]["server_dc"]["offset"] + 3, 6), "payload CRC")
+
+
+def test_misaligned_read_only_buffer_is_copied_not_refused(compiled: CompiledTopology, data: bytes) -> None:
+    """The C++ loader reads arrays in place and needs 8-byte alignment: a read-only slice that starts
+    elsewhere (here one byte into a bytes object) is copied to aligned memory first."""
+    shifted = memoryview(b"x" + data)[1:]
+    assert shifted.readonly
+    loaded = CompiledTopology.from_bytes(shifted)
+    assert_same_tables(loaded, compiled)
+    assert all(a.ctypes.data % 8 == 0 for a in loaded.arrays.values() if a.size)
+    rejected(memoryview(b"x" + flip(data, len(data) - 1, 0))[1:], "payload CRC")

@@ -47,7 +47,10 @@ def open_tables(buffer: Any, *, verify: bool) -> tuple[dict[str, np.ndarray], di
         raise CompiledFileError(str(exc)) from None
     # The header is known good now: its JSON parses, and every array lies where it says.
     hlen = PREFIX.unpack_from(view, 0)[2]
-    header = json.loads(bytes(view[PREFIX_SIZE : PREFIX_SIZE + hlen]).decode("utf-8"))
+    try:
+        header = json.loads(bytes(view[PREFIX_SIZE : PREFIX_SIZE + hlen]).decode("utf-8"))
+    except ValueError as exc:  # the C++ reader accepts no JSON that Python's refuses; never a crash
+        raise CompiledFileError(f"header is not valid JSON: {exc}") from None
     arrays = {}
     for name, dtype, _ in ARRAY_SPECS:
         entry = header["arrays"][name]
