@@ -394,7 +394,7 @@ DOCTORED_CASES: list[tuple[str, Callable[[dict[str, np.ndarray]], Any], str]] = 
     (
         "dc_server_start decreasing",
         _put("dc_server_start", 1, 4),
-        "'dc_server_start' decreases at position 2",
+        "'dc_server_start' decreases at row 2",
     ),
     ("location_dc_start", _put("location_dc_start", 1, 5), "'location_dc_start' decreases"),
     ("state code", _put("server_initial_state", 0, 3), "'server_initial_state' holds index 3"),
@@ -451,7 +451,7 @@ DOCTORED_CASES: list[tuple[str, Callable[[dict[str, np.ndarray]], Any], str]] = 
     ("layout_list past C", _put("layout_list", 0, 4), "'layout_list' holds index 4 outside \\[0, 4\\)"),
     ("layout_location past L", _put("layout_location", 3, 7), "'layout_location' holds index 7"),
     ("layout list elsewhere", _put("layout_list", 0, 1), "'layout_list' disagrees with 'layout_location'"),
-    ("layout_start", _put("layout_start", 1, 5), "'layout_start' decreases at position 2"),
+    ("layout_start", _put("layout_start", 1, 5), "'layout_start' decreases at row 2"),
     ("group_layout past Y", _put("group_layout", 0, 2), "'group_layout' holds index 2 outside \\[-1, 2\\)"),
     ("group_layout below -1", _put("group_layout", 1, -2), "'group_layout' holds index -2"),
 ]
@@ -489,3 +489,14 @@ def test_large_payload_crc_on_a_second_thread() -> None:
     rejected(flip(data, total - 100, 2), "payload CRC")
     # A flip in an index array: the CRC error wins over the range error it also causes.
     rejected(flip(data, split(data)[1]["arrays"]["server_dc"]["offset"] + 3, 6), "payload CRC")
+
+
+def test_misaligned_read_only_buffer_is_copied_not_refused(compiled: CompiledTopology, data: bytes) -> None:
+    """The C++ loader reads arrays in place and needs 8-byte alignment: a read-only slice that starts
+    elsewhere (here one byte into a bytes object) is copied to aligned memory first."""
+    shifted = memoryview(b"x" + data)[1:]
+    assert shifted.readonly
+    loaded = CompiledTopology.from_bytes(shifted)
+    assert_same_tables(loaded, compiled)
+    assert all(a.ctypes.data % 8 == 0 for a in loaded.arrays.values() if a.size)
+    rejected(memoryview(b"x" + flip(data, len(data) - 1, 0))[1:], "payload CRC")

@@ -251,6 +251,33 @@ def test_core_rejects_corrupt_indices_naming_the_array(compiled, name, index, va
         af.Engine(corrupt)
 
 
+@pytest.mark.parametrize(
+    ("name", "index", "value", "match"),
+    [
+        (
+            "location_distance",
+            (0, 1),
+            -1.0,
+            r"array 'location_distance' holds a negative distance at row 0, column 1",
+        ),
+        ("location_distance", (2, 2), 3.0, r"array 'location_distance' has a non-zero diagonal at row 2"),
+        ("list_server_start", 1, 0, r"array 'list_server_start' gives list 0 no server"),
+        ("ip_pool", 0, 1, r"array 'ip_pool' is not sorted by pool at row 1 \(1 > 0\)"),
+        ("server_dc", 0, 70000, r"array 'server_dc' holds index 70000 outside \[0, 4\) at row 0"),
+    ],
+)
+def test_engine_and_loader_share_one_statement_of_the_invariants(compiled, name, index, value, match):
+    """The loader of compiled files runs the engine's validator (TablesView::validate): an engine built
+    from arrays that never were a file refuses them with the very message load_compiled gives."""
+    arrays = {k: np.array(v) for k, v in compiled.arrays.items()}
+    arrays[name][index] = value
+    with pytest.raises(ValueError, match=match):
+        _core.Engine(arrays)
+    forged = af.CompiledTopology(arrays, counts=compiled.counts, distance_unit=compiled.distance_unit)
+    with pytest.raises(af.CompiledFileError, match=match):
+        af.CompiledTopology.from_bytes(forged.to_bytes())
+
+
 @pytest.mark.parametrize("isa", available_isas())
 def test_random_corruption_is_rejected_or_harmless(compiled, isa):
     """Flip random elements of random arrays: construction either raises ValueError or builds an

@@ -1,6 +1,7 @@
-// _core.check_compiled(buffer, verify): the C++ compiled-file loader (cpp/src/compiled_file.cpp,
-// the one the C ABI uses) run on a Python buffer, so Python can hold it to compiled/_verify.py's loader
-// and, eventually, share it. Raises ValueError with the loader's message; returns the counts.
+// _core.check_compiled(buffer, verify): the compiled-file loader (cpp/src/compiled_file.cpp, the one
+// the C ABI uses) run on a Python buffer. It is Python's loader too: load_compiled and
+// CompiledTopology.from_bytes call it (compiled/_verify.py) before mapping any array. Raises
+// ValueError with the loader's message; returns the counts.
 #include "aegisfwd/compiled_file.hpp"
 #include "bindings.hpp"
 
@@ -24,8 +25,8 @@ void register_compiled_file(py::module_& m) {
             return counts;
         },
         py::arg("buffer"), py::arg("verify") = true,
-        "Validate a compiled topology held in `buffer` (8-byte aligned) with the C++ loader; ValueError "
-        "with the message Python's loader gives when it is not valid.");
+        "Validate a compiled topology held in `buffer` (8-byte aligned): header, CRCs and every invariant "
+        "of the arrays; ValueError naming the first problem (the message of CompiledFileError).");
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);

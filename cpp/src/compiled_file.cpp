@@ -1,8 +1,12 @@
-// CompiledFile: the compiled-file loader of src/aegisfwd/compiled/_verify.py, check for check, in C++.
+// CompiledFile: the one loader of compiled topology files (docs/compiled-format.md), for Python
+// (`aegisfwd._core.check_compiled`, which load_compiled and CompiledTopology.from_bytes call) and
+// for the C ABI alike.
 //
-// Keep the two in step: every check below mirrors one of _verify.py's `open_tables`,
-// `_check_header` or `_check_ranges`, in the same order and with the same message, so that a file
-// is accepted or refused identically whichever language opens it (tests/test_capi.py compares them).
+// It checks what only a file has (magic, version, length, CRCs, the JSON header's schema and the
+// placement of each array), then hands the arrays to the one statement of their invariants:
+// TablesView::validate_structure() (tables.cpp) for the arrays an engine reads, the few arrays only
+// the file carries below, check_derived_against_facts() (crosscheck.cpp) and check_string_table()
+// (string_table.cpp). Messages are the library's CompiledFileError messages, verbatim.
 #include "aegisfwd/compiled_file.hpp"
 
 #include <fcntl.h>
@@ -14,10 +18,18 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <limits>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
+
+#include "aegisfwd/crosscheck.hpp"
+#include "aegisfwd/string_table.hpp"
+#include "checks.hpp"
 
 namespace aegisfwd {
 namespace {
@@ -28,6 +40,8 @@ constexpr char kMagic[8] = {'A', 'E', 'G', 'I', 'S', 'F', 'W', 'D'};
 constexpr std::size_t kPrefixSize = 32;
 constexpr std::int64_t kAlign = 64;
 constexpr std::int64_t kInt32Max = std::numeric_limits<std::int32_t>::max();
+// Payloads at least this large get their CRC computed on a second thread, alongside the checks.
+constexpr std::size_t kParallelCrcBytes = std::size_t{1} << 20;
 
 [[noreturn]] void fail(const std::string& message) { throw CompiledFileError(message); }
 
@@ -457,57 +471,38 @@ ArrayView<T> view(const RawArray& a) {
     return ArrayView<T>{reinterpret_cast<const T*>(a.data), a.count};
 }
 
-// ---- _check_ranges, one helper per numpy idiom ---------------------------------------------------
-[[noreturn]] void range_error(const std::string& name, std::int64_t value, std::int64_t lo, std::int64_t hi) {
-    fail("array " + quote(name) + " holds index " + std::to_string(value) + " outside [" + std::to_string(lo) +
-         ", " + std::to_string(hi) + ")");
-}
-
-template <class T>
-void check_in(const std::string& name, const ArrayView<T>& a, std::int64_t lo, std::int64_t hi) {
-    if (a.size == 0) return;
-    T low = a[0], high = a[0];
-    for (std::size_t i = 1; i < a.size; ++i) {
-        low = std::min(low, a[i]);
-        high = std::max(high, a[i]);
+// ---- the invariants of arrays only the file carries (the engine's arrays: TablesView::validate) ---
+// `t` has passed validate_structure(): its index ranges are trusted here.
+void check_file_only_arrays(const TablesView& t, const TableCounts& tc, const ArrayView<std::uint8_t>& prefix,
+                            const ArrayView<std::int32_t>& zone_pool, const ArrayView<std::int64_t>& bit_start,
+                            const ArrayView<std::uint64_t>& list_bits, std::int64_t list_words) {
+    for (std::size_t k = 0; k < prefix.size; ++k)
+        if (prefix[k] > (t.ip_family[k] == 4 ? 32 : 128))
+            checks::fail("ip_prefix_length", "holds " + std::to_string(prefix[k]) + " for an IPv" +
+                                                 std::to_string(t.ip_family[k]) + " entry at " + checks::row(k));
+    checks::indices("zone_pool", zone_pool, 0, tc.pools);
+    // Each list has a bitset of its location's servers: ceil(servers / 64) words, no bit set past
+    // the last server (every list has at least one word, since its servers lie in its location).
+    const auto C = static_cast<std::size_t>(tc.lists);
+    checks::offsets("list_bit_start", bit_start, C, list_words);
+    const auto location_size = [&](std::size_t c) {
+        const auto loc = static_cast<std::size_t>(t.list_location[c]);
+        return static_cast<std::int64_t>(t.location_server_start[loc + 1]) - t.location_server_start[loc];
+    };
+    for (std::size_t c = 0; c < C; ++c)
+        if (bit_start[c + 1] - bit_start[c] != (location_size(c) + 63) / 64)
+            checks::fail("list_bit_start", "disagrees with the word counts of the lists' locations at " +
+                                               checks::row(c) + " (list " + std::to_string(c) + " of location " +
+                                               std::to_string(t.list_location[c]) + ")");
+    for (std::size_t c = 0; c < C; ++c) {
+        const auto rem = static_cast<std::uint64_t>(location_size(c) % 64);
+        const std::uint64_t tail = rem == 0 ? 0 : ~((std::uint64_t{1} << rem) - 1);
+        const auto w = static_cast<std::size_t>(bit_start[c + 1] - 1);
+        if (list_bits[w] & tail)
+            checks::fail("list_bits", "sets a bit past the last server of a location at " + checks::row(w) +
+                                          " (list " + std::to_string(c) + " of location " +
+                                          std::to_string(t.list_location[c]) + ")");
     }
-    if (static_cast<std::int64_t>(low) < lo) range_error(name, static_cast<std::int64_t>(low), lo, hi);
-    if (static_cast<std::int64_t>(high) >= hi) range_error(name, static_cast<std::int64_t>(high), lo, hi);
-}
-
-template <class T>
-void check_starts(const std::string& name, const ArrayView<T>& start, std::int64_t end) {
-    if (static_cast<std::int64_t>(start[0]) != 0)
-        fail("array " + quote(name) + " starts at " + std::to_string(start[0]) + ", not 0");
-    if (static_cast<std::int64_t>(start[start.size - 1]) != end)
-        fail("array " + quote(name) + " ends at " + std::to_string(start[start.size - 1]) + ", expected " +
-             std::to_string(end));
-    for (std::size_t k = 0; k + 1 < start.size; ++k)
-        if (start[k + 1] < start[k]) fail("array " + quote(name) + " decreases at position " + std::to_string(k + 1));
-}
-
-// array[k] == expected(k) for every k (the arrays have equal lengths by the earlier checks).
-template <class T, class F>
-void check_equal(const std::string& name, const ArrayView<T>& array, F expected, const std::string& what) {
-    for (std::size_t k = 0; k < array.size; ++k)
-        if (static_cast<std::int64_t>(array[k]) != expected(k))
-            fail("array " + quote(name) + " disagrees with " + what + " at position " + std::to_string(k));
-}
-
-// Within each CSR segment (`heads` = segment starts, in value positions), values strictly ascend.
-template <class T, class H>
-void check_strictly_ascending_within(const std::string& name, const T* values, std::size_t n, H heads,
-                                     std::size_t n_heads) {
-    if (n < 2) return;
-    std::vector<std::uint8_t> head(n, 0);
-    for (std::size_t k = 0; k < n_heads; ++k) {
-        const std::int64_t h = heads(k);
-        if (h > 0 && h < static_cast<std::int64_t>(n)) head[static_cast<std::size_t>(h)] = 1;
-    }
-    for (std::size_t i = 1; i < n; ++i)
-        if (values[i] <= values[i - 1] && !head[i])
-            fail("array " + quote(name) + " is not strictly ascending within its segment at position " +
-                 std::to_string(i));
 }
 
 }  // namespace
@@ -601,7 +596,7 @@ std::string_view CompiledFile::id(IdKind kind, std::size_t index) const noexcept
 void CompiledFile::parse(bool verify) {
     const std::uint8_t* const v = data_;
     const std::size_t n = size_;
-    // ---- prefix (as _open_buffer_unchecked) -------------------------------------------------------
+    // ---- prefix ------------------------------------------------------------------------------------
     if (n >= sizeof kMagic && std::memcmp(v, kMagic, sizeof kMagic) != 0) {
         std::string shown = "b'";
         static const char* hex = "0123456789abcdef";
@@ -652,7 +647,7 @@ void CompiledFile::parse(bool verify) {
     const std::int64_t payload_start = (static_cast<std::int64_t>(kPrefixSize + hlen) + kAlign - 1) / kAlign * kAlign;
     const auto total_i = static_cast<std::int64_t>(total);
 
-    // ---- header schema (as _check_header) -------------------------------------------------------
+    // ---- header schema -------------------------------------------------------------------------------
     if (header.type != Json::Object) fail("header schema: the header is not a JSON object");
     for (const char* key : {"hash_scheme", "distance_unit", "counts", "meta", "arrays"})
         if (header.get(key) == nullptr) fail(std::string("header schema: missing ") + quote(key));
@@ -750,198 +745,36 @@ void CompiledFile::parse(bool verify) {
         if (spans[k + 1].first < spans[k].end)
             fail("header schema: arrays " + quote(spans[k].name) + " and " + quote(spans[k + 1].name) + " overlap");
 
-    // ---- payload CRC: reported in preference to any range error, as in Python ----------------------
-    if (verify && crc32(v + payload_start, static_cast<std::size_t>(total_i - payload_start)) != payload_crc)
-        fail("payload CRC mismatch: the tables are corrupt");
-
-    // ---- index ranges and structure (as _check_ranges) -------------------------------------------
-    const std::int64_t L = c["locations"], D = c["dcs"], S = c["servers"], P = c["pools"];
-    const std::int64_t I = c["ips"], G = c["groups"], C = c["lists"], Y = c["layouts"];
+    // ---- the arrays ----------------------------------------------------------------------------------
     const auto i4 = [&](const char* name) { return view<std::int32_t>(raw.at(name)); };
-    const auto location_dc_start = i4("location_dc_start");
-    const auto dc_server_start = i4("dc_server_start");
-    const auto location_server_start = i4("location_server_start");
-    const auto dc_location = i4("dc_location");
-    const auto server_dc = i4("server_dc");
-    const auto server_location = i4("server_location");
-
-    check_starts("location_dc_start", location_dc_start, D);
-    check_starts("dc_server_start", dc_server_start, S);
-    check_starts("location_server_start", location_server_start, S);
-    check_in("dc_location", dc_location, 0, L);
-    check_in("server_dc", server_dc, 0, D);
-    check_in("server_location", server_location, 0, L);
-    {
-        std::vector<std::int64_t> owner;  // np.repeat(arange(L), diff(location_dc_start))
-        for (std::int64_t l = 0; l < L; ++l)
-            for (auto d = location_dc_start[l]; d < location_dc_start[l + 1]; ++d) owner.push_back(l);
-        check_equal("dc_location", dc_location, [&](std::size_t k) { return owner[k]; }, "'location_dc_start'");
-        owner.clear();
-        for (std::int64_t d = 0; d < D; ++d)
-            for (auto s = dc_server_start[d]; s < dc_server_start[d + 1]; ++s) owner.push_back(d);
-        check_equal("server_dc", server_dc, [&](std::size_t k) { return owner[k]; }, "'dc_server_start'");
-    }
-    check_equal("server_location", server_location,
-                [&](std::size_t k) { return static_cast<std::int64_t>(dc_location[server_dc[k]]); }, "'dc_location'");
-    check_equal("location_server_start", location_server_start,
-                [&](std::size_t k) { return static_cast<std::int64_t>(dc_server_start[location_dc_start[k]]); },
-                "'dc_server_start'");
-    check_in("server_initial_state", view<std::uint8_t>(raw.at("server_initial_state")), 0, 3);
-
-    // IPs and their holders.
-    const auto ip_pool = i4("ip_pool");
-    const auto family = view<std::uint8_t>(raw.at("ip_family"));
-    const auto prefix = view<std::uint8_t>(raw.at("ip_prefix_length"));
-    check_in("ip_pool", ip_pool, 0, P);
-    for (std::size_t k = 0; k < family.size; ++k)
-        if (family[k] != 4 && family[k] != 6)
-            fail("array 'ip_family' holds " + std::to_string(family[k]) + ", not 4 or 6");
-    for (std::size_t k = 0; k < prefix.size; ++k)
-        if (prefix[k] > (family[k] == 4 ? 32 : 128))
-            fail("array 'ip_prefix_length' holds " + std::to_string(prefix[k]) + " for an IPv" +
-                 std::to_string(family[k]) + " entry");
-    for (std::size_t k = 1; k < ip_pool.size; ++k)
-        if (ip_pool[k] < ip_pool[k - 1]) fail("array 'ip_pool' is not sorted by pool");
-    const auto ip_holder_start = i4("ip_holder_start");
-    const auto ranges = i4("ip_holder_ranges");
-    check_starts("ip_holder_start", ip_holder_start, c["holder_ranges"]);
-    check_in("ip_holder_ranges", ranges, 0, S + 1);
-    check_strictly_ascending_within(
-        "ip_holder_ranges", ranges.data, ranges.size,
-        [&](std::size_t k) { return 2 * static_cast<std::int64_t>(ip_holder_start[k]); }, ip_holder_start.size);
-
-    // Groups.
-    const auto group_ip_start = i4("group_ip_start");
-    const auto group_ips = i4("group_ips");
-    check_starts("group_ip_start", group_ip_start, I);
-    check_in("group_ips", group_ips, 0, I);
-    if (I) {
-        std::vector<std::int64_t> owner;
-        for (std::int64_t g = 0; g < G; ++g)
-            for (auto k = group_ip_start[g]; k < group_ip_start[g + 1]; ++k) owner.push_back(g);
-        for (std::size_t k = 0; k < group_ips.size; ++k) {  // ip_group[group_ips] == owner
-            const auto i = static_cast<std::size_t>(group_ips[k]);
-            if (2 * static_cast<std::int64_t>(ip_pool[i]) + (family[i] == 6) != owner[k])
-                fail("array 'group_ips' disagrees with the pool and family of its IPs at position " + std::to_string(k));
-        }
-        check_strictly_ascending_within(
-            "group_ips", group_ips.data, group_ips.size,
-            [&](std::size_t k) { return static_cast<std::int64_t>(group_ip_start[k]); }, group_ip_start.size);
-    }
-
-    // Distances.
-    const auto distance = view<double>(raw.at("location_distance"));
-    const auto Lz = static_cast<std::size_t>(L);
-    if (L) {
-        for (std::size_t k = 0; k < distance.size; ++k)
-            if (distance[k] < 0) fail("array 'location_distance' holds a negative distance");
-        for (std::size_t l = 0; l < Lz; ++l)
-            if (!(distance[l * Lz + l] == 0)) fail("array 'location_distance' has a non-zero diagonal");
-    }
-    const auto order = i4("nearest_order");
-    const auto rank = i4("nearest_rank");
-    check_in("nearest_order", order, -1, L);
-    if (L) {
-        std::vector<std::size_t> reachable(Lz, 0);
-        const auto unreachable = [&](std::size_t l, std::size_t m) { return l == m || std::isnan(distance[l * Lz + m]); };
-        for (std::size_t l = 0; l < Lz; ++l)
-            for (std::size_t m = 0; m < Lz; ++m) reachable[l] += !unreachable(l, m);
-        const auto valid = [&](std::size_t l, std::size_t j) { return j < reachable[l]; };
-        for (std::size_t l = 0; l < Lz; ++l)
-            for (std::size_t j = 0; j < Lz; ++j)
-                if ((order[l * Lz + j] >= 0) != valid(l, j))
-                    fail("array 'nearest_order' does not list as many locations as are reachable");
-        for (std::size_t k = 0; k < rank.size; ++k)
-            if (rank[k] != kInt32Max && (rank[k] < 0 || rank[k] >= L))
-                fail("array 'nearest_rank' holds a value outside [0, " + std::to_string(L) + ") other than INT32_MAX");
-        const auto at = [&](std::size_t l, std::size_t j) {
-            return static_cast<std::size_t>(std::max(order[l * Lz + j], 0));
-        };
-        for (std::size_t l = 0; l < Lz; ++l)
-            for (std::size_t j = 0; j < Lz; ++j)
-                if (valid(l, j) && rank[l * Lz + at(l, j)] != static_cast<std::int32_t>(j))
-                    fail("arrays 'nearest_order' and 'nearest_rank' disagree");
-        for (std::size_t l = 0; l < Lz; ++l)
-            for (std::size_t m = 0; m < Lz; ++m)
-                if (rank[l * Lz + m] != kInt32Max && unreachable(l, m))
-                    fail("array 'nearest_rank' ranks an unreachable location");
-        for (std::size_t l = 0; l < Lz; ++l)
-            for (std::size_t j = 1; j < Lz; ++j) {
-                const double d1 = distance[l * Lz + at(l, j)], d0 = distance[l * Lz + at(l, j - 1)];
-                const bool later = d1 < d0 || (d1 == d0 && order[l * Lz + j] <= order[l * Lz + j - 1]);
-                if (later && valid(l, j)) fail("array 'nearest_order' is not sorted by (distance, location)");
-            }
-    }
-    check_in("zone_pool", i4("zone_pool"), 0, P);
-
-    // Id string tables.
-    for (const auto& kind : kIdKinds) {
-        const std::string k = kind[0];
-        check_starts(k + "_id_offsets", view<std::int64_t>(raw.at(k + "_id_offsets")), c[k + "_id_bytes"]);
-    }
-
-    // Candidate lists and their bitsets.
-    const auto list_location = i4("list_location");
-    const auto list_start = i4("list_server_start");
-    const auto list_servers = i4("list_servers");
-    check_in("list_location", list_location, 0, L);
-    check_starts("list_server_start", list_start, c["list_servers"]);
-    check_in("list_servers", list_servers, 0, S);
-    const auto& loc_start = location_server_start;
-    if (list_servers.size) {
-        for (std::size_t k = 0; k + 1 < list_start.size; ++k)
-            if (list_start[k + 1] == list_start[k])
-                fail("array 'list_server_start' gives list " + std::to_string(k) + " no server");
-        check_strictly_ascending_within(
-            "list_servers", list_servers.data, list_servers.size,
-            [&](std::size_t k) { return static_cast<std::int64_t>(list_start[k]); }, list_start.size);
-        for (std::size_t k = 0; k + 1 < list_start.size; ++k) {
-            const auto low = list_servers[static_cast<std::size_t>(list_start[k])];
-            const auto high = list_servers[static_cast<std::size_t>(list_start[k + 1] - 1)];
-            const auto loc = static_cast<std::size_t>(list_location[k]);
-            if (low < loc_start[loc] || high >= loc_start[loc + 1])
-                fail("array 'list_servers' holds a server of list " + std::to_string(k) + " outside its location " +
-                     std::to_string(loc));
-        }
-    } else if (C) {
-        fail("array 'list_server_start' gives the lists no server");
-    }
-    const auto bit_start = view<std::int64_t>(raw.at("list_bit_start"));
-    const auto list_bits = view<std::uint64_t>(raw.at("list_bits"));
-    check_starts("list_bit_start", bit_start, c["list_words"]);
-    const auto location_size = [&](std::size_t loc) {
-        return static_cast<std::int64_t>(loc_start[loc + 1]) - loc_start[loc];
-    };
-    for (std::size_t k = 0; k + 1 < bit_start.size; ++k) {
-        const std::int64_t words = (location_size(static_cast<std::size_t>(list_location[k])) + 63) / 64;
-        if (bit_start[k + 1] - bit_start[k] != words)
-            fail("array 'list_bit_start' disagrees with the word counts of the lists' locations at position " +
-                 std::to_string(k));
-    }
-    for (std::size_t k = 0; C && k + 1 < bit_start.size; ++k) {
-        const auto rem = static_cast<std::uint64_t>(location_size(static_cast<std::size_t>(list_location[k])) % 64);
-        const std::uint64_t tail = rem == 0 ? 0 : ~((std::uint64_t{1} << rem) - 1);
-        if (list_bits[static_cast<std::size_t>(bit_start[k + 1] - 1)] & tail)
-            fail("array 'list_bits' sets a bit past the last server of a location");
-    }
-
-    // Layouts.
-    const auto layout_start = i4("layout_start");
-    const auto layout_location = i4("layout_location");
-    const auto layout_list = i4("layout_list");
-    check_starts("layout_start", layout_start, c["layout_entries"]);
-    check_in("layout_location", layout_location, 0, L);
-    check_in("layout_list", layout_list, 0, C);
-    check_strictly_ascending_within(
-        "layout_location", layout_location.data, layout_location.size,
-        [&](std::size_t k) { return static_cast<std::int64_t>(layout_start[k]); }, layout_start.size);
-    if (c["layout_entries"])
-        check_equal("layout_list", layout_location,  // list_location[layout_list] == layout_location
-                    [&](std::size_t k) { return static_cast<std::int64_t>(list_location[layout_list[k]]); },
-                    "'layout_location'");
-    check_in("group_layout", i4("group_layout"), -1, Y);
-
-    // ---- accepted: expose the views -----------------------------------------------------------------
+    TablesView& t = tables_;
+    t.location_dc_start = i4("location_dc_start");
+    t.location_server_start = i4("location_server_start");
+    t.dc_location = i4("dc_location");
+    t.dc_server_start = i4("dc_server_start");
+    t.server_dc = i4("server_dc");
+    t.server_location = i4("server_location");
+    t.server_key = view<std::uint64_t>(raw.at("server_key"));
+    t.server_initial_state = view<std::uint8_t>(raw.at("server_initial_state"));
+    t.ip_pool = i4("ip_pool");
+    t.ip_family = view<std::uint8_t>(raw.at("ip_family"));
+    t.ip_key = view<std::uint64_t>(raw.at("ip_key"));
+    t.ip_holder_start = i4("ip_holder_start");
+    t.ip_holder_ranges = i4("ip_holder_ranges");
+    t.group_ip_start = i4("group_ip_start");
+    t.group_ips = i4("group_ips");
+    t.location_distance = view<double>(raw.at("location_distance"));
+    t.nearest_order = i4("nearest_order");
+    t.nearest_rank = i4("nearest_rank");
+    t.list_location = i4("list_location");
+    t.list_server_start = i4("list_server_start");
+    t.list_servers = i4("list_servers");
+    t.layout_start = i4("layout_start");
+    t.layout_location = i4("layout_location");
+    t.layout_list = i4("layout_list");
+    t.group_layout = i4("group_layout");
+    list_bit_start_ = view<std::int64_t>(raw.at("list_bit_start"));
+    list_bits_ = view<std::uint64_t>(raw.at("list_bits"));
     counts_ = std::move(c);
     distance_unit_ = unit.text;
     for (int k = 0; k < 6; ++k) {
@@ -949,34 +782,53 @@ void CompiledFile::parse(bool verify) {
         id_bytes_[k] = view<std::uint8_t>(raw.at(kind + "_id_bytes"));
         id_offsets_[k] = view<std::int64_t>(raw.at(kind + "_id_offsets"));
     }
-    ip_prefix_length_ = prefix;
+    ip_prefix_length_ = view<std::uint8_t>(raw.at("ip_prefix_length"));
     zone_pool_ = i4("zone_pool");
-    TablesView& t = tables_;
-    t.location_dc_start = location_dc_start;
-    t.location_server_start = location_server_start;
-    t.dc_location = dc_location;
-    t.dc_server_start = dc_server_start;
-    t.server_dc = server_dc;
-    t.server_location = server_location;
-    t.server_key = view<std::uint64_t>(raw.at("server_key"));
-    t.server_initial_state = view<std::uint8_t>(raw.at("server_initial_state"));
-    t.ip_pool = ip_pool;
-    t.ip_family = family;
-    t.ip_key = view<std::uint64_t>(raw.at("ip_key"));
-    t.ip_holder_start = ip_holder_start;
-    t.ip_holder_ranges = ranges;
-    t.group_ip_start = group_ip_start;
-    t.group_ips = group_ips;
-    t.location_distance = distance;
-    t.nearest_order = order;
-    t.nearest_rank = rank;
-    t.list_location = list_location;
-    t.list_server_start = list_start;
-    t.list_servers = list_servers;
-    t.layout_start = layout_start;
-    t.layout_location = layout_location;
-    t.layout_list = layout_list;
-    t.group_layout = i4("group_layout");
+
+    // ---- payload CRC and the arrays' invariants -------------------------------------------------------
+    // The CRC of a large payload runs on a second thread while this one checks the arrays (checks
+    // that are safe on any bytes: each index is range-checked before it indexes anything). A CRC
+    // mismatch is reported in preference to whatever the checks found, since it is the root cause.
+    const std::uint8_t* payload = v + payload_start;
+    const auto payload_size = static_cast<std::size_t>(total_i - payload_start);
+    std::uint32_t crc = 0;
+    std::thread worker;
+    if (verify && payload_size >= kParallelCrcBytes) {
+        try {
+            worker = std::thread([&crc, payload, payload_size] { crc = crc32(payload, payload_size); });
+        } catch (const std::system_error&) {  // no thread to be had: compute it here
+            crc = crc32(payload, payload_size);
+        }
+    } else if (verify) {
+        crc = crc32(payload, payload_size);
+    }
+    std::exception_ptr array_error;
+    try {
+        check_arrays();
+    } catch (...) {
+        array_error = std::current_exception();
+    }
+    if (worker.joinable()) worker.join();
+    if (verify && crc != payload_crc) fail("payload CRC mismatch: the tables are corrupt");
+    if (!array_error) return;
+    try {
+        std::rethrow_exception(array_error);
+    } catch (const std::invalid_argument& e) {
+        fail(e.what());
+    }
+}
+
+void CompiledFile::check_arrays() const {
+    // The engine's arrays (one statement of their invariants, tables.cpp), the file's own arrays,
+    // then the derived tables against the facts (crosscheck.cpp) and the id tables.
+    const TableCounts tc = tables_.validate_structure();
+    check_file_only_arrays(tables_, tc, ip_prefix_length_, zone_pool_, list_bit_start_, list_bits_,
+                           counts_.at("list_words"));
+    check_derived_against_facts(tables_, tc);
+    for (int k = 0; k < 6; ++k) {
+        const std::string kind = kIdKinds[k][0];
+        check_string_table((kind + "_id_bytes").c_str(), (kind + "_id_offsets").c_str(), id_bytes_[k], id_offsets_[k]);
+    }
 }
 
 }  // namespace aegisfwd

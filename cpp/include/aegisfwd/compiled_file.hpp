@@ -1,10 +1,12 @@
 // A compiled topology file (docs/compiled-format.md, format version 1), opened and validated in C++.
 //
-// This is the C++ twin of Python's `aegisfwd.compiled.load_compiled`: the same checks in the same
-// order (magic, prefix, version, length, header CRC, header JSON schema, payload CRC, then every
-// index range and structural invariant of the arrays), failing with a CompiledFileError whose
-// message is the one Python's loader gives. Embedders that never load Python (the C ABI,
-// include/aegisfwd.h) open files through it; the arrays are read in place from a read-only mapping.
+// The one loader of compiled files: Python's `aegisfwd.compiled.load_compiled` calls it (through
+// `_core.check_compiled`), and embedders that never load Python (the C ABI, include/aegisfwd.h) open
+// files through it. It checks magic, prefix, version, length, header CRC, header JSON schema, the
+// payload CRC (on a second thread for a large file), then every invariant of the arrays:
+// TablesView::validate (structure and derived tables against facts), the arrays only a file carries,
+// and unique ids. It fails with a CompiledFileError naming the first problem; the arrays are read
+// in place.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -63,6 +65,7 @@ public:
 private:
     CompiledFile() = default;
     void parse(bool verify);
+    void check_arrays() const;
 
     const std::uint8_t* data_ = nullptr;
     std::size_t size_ = 0;
@@ -76,6 +79,8 @@ private:
     ArrayView<std::int64_t> id_offsets_[6];
     ArrayView<std::uint8_t> ip_prefix_length_;
     ArrayView<std::int32_t> zone_pool_;
+    ArrayView<std::int64_t> list_bit_start_;
+    ArrayView<std::uint64_t> list_bits_;
 };
 
 // CRC-32 (zlib's polynomial), continuing from `crc` (0 to start).

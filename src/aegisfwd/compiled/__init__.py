@@ -7,7 +7,7 @@ through raw pointers, which is why the loader checks every index range before an
 a corrupt file must raise ``CompiledFileError``, never lead to a read past a buffer.
 
 One job per module: ``_format`` (constants and the list of arrays), ``_compiler``, ``_container``
-(the object, save, mmap load) and ``_verify`` (header and range checks).
+(the object, save, mmap load) and ``_verify`` (runs the C++ loader's checks, then maps the arrays).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The arrays are read-only numpy arrays; loaded from a file they are zero-copy views into a read-only
 memory map, shared through the page cache. What a file must satisfy before it is handed on is checked
-by ``_verify``.
+by the C++ loader, through ``_verify``.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """The compiled file format: its constants and the one list of its arrays (``docs/compiled-format.md``).
 
-Everything that knows the layout of a compiled file reads it from here: the compiler, the container
-that writes and maps the file, the verifier, the engine's unpickler and the command line's sniffing
-of the magic bytes.
+Everything in Python that knows the layout of a compiled file reads it from here: the compiler, the
+container that writes and maps the file, the engine's unpickler and the command line's sniffing of
+the magic bytes. The loader that checks a file is C++ (``cpp/src/compiled_file.cpp``), which states
+the same layout for the C ABI; every file written from this list must pass it (the tests hold them
+together).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
 from typing import Any
 
 FORMAT_VERSION = 1
@@ -95,24 +96,10 @@ COUNT_NAMES: tuple[str, ...] = (
     "layout_entries",
     *(f"{kind}_id_bytes" for kind, _ in ID_KINDS),
 )
-# Counts that index int32 arrays must fit int32; byte counts only need to fit the int64 offsets.
-INT32_COUNTS = frozenset(c for c in COUNT_NAMES if not c.endswith("_id_bytes")) - {"list_words"}
 
 
 def align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
-
-
-def expected_shape(dims: tuple[Any, ...], counts: Mapping[str, int]) -> tuple[int, ...]:
-    out = []
-    for dim in dims:
-        if isinstance(dim, int):
-            out.append(dim)
-        elif dim.endswith("+1"):
-            out.append(counts[dim[:-2]] + 1)
-        else:
-            out.append(counts[dim])
-    return tuple(out)
 
 
 def file_length(buffer: Any) -> int:
