@@ -8,8 +8,8 @@ per batch, here: the rows whose value is not UTF-8 are returned (they are reject
 naming the field), and their values are replaced by the bytes decoded with U+FFFD for what cannot be
 decoded, so that counting, examples and the rejects file can still show them.
 
-The check costs one validation pass over a text column (Arrow's, in C++); the per-value work is only
-done for a column that fails it.
+The check costs one UTF-8 validation pass over each text column (Arrow's, in C++; for a dictionary
+column, over its dictionary only); the per-value work is only done for a column that fails it.
 """
 
 from __future__ import annotations
@@ -74,12 +74,15 @@ def check_text(arr: pa.Array | None) -> tuple[pa.Array | None, np.ndarray | None
         return pa.DictionaryArray.from_arrays(a.indices, fixed), rows
     if _is_text(t):
         a = _chunk(arr)
+        as_bytes = a.view(_BINARY_OF[a.type])
         try:
-            a.validate(full=True)  # checks UTF-8 (and offsets) in C++
+            # Arrow's cast from bytes to text checks UTF-8 in C++ (about 2-4 ms per million values
+            # here; a third less than validate(full=True), which checks the offsets too).
+            as_bytes.cast(a.type)
             return arr, None
         except pa.ArrowInvalid:
             pass
-        fixed_text, bad = _decode_each(a.view(_BINARY_OF[a.type]))
+        fixed_text, bad = _decode_each(as_bytes)
         return fixed_text, (bad if bad.any() else None)
     if _is_bytes(t):
         a = _chunk(arr)
