@@ -112,7 +112,6 @@ for _sid in SERVERS:
     _e = edge_mod.EdgeProcess(CFG, CT, _sid, 0, ENGINE, journal=_Journal(), fan_out=False)
     _e._connect = NET.connect  # type: ignore[method-assign]
     EDGES[_sid] = _e
-LOOP = asyncio.new_event_loop()
 
 
 class _Transport:
@@ -139,8 +138,8 @@ class _Writer:
         return {"peername": self.peer, "sockname": ("127.77.1.1", 18080)}.get(name)
 
 
-def _reader(data: bytes, limit: int) -> asyncio.StreamReader:
-    r = asyncio.StreamReader(limit=limit, loop=LOOP)
+def _reader(data: bytes, limit: int, loop: asyncio.AbstractEventLoop) -> asyncio.StreamReader:
+    r = asyncio.StreamReader(limit=limit, loop=loop)
     r.feed_data(data)
     r.feed_eof()
     return r
@@ -229,16 +228,23 @@ def _control_request(data: bytes) -> None:
 
 
 # ---- 4-5: an edge, in process --------------------------------------------------------------------
-def _run_edge(edge: Any, own_state: str, coro: Any) -> list[dict[str, Any]]:
+def _run_edge(
+    edge: Any, own_state: str, serve: Any, data: bytes, limit: int, peer: tuple[str, int]
+) -> tuple[list[dict[str, Any]], bytes]:
+    """Serve ``data`` as one connection on a fresh event loop (closed after: a replay in the test
+    suite leaves no loop, and no socket of its own, behind)."""
     edge.journal.records.clear()
     NET.attempts.clear()
     NET.bound = None
     edge.apply(0, edge.server_id, own_state)
+    loop = asyncio.new_event_loop()
+    writer = _Writer(peer)
     try:
-        LOOP.run_until_complete(asyncio.wait_for(coro, 10))
+        loop.run_until_complete(asyncio.wait_for(serve(_reader(data, limit, loop), writer), 10))
     finally:
+        loop.close()
         edge.apply(0, edge.server_id, "up")
-    return edge.journal.records
+    return edge.journal.records, bytes(writer.data)
 
 
 def _check_outcome(rec: dict[str, Any]) -> None:
@@ -254,15 +260,16 @@ def _forwarded(data: bytes) -> None:
         return
     edge = EDGES[SERVERS[data[0] % len(SERVERS)]]
     state = STATES[data[1] % 3]
-    writer = _Writer(("127.77.1.9", 40000))
-    recs = _run_edge(edge, state, edge._forwarded(_reader(data[2:], proxyv2.MAX_LENGTH), writer))
+    recs, written = _run_edge(
+        edge, state, edge._forwarded, data[2:], proxyv2.MAX_LENGTH, ("127.77.1.9", 40000)
+    )
     if len(recs) != 1:
         raise AssertionError(f"{len(recs)} journal records")
     rec = recs[0]
     _check_outcome(rec)
     if rec["reason"] != NO_NETWORK:
-        if writer.data and answer.parse_answer(bytes(writer.data)).reason != rec["reason"]:
-            raise AssertionError(f"answer {bytes(writer.data)!r} for {rec['reason']}")
+        if written and answer.parse_answer(written).reason != rec["reason"]:
+            raise AssertionError(f"answer {written!r} for {rec['reason']}")
         if NET.attempts:
             raise AssertionError("connected and refused")
         return
@@ -289,19 +296,17 @@ def _client(data: bytes) -> None:
         return
     edge = EDGES[SERVERS[data[0] % len(SERVERS)]]
     state = STATES[data[1] % 3]
-    writer = _Writer(("198.51.100.7", 40000 + data[2]))
-    recs = _run_edge(edge, state, edge._client(_reader(data[3:], edge_mod.MAX_HEAD), writer))
+    recs, reply = _run_edge(
+        edge, state, edge._client, data[3:], edge_mod.MAX_HEAD, ("198.51.100.7", 40000 + data[2])
+    )
     if len(recs) != 1:
         raise AssertionError(f"{len(recs)} journal records")
     rec = recs[0]
     _check_outcome(rec)
     status = rec.get("status")
-    if status:
-        reply = bytes(writer.data)
-        if not reply.startswith(f"HTTP/1.1 {status} ".encode()) or (
-            f"X-Aegisfwd-Refusal: {rec['reason']}\r\n".encode() not in reply
-        ):
-            raise AssertionError(f"refusal reply {reply[:80]!r} for {status} {rec['reason']}")
+    named = f"X-Aegisfwd-Refusal: {rec['reason']}\r\n".encode()
+    if status and (not reply.startswith(f"HTTP/1.1 {status} ".encode()) or named not in reply):
+        raise AssertionError(f"refusal reply {reply[:80]!r} for {status} {rec['reason']}")
     if rec["reason"] != NO_NETWORK:
         return
     ((what, _sock, _addr),) = NET.attempts
