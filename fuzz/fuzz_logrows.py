@@ -4,7 +4,8 @@ The bytes are one block of NDJSON lines, parsed by ``NdjsonBlockParser`` (Arrow'
 quoting retry, the line-by-line fallback) and decided by ``evaluate_batches`` against a small
 topology. Invariants: no exception but an ``AegisError``; every line becomes a row or a malformed
 record, never both and never more; the output has one row per parsed row; a row is either rejected
-(a reason, no decision) or decided, and a decided row's egress server holds its egress IP.
+(a reason, no decision) or decided, and a decided row's egress server holds its egress IP; every
+text of the answer is valid UTF-8 (a value that is not is an ``invalid-utf8-<field>`` reject).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def test_one_input(data: bytes) -> None:
         return
     if sum(b.num_rows for b in out) != parsed:
         raise AssertionError("evaluate_batches did not answer one row per input row")
+    for b in out:
+        b.validate(full=True)  # every text of the answer is UTF-8 (a corrupt value is a reject reason)
     holders = CT.arrays
     for b in out:
         d = b.to_pydict()

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TARGETS = ("topology", "compiled", "batch", "logrows")
+TARGETS = ("topology", "compiled", "batch", "logrows", "proxy")
 
 
 def run_target(name: str, seconds: int, artifacts: Path) -> dict[str, object]:

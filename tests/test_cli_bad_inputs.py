@@ -67,6 +67,10 @@ INPUTS: dict[str, Callable[[Path], list[str]]] = {
     "missing file": lambda d: [str(d / "nope.log")],
     "unreachable `--scheduler`": lambda d: [str(SAMPLE), "--scheduler", "tcp://127.0.0.1:9"],
     "no row could be decided": _no_decided,
+    "no row is UTF-8 text": _file(
+        "x.ndjson",
+        b'{"EdgeColoCode": "LH\xb9R", "ZoneName": "local.example", "OriginIP": "192.0.2.1", "RayID": "r"}\n',
+    ),
     "gzip file without `.gz`": _renamed("batch.log", lambda: gzip.compress(SAMPLE.read_bytes())),
     "CSV named `.parquet`": _renamed(
         "x.parquet", lambda: (ROOT / "tests" / "fixtures" / "logs" / "basic.csv").read_bytes()

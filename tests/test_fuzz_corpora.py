@@ -24,7 +24,7 @@ def target(name: str) -> ModuleType:
 
 
 def test_every_corpus_has_a_target() -> None:
-    assert TARGETS == ["batch", "compiled", "logrows", "topology"]
+    assert TARGETS == ["batch", "compiled", "logrows", "proxy", "topology"]
     for name in TARGETS:
         assert (FUZZ / f"fuzz_{name}.py").exists()
         assert any((FUZZ / "corpus" / name).iterdir())

@@ -44,6 +44,13 @@ def _with_body(body: bytes, fam: int = 0x11, ver: int = 0x21) -> bytes:
 ADDR4 = bytes(12)
 
 
+def _parse_whole(data: bytes) -> proxyv2.ProxyHeader:
+    """Parse a header as the edge reads it: the fixed 16 bytes, then the length they announce."""
+    fixed = data[:16]
+    n = proxyv2.parse_fixed(fixed)
+    return proxyv2.parse(fixed, data[16 : 16 + n])
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
@@ -60,13 +67,6 @@ ADDR4 = bytes(12)
         (proxyv2.SIGNATURE + b"\x21\x11" + struct.pack("!H", 5000), "proxy-header-too-long"),
     ],
 )
-def _parse_whole(data: bytes) -> proxyv2.ProxyHeader:
-    """Parse a header as the edge reads it: the fixed 16 bytes, then the length they announce."""
-    fixed = data[:16]
-    n = proxyv2.parse_fixed(fixed)
-    return proxyv2.parse(fixed, data[16 : 16 + n])
-
-
 def test_each_malformation_has_its_reason(data: bytes, reason: str) -> None:
     with pytest.raises(proxyv2.ProxyHeaderError) as info:
         _parse_whole(data)

@@ -128,9 +128,12 @@ def json_records_chunks(
     ``open_text()`` returns ``(binary stream, byte counter)``; ``make_chunk(table, first_row,
     malformed, progress, numbers)`` builds the reader's chunk type."""
     from ._read import column_from_values
+    from ._utf8 import readable
 
     stream, raw = open_text()
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    # surrogateescape: bytes that are not UTF-8 survive as they were, so the evaluator rejects
+    # their row naming the field (evaluation/_utf8.py) instead of looking up a mangled value.
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
 
     def read(n: int) -> str:
         data = stream.read(n)
@@ -153,7 +156,7 @@ def json_records_chunks(
     try:
         for number, rec, text in JsonRecords(read):
             if rec is None:
-                bad.append((number, text or ""))
+                bad.append((number, readable(text or "")))
             else:
                 numbers.append(number)
                 for n in names:

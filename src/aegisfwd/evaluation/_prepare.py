@@ -12,7 +12,8 @@ import pyarrow.compute as pc
 
 from .._ingress import choose_ingress
 from . import _arrow as ar
-from ._summary import REASON_CODE
+from ._summary import REASON_CODE, invalid_utf8_reason
+from ._utf8 import check_text
 
 # Field -> default column. Fields are named after the Cloudflare Logpush ``http_requests`` fields
 # they default to; ``ingress_server`` and ``pool`` are extra roles with no default column.
@@ -97,6 +98,7 @@ class Common:
     no_origin: np.ndarray | None = None  # OriginIP empty or null: the request never reached the origin
     zone_id_only: np.ndarray | None = None  # no ZoneName but a ZoneID
     warnings: dict[str, int] | None = None  # rows kept but flagged (timestamps that cannot be trusted)
+    not_utf8: dict[str, np.ndarray] | None = None  # field -> rows whose value is not UTF-8 text
 
 
 def _col(batch: pa.RecordBatch, name: str | None) -> pa.Array | None:
@@ -112,6 +114,13 @@ def _col(batch: pa.RecordBatch, name: str | None) -> pa.Array | None:
 def parse_common(batch: pa.RecordBatch, cols: Mapping[str, str | None]) -> Common:
     n = batch.num_rows
     raw = {f: _col(batch, c) for f, c in cols.items()}
+    # Before anything reads a value as text: rows that are not UTF-8 are marked (and rejected by
+    # resolve), their values replaced by a readable stand-in (evaluation/_utf8.py).
+    not_utf8: dict[str, np.ndarray] = {}
+    for f, arr in raw.items():
+        raw[f], bad = check_text(arr)
+        if bad is not None:
+            not_utf8[f] = bad
     family, origin_dict, origin_idx = ar.ip_family(raw["OriginIP"], n)
     flows, flow_ok = ar.flow_keys(raw["ClientIP"], raw["ClientSrcPort"], raw["RayID"], n)
     port, port_ok = ar.to_port(raw["OriginPort"], n)
@@ -163,6 +172,7 @@ def parse_common(batch: pa.RecordBatch, cols: Mapping[str, str | None]) -> Commo
         no_origin,
         zone_id_only,
         warnings,
+        not_utf8 or None,
     )
 
 
@@ -246,7 +256,9 @@ class Resolved:
 def resolve(common: Common, model: Any, states: np.ndarray, threads: int | None = None) -> Resolved:
     n = common.n
     # Reject reasons in the documented order of precedence; the first that applies is kept.
-    marks: list[tuple[np.ndarray, str]] = []
+    marks: list[tuple[np.ndarray, str]] = [
+        (bad, invalid_utf8_reason(f)) for f, bad in (common.not_utf8 or {}).items()
+    ]  # first: nothing else about a row whose bytes are corrupt is trusted
     cols = common.cols
     first = end = None
     explicit_server = cols["ingress_server"] is not None

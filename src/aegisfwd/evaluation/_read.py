@@ -210,6 +210,9 @@ def _csv_chunks(
                 include_columns=[n for n in names if kind.header is None or n in kind.header],
                 include_missing_columns=kind.header is None,
                 strings_can_be_null=True,
+                # A value that is not UTF-8 would stop the file here; the evaluator rejects its row
+                # alone, naming the field (evaluation/_utf8.py).
+                check_utf8=False,
                 quoted_strings_can_be_null=False,
             ),
         )
@@ -503,7 +506,13 @@ class NdjsonBlockParser:
             if not line.strip():
                 continue
             try:
-                rec = loads(line)
+                try:
+                    rec = loads(line)
+                except UnicodeDecodeError:
+                    # Bytes that are not UTF-8 in a line that is otherwise JSON: parse it, keep the
+                    # bytes (column_from_values), and let the evaluator reject the row naming the field
+                    # (evaluation/_utf8.py), as it does for the rows Arrow's reader passes through.
+                    rec = loads(line.decode("utf-8", "surrogateescape"))
                 if not isinstance(rec, dict):
                     raise ValueError("not an object")  # noqa: TRY004 - handled as a malformed line below
             except ValueError:
@@ -533,8 +542,20 @@ def column_from_values(values: list[Any]) -> pa.Array:
     if kinds == {float}:
         return pa.array(values, pa.float64())
     if kinds == {str}:
-        return pa.array(values, pa.large_string())
-    return pa.array([None if v is None else _text(v) for v in values], pa.large_string())
+        return _text_array(values)
+    return _text_array([None if v is None else _text(v) for v in values])
+
+
+def _text_array(texts: list[Any]) -> pa.Array:
+    try:
+        return pa.array(texts, pa.large_string())
+    except UnicodeEncodeError:
+        # Lone surrogates: bytes that were not UTF-8 (decoded with surrogateescape above) or a JSON
+        # escape of half a pair ("\ud800"). Kept as the bytes they stand for, which are not UTF-8,
+        # so the row is rejected naming the field (evaluation/_utf8.py) instead of read as a guess.
+        from ._utf8 import raw_bytes
+
+        return pa.array([None if t is None else raw_bytes(t) for t in texts], pa.large_binary())
 
 
 def _text(v: Any) -> str:

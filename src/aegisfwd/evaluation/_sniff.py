@@ -62,13 +62,20 @@ def _named_format(suffix: str) -> str | None:
 
 
 def _looks_binary(data: bytes) -> bool:
-    """NUL bytes, or bytes that are not UTF-8 (a cut multi-byte character at the end is fine)."""
+    """NUL bytes, or more than 5% of the bytes not UTF-8 (a cut multi-byte character at the end
+    does not count). A few stray bytes in a text log are corrupt values, not a binary file: their
+    rows are rejected naming the field (evaluation/_utf8.py) and the rest of the file is read."""
     if b"\x00" in data:
         return True
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return exc.start < len(data) - 4
+        if exc.start >= len(data) - 4 and len(data) > 4:
+            return False
+        not_utf8 = data[: len(data) - 4].decode("utf-8", "replace").count("\ufffd") - data.count(
+            "\ufffd".encode()
+        )
+        return not_utf8 * 20 > len(data)
     return False
 
 
@@ -178,7 +185,8 @@ def _json_layout(text: bytes) -> str:
     if b"\n" not in text:
         return "ndjson"
     try:
-        rec: Any = json.loads(_first_line(text))
+        # surrogateescape: a stray byte in a value does not make the line something else than JSON
+        rec: Any = json.loads(_first_line(text).decode("utf-8", "surrogateescape"))
     except ValueError:
         return "json"
     return "ndjson" if isinstance(rec, dict) else "json"

@@ -49,6 +49,31 @@ REASONS: tuple[str, ...] = (
     "missing-origin-ip",
     "zone-id-not-mapped",
 )
+# A value that is not UTF-8 text (evaluation/_utf8.py) rejects its row under a reason naming the
+# field, tested before every other reason; the fields are evaluation/_prepare.py's FIELDS.
+UTF8_FIELDS: tuple[str, ...] = (
+    "RayID",
+    "EdgeColoCode",
+    "ZoneName",
+    "OriginIP",
+    "ClientIP",
+    "ClientSrcPort",
+    "EdgeStartTimestamp",
+    "OriginResponseDurationMs",
+    "OriginResponseTime",
+    "OriginPort",
+    "ClientRequestScheme",
+    "EdgeServerIP",
+    "ingress_server",
+    "pool",
+)
+
+
+def invalid_utf8_reason(field: str) -> str:
+    return f"invalid-utf8-{field}"
+
+
+REASONS += tuple(invalid_utf8_reason(f) for f in UTF8_FIELDS)  # appended: earlier codes keep their values
 # What each reason means, for reports (docs/evaluate.md "Rejected rows").
 REASON_HELP: dict[str, str] = {
     "malformed-json": "a JSON record that does not parse (or is not an object)",
@@ -70,6 +95,12 @@ REASON_HELP: dict[str, str] = {
         "no ZoneName but a ZoneID: evaluate with --map ZoneID=ZoneName (columns={'ZoneName': "
         "'ZoneID'}) and a topology whose zones map is keyed by zone id"
     ),
+    **{
+        invalid_utf8_reason(
+            f
+        ): f"{f} (or the column mapped to it) is not valid UTF-8 text; the row's bytes are corrupt"
+        for f in UTF8_FIELDS
+    },
 }
 WARNING_HELP: dict[str, str] = {
     "timestamp-not-epoch": "EdgeStartTimestamp before 2000-01-01 (a tiny number such as 1): not a request time; "

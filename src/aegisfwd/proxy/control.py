@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AegisError
@@ -52,17 +55,10 @@ class HttpServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.timeout)
-            lines = head.decode("latin-1").split("\r\n")
-            method, target, _ = lines[0].split(" ", 2)
-            headers = {
-                k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
-            }
-            n = int(headers.get("content-length", "0"))
-            if not 0 <= n <= MAX_BODY:
-                raise ValueError("body too large")
+            req = parse_head(head)
+            n = req.content_length
             body = await asyncio.wait_for(reader.readexactly(n), self.timeout) if n else b""
-            path, _, query = target.partition("?")
-            status, ctype, payload = await self.handler(method + " " + path, _query(query), body)
+            status, ctype, payload = await self.handler(req.route, req.query, body)
         except (
             ValueError,
             asyncio.IncompleteReadError,
@@ -83,6 +79,36 @@ class HttpServer:
         writer.close()
 
 
+@dataclass(frozen=True)
+class ControlRequest:
+    route: str  # "METHOD /path"
+    query: dict[str, str]
+    content_length: int
+
+
+_METHOD = re.compile(r"[A-Z]{1,16}")
+_TARGET = re.compile(r"/[\x21-\x7e]{0,1023}")
+_LENGTH = re.compile(r"[0-9]{1,9}")
+
+
+def parse_head(head: bytes) -> ControlRequest:
+    """A request head (request line and headers, ending with an empty line); ``ValueError`` (a 400)
+    for anything else. Strict where ``int()`` and ``str.split`` would be lenient: a Content-Length is
+    digits only (not ``+1``, ``1_0`` or ``٣``), the request line has exactly three parts."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not _METHOD.fullmatch(parts[0]) or not _TARGET.fullmatch(parts[1]):
+        raise ValueError("request line is not 'METHOD /path HTTP/1.x'")
+    if parts[2] not in ("HTTP/1.0", "HTTP/1.1"):
+        raise ValueError("not an HTTP/1.0 or HTTP/1.1 request")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+    length = headers.get("content-length", "0")
+    if not _LENGTH.fullmatch(length) or int(length) > MAX_BODY:
+        raise ValueError(f"Content-Length must be an integer in [0, {MAX_BODY}]")
+    path, _, query = parts[1].partition("?")
+    return ControlRequest(f"{parts[0]} {path}", _query(query), int(length))
+
+
 def _query(q: str) -> dict[str, str]:
     out = {}
     for part in q.split("&"):
@@ -90,6 +116,42 @@ def _query(q: str) -> dict[str, str]:
             k, _, v = part.partition("=")
             out[k] = v
     return out
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object (an empty body is ``{}``); ``ValueError`` else."""
+    try:
+        req = json.loads(body or b"{}")
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise ValueError("body is not JSON") from None
+    if not isinstance(req, dict):
+        raise ValueError("body must be a JSON object")  # noqa: TRY004 - answered as a 400
+    return req
+
+
+def state_request(body: bytes) -> tuple[str, str]:
+    """``POST /state``: ``(target, state)``, both text (the supervisor checks that the state is a
+    state and the target an id, naming what is wrong)."""
+    req = json_object(body)
+    target, state = req.get("target"), req.get("state")
+    if not isinstance(target, str) or not isinstance(state, str):
+        raise ValueError('body must be {"target": ID, "state": "up|draining|down"}')  # noqa: TRY004 - a 400
+    return target, state
+
+
+def mode_request(body: bytes) -> str | None:
+    """``POST /mode``: the fixed source address (an IP address, canonical text), or ``None`` to
+    decide again. Checked here, once: every edge process binds to it for every connection."""
+    fixed = json_object(body).get("fixed_source")
+    if fixed is None:
+        return None
+    message = 'body must be {"fixed_source": IP address or null}'
+    if not isinstance(fixed, str):
+        raise ValueError(message)  # noqa: TRY004 - answered as a 400
+    try:
+        return str(ipaddress.ip_address(fixed))
+    except ValueError:
+        raise ValueError(message) from None
 
 
 def json_reply(status: int, obj: Any) -> tuple[int, str, bytes]:

@@ -39,8 +39,8 @@ import numpy as np
 from .._flowkey import flow_key_py
 from ..compiled import CompiledTopology
 from ..topology import STATE_NAMES
+from . import answer, proxyv2
 from . import metrics as m
-from . import proxyv2
 from .config import ProxyConfig, format_hostport, parse_hostport, stand_in_table
 from .connect import ESTABLISHED, MAX_HEAD, ConnectError, parse_connect, refusal
 from .journal import Journal
@@ -343,15 +343,20 @@ class EdgeProcess:
             raise Refused(
                 502, "egress-lost", f"egress {rec['egress']} gave no answer ({type(exc).__name__})"
             ) from None
-        parts = line.decode("ascii", "replace").split()
-        if len(parts) == 3 and parts[0] == "OK":
-            rec.update(src=parts[1], sport=int(parts[2]))
+        try:
+            if len(line) > answer.MAX_ANSWER:
+                raise answer.BadAnswer(f"answer line of {len(line)} bytes")
+            ans = answer.parse_answer(line)
+        except answer.BadAnswer as exc:
+            w.transport.abort()
+            raise Refused(502, "bad-egress-answer", f"egress {rec['egress']}: {exc}") from None
+        if ans.src is not None:
+            rec.update(src=ans.src, sport=ans.port)
             return r, w
         w.transport.abort()
-        if len(parts) >= 2 and parts[0] == "ERR":
-            reason = parts[1] if parts[1].startswith("egress-") else f"egress-{parts[1]}"
-            raise Refused(503, reason, f"egress {rec['egress']} refused")
-        raise Refused(502, "bad-egress-answer", f"egress {rec['egress']} answered {line[:40]!r}")
+        assert ans.reason is not None
+        reason = ans.reason if ans.reason.startswith("egress-") else f"egress-{ans.reason}"
+        raise Refused(503, reason, f"egress {rec['egress']} refused")
 
     async def _relay(
         self,
@@ -414,7 +419,7 @@ class EdgeProcess:
             rec.update(outcome="refused", reason=r.reason)
             self._refuse_count(r.reason)
             with contextlib.suppress(Exception):
-                writer.write(f"ERR {r.reason}\n".encode())
+                writer.write(answer.err(r.reason))
                 await asyncio.wait_for(writer.drain(), self.t.handshake)
         except asyncio.CancelledError:
             rec.setdefault("outcome", "closed-down")
@@ -500,7 +505,7 @@ class EdgeProcess:
         conn_id = rec["id"]
         rec.clear()
         rec.update(kind="egress-end", id=conn_id, server=self.server_id)
-        writer.write(f"OK {lp[0]} {lp[1]}\n".encode())
+        writer.write(answer.ok(lp[0], lp[1]))
         gauge = m.ACTIVE.labels(egress_ip=ip_text, origin=origin_text)
         gauge.inc()
         try:

@@ -33,7 +33,7 @@ from ..compiled import CompiledTopology, load_compiled
 from ..errors import UnknownIdError
 from ..topology import STATE_CODES, STATE_NAMES
 from .config import ProxyConfig, ProxyConfigError, check_config, format_hostport, parse_hostport
-from .control import HttpServer, json_reply
+from .control import HttpServer, json_reply, mode_request, state_request
 from .journal import Journal
 from .lifetime import until_parent_exits
 from .topology_view import TopologyView, apply_state
@@ -319,16 +319,11 @@ class Supervisor:
             return json_reply(200, await self.stats(query.get("reset") == "1"))
         if route in ("POST /state", "POST /mode"):
             try:
-                req = json.loads(body or b"{}")
-                if not isinstance(req, dict):
-                    raise ValueError("body must be a JSON object")  # noqa: TRY004 - answered as a 400
                 if route == "POST /mode":
-                    fixed = req.get("fixed_source")
+                    fixed = mode_request(body)
                     await self._broadcast({"op": "mode", "fixed_source": fixed})
                     return json_reply(200, {"fixed_source": fixed})
-                target, state = req.get("target"), req.get("state")
-                if not isinstance(target, str) or not isinstance(state, str):
-                    raise ValueError('body must be {"target": ID, "state": "up|draining|down"}')  # noqa: TRY004
+                target, state = state_request(body)
                 return json_reply(200, await self.set_state(target, state))
             except (ValueError, UnknownIdError) as exc:
                 return json_reply(400, {"error": str(exc)})
