@@ -131,7 +131,7 @@ def _check_in_core(arrays: dict[str, np.ndarray]) -> None:
     answer can pair a server with an IP it does not hold) and unique ids of every kind. It runs
     here so that a forged file fails at load, whichever engine would read it later."""
     try:
-        _core.validate_tables(arrays)
+        _core.compiled.validate_tables(arrays)
     except ValueError as exc:
         raise _fail(str(exc)) from None
 
