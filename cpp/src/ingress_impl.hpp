@@ -101,6 +101,10 @@ AK_INLINE __m256i ingress_weights256(__m256i hv, __m256i x) {
     return _mm256_xor_si256(vmix(_mm256_xor_si256(x, hv)), sign);
 }
 
+// Below this many candidates the scalar argmax (kernel_impl.hpp) is faster: AVX2 has no 64-bit
+// multiply, and the decision kernel's argmax_keys switches at the same length.
+constexpr std::int32_t kIngressAvx2MinVector = 24;
+
 // Two independent running maxima (even and odd vectors) as in the AVX-512 kernel. Per lane the
 // best (biased) weight and its position; only the last vector of a list can be partial: it is read
 // with a masked load and its lanes past the list never update.
@@ -124,6 +128,10 @@ AK_INLINE void ingress_rows_impl(const std::uint64_t* flow, const std::int32_t* 
         const std::uint64_t* K = keys + R.begin;
         if (m == 1) {
             out[i] = index[R.begin];
+            continue;
+        }
+        if (m < kIngressAvx2MinVector) {  // the emulated multiply pays off on longer lists only
+            out[i] = index[R.begin + argmax_scalar(K, m, kingress_hash(flow[i]))];
             continue;
         }
         const __m256i hv = _mm256_set1_epi64x(static_cast<long long>(kingress_hash(flow[i])));
