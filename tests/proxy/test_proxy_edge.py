@@ -238,7 +238,7 @@ def test_forged_or_truncated_proxy_headers_are_refused(tmp_path: Path, block: in
             return replies
 
     replies = run(go())
-    for (_, _, reason), reply in zip(cases, replies, strict=True):
+    for (_, _, reason), reply in zip(cases, replies[:-1], strict=True):
         assert reply == f"ERR {reason}\n".encode(), (reason, reply)
     assert replies[-1].startswith(b"OK ") and replies[-1].endswith(b"hello\n")
     accepted = [o for o in cluster.origin_log() if o.get("accepted")]
