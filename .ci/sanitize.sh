@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The C++ extension built with AddressSanitizer + UndefinedBehaviorSanitizer (separate build
-# directory and venv), then the engine, compiled-file, input and thread tests and every fuzz seed
+# directory and venv), then the engine, compiled-file, input, thread and log-helper (every ISA) tests and every fuzz seed
 # corpus run under it. Any sanitizer report fails (halt_on_error, exitcode 86).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +21,4 @@ T="$OLDPWD/tests"
 "$OLDPWD/.venv-asan/bin/python" -m pytest -q -p no:cacheprovider -x \
   "$T/test_engine.py" "$T/test_engine_bad_input.py" "$T/test_engine_state_machine.py" "$T/test_threads.py" \
   "$T/test_inputs.py" "$T/test_hostile_batch_inputs.py" "$T/test_compiled_file.py" "$T/test_forged_compiled.py" \
-  "$T/test_hostile_files.py" "$T/test_fuzz_corpora.py"
+  "$T/test_hostile_files.py" "$T/test_fuzz_corpora.py" "$T/test_isa.py" "$T/test_evaluate_parsing.py"

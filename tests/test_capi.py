@@ -266,7 +266,7 @@ def test_corrupt_file_gives_an_error_code_and_pythons_message(probe_pkgconfig, t
     with pytest.raises(CompiledFileError) as from_bytes:
         af.CompiledTopology.from_bytes(data.tobytes())
     with pytest.raises(ValueError, match=".") as from_cpp:
-        _core.check_compiled(data)
+        _core.compiled.check_compiled(data)
     assert str(from_cpp.value) == str(from_bytes.value)
 
 
@@ -274,7 +274,7 @@ def test_valid_small_file_and_missing_file(probe_pkgconfig, tmp_path):
     path = tmp_path / "ok.aegc"
     path.write_bytes(_small_file(tmp_path))
     assert _run([str(probe_pkgconfig), "open", str(path)]).stdout.split("\n")[0] == "AEGISFWD_OK"
-    counts = _core.check_compiled(np.frombuffer(path.read_bytes(), dtype=np.uint8).copy())
+    counts = _core.compiled.check_compiled(np.frombuffer(path.read_bytes(), dtype=np.uint8).copy())
     assert counts["servers"] == 5 and counts["pools"] == 1
     result = _run([str(probe_pkgconfig), "open", str(tmp_path / "absent.aegc")])
     status, message = result.stdout.split("\n")[:2]

@@ -1,4 +1,4 @@
-"""Peak concurrency (aegisfwd.evaluation._concurrency and _core.fold_event_runs) against a plain count.
+"""Peak concurrency (aegisfwd.evaluation._concurrency and _core.concurrency.fold_event_runs) against a plain count.
 
 The store sorts connections into runs, spills them, and folds them in a k-way merge; whatever the
 thresholds (so tests shrink them to a few events), the peaks and the buckets where they are first
@@ -23,7 +23,7 @@ from aegisfwd import _core
 from aegisfwd.evaluation._concurrency import Concurrency, _pack
 
 MS = 1_000_000
-FOLD = _core.fold_event_runs
+FOLD = _core.concurrency.fold_event_runs
 
 
 def plain_peaks(rows: list[tuple[int, int, int]], resolution_ms: int) -> dict[int, tuple[int, int]]:
@@ -119,7 +119,7 @@ def test_peaks_equal_a_plain_count_whatever_the_thresholds(
         dur = np.array([d for _, _, d in batch], np.int64)
         c.add_events(key, start, dur)
         rows += [(k, T0 + s, d) for k, s, d in batch]
-    with mock.patch.object(_core, "fold_event_runs", functools.partial(FOLD, strategy=strategy)):
+    with mock.patch.object(_core.concurrency, "fold_event_runs", functools.partial(FOLD, strategy=strategy)):
         assert got_peaks(c) == plain_peaks(rows, resolution)
     assert c.events == 2 * len(rows)
 
@@ -252,7 +252,7 @@ def test_pack_splits_runs_whose_span_does_not_fit_and_the_fold_agrees():
         assert (np.diff(b) >= 0).all()
     level, peak, at = (np.zeros(n_keys, np.int64) for _ in range(3))
     runs = [(r.data, r.time_base, r.key_bits, r.sign) for r in opens + closes]
-    consumed = _core.fold_event_runs(runs, np.iinfo(np.int64).max, level, peak, at)
+    consumed = _core.concurrency.fold_event_runs(runs, np.iinfo(np.int64).max, level, peak, at)
     assert consumed.tolist() == [r.size for r in opens + closes]
     assert not level.any()  # every connection closed
     want = plain_peaks([(int(k), int(b) * MS, 5 * MS - 1) for k, b in zip(keys, buckets, strict=True)], 1)
@@ -286,7 +286,7 @@ def test_fold_rejects_bad_runs_without_changing_state(runs, message):
     level, peak, at = _state(1)
     good = (np.array([0, 4], np.int64), 0, 2, 1)  # a valid run first: nothing of it may be applied
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-        _core.fold_event_runs([good, *runs], 100, level, peak, at)
+        _core.concurrency.fold_event_runs([good, *runs], 100, level, peak, at)
     assert not level.any() and not peak.any()
 
 
@@ -294,12 +294,12 @@ def test_fold_rejects_bad_state():
     runs = [(np.array([0], np.int64), 0, 1, 1)]
     level, peak, at = _state(2)
     with pytest.raises(ValueError, match="peak must have one entry per key"):
-        _core.fold_event_runs(runs, 10, level, peak[:1].copy(), at)
+        _core.concurrency.fold_event_runs(runs, 10, level, peak[:1].copy(), at)
     with pytest.raises(ValueError, match="dtype int64"):
-        _core.fold_event_runs(runs, 10, level, peak.astype(np.int32), at)
+        _core.concurrency.fold_event_runs(runs, 10, level, peak.astype(np.int32), at)
     peak.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
-        _core.fold_event_runs(runs, 10, level, peak, at)
+        _core.concurrency.fold_event_runs(runs, 10, level, peak, at)
 
 
 def test_fold_stops_at_the_limit_and_resumes():
@@ -307,9 +307,11 @@ def test_fold_stops_at_the_limit_and_resumes():
     opens = np.array([1, 2, 3], np.int64) << 1
     closes = np.array([2], np.int64) << 1
     level, peak, at = _state(1)
-    used = _core.fold_event_runs([(opens, 0, 1, 1), (closes, 0, 1, -1)], 3, level, peak, at)
+    used = _core.concurrency.fold_event_runs([(opens, 0, 1, 1), (closes, 0, 1, -1)], 3, level, peak, at)
     assert used.tolist() == [2, 1] and level.tolist() == [1] and peak.tolist() == [1] and at.tolist() == [1]
-    used = _core.fold_event_runs([(opens[2:], 0, 1, 1), (closes[1:], 0, 1, -1)], 100, level, peak, at)
+    used = _core.concurrency.fold_event_runs(
+        [(opens[2:], 0, 1, 1), (closes[1:], 0, 1, -1)], 100, level, peak, at
+    )
     assert used.tolist() == [1, 0] and peak.tolist() == [2] and at.tolist() == [3]
 
 
@@ -332,7 +334,7 @@ def test_pack_by_bucket_is_a_stable_sort_by_bucket(events, spread):
     buckets = np.array([b >> (10 * (3 - spread)) for b, _ in events], np.int64)  # spans from 2**10 to 2**40
     keys = np.array([k for _, k in events], np.int64)
     base = int(buckets.min()) if events else 0
-    got = _core.pack_by_bucket(buckets, keys, base, 10)
+    got = _core.concurrency.pack_by_bucket(buckets, keys, base, 10)
     order = np.argsort(buckets, kind="stable")
     want = ((buckets[order] - base) << 10) | keys[order]
     assert got.tolist() == want.tolist()
@@ -341,17 +343,17 @@ def test_pack_by_bucket_is_a_stable_sort_by_bucket(events, spread):
 def test_pack_by_bucket_rejects_what_does_not_fit():
     b, k = np.array([5, 6], np.int64), np.array([0, 3], np.int64)
     with pytest.raises(ValueError, match="key 3 at 1 does not fit 1 bits"):
-        _core.pack_by_bucket(b, k, 5, 1)
+        _core.concurrency.pack_by_bucket(b, k, 5, 1)
     with pytest.raises(ValueError, match="bucket 5 at 0 is outside"):
-        _core.pack_by_bucket(b, k, 6, 2)
+        _core.concurrency.pack_by_bucket(b, k, 6, 2)
     with pytest.raises(ValueError, match="outside"):
-        _core.pack_by_bucket(np.array([2**61], np.int64), np.array([0], np.int64), 0, 2)
+        _core.concurrency.pack_by_bucket(np.array([2**61], np.int64), np.array([0], np.int64), 0, 2)
     with pytest.raises(ValueError, match="key_bits must be in"):
-        _core.pack_by_bucket(b, k, 5, 63)
+        _core.concurrency.pack_by_bucket(b, k, 5, 63)
     with pytest.raises(ValueError, match="one length"):
-        _core.pack_by_bucket(b, k[:1], 5, 2)
+        _core.concurrency.pack_by_bucket(b, k[:1], 5, 2)
     with pytest.raises(ValueError, match="dtype int64"):
-        _core.pack_by_bucket(b.astype(np.int32), k, 5, 2)
+        _core.concurrency.pack_by_bucket(b.astype(np.int32), k, 5, 2)
 
 
 def test_top_peaks_and_counts_agree_with_the_full_list():
@@ -570,8 +572,8 @@ def test_fold_strategies_agree_on_dense_and_sparse_runs(strategy, span):
     results = []
     for how in ("auto", strategy):
         level, peak, at = _state(9)
-        used = _core.fold_event_runs(runs, 10**13, level, peak, at, strategy=how)
+        used = _core.concurrency.fold_event_runs(runs, 10**13, level, peak, at, strategy=how)
         results.append((used.tolist(), level.tolist(), peak.tolist(), at.tolist()))
     assert results[0] == results[1]
     with pytest.raises(ValueError, match="strategy must be"):
-        _core.fold_event_runs([], 0, *_state(1), strategy="fast")
+        _core.concurrency.fold_event_runs([], 0, *_state(1), strategy="fast")

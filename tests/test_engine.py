@@ -62,19 +62,19 @@ def test_mix64_and_weights_match_python():
         int(v) for v in rng.integers(0, 2**64, 500, dtype=np.uint64)
     ]
     for x in values:
-        assert _core.mix64(x) == H.mix64(x) == _fast.mix64(x)
-        assert _core.server_flow_hash(x) == H.server_flow_hash(x)
-        assert _core.ip_flow_hash(x) == H.ip_flow_hash(x)
-        assert _core.ingress_flow_hash(x) == H.ingress_flow_hash(x)
-        assert _core.weight(x, 12345) == H.weight(x, 12345)
-    assert _core.mix64(0) == 0
-    assert _core.mix64(1) == 0x5692161D100B05E5  # SplitMix64 finalizer of 1: a pinned answer
+        assert _core.hashing.mix64(x) == H.mix64(x) == _fast.mix64(x)
+        assert _core.hashing.server_flow_hash(x) == H.server_flow_hash(x)
+        assert _core.hashing.ip_flow_hash(x) == H.ip_flow_hash(x)
+        assert _core.hashing.ingress_flow_hash(x) == H.ingress_flow_hash(x)
+        assert _core.hashing.weight(x, 12345) == H.weight(x, 12345)
+    assert _core.hashing.mix64(0) == 0
+    assert _core.hashing.mix64(1) == 0x5692161D100B05E5  # SplitMix64 finalizer of 1: a pinned answer
 
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_simd_rendezvous_matches_python(topo, isa):
     """Every length around the vector widths and tails, with and without duplicate keys."""
-    core = _core.Engine(topo.compile().arrays, None, isa)
+    core = _core.engine.Engine(topo.compile().arrays, None, isa)
     assert core.isa == isa
     rng = np.random.default_rng(11)
     for n in [*range(1, 70), 100, 127, 128, 129, 257, 1000]:

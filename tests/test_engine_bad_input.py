@@ -196,7 +196,7 @@ def test_core_state_setters_check_input(engine):
     with pytest.raises(IndexError):
         core.state(n)
     with pytest.raises(ValueError, match="isa"):
-        _core.Engine(engine.compiled.arrays, None, "mmx")
+        _core.engine.Engine(engine.compiled.arrays, None, "mmx")
 
 
 # ---- corrupt compiled tables handed to the core --------------------------------------------------
@@ -204,15 +204,15 @@ def test_core_rejects_missing_or_mistyped_arrays(compiled):
     arrays = dict(compiled.arrays)
     del arrays["server_dc"]
     with pytest.raises(ValueError, match="missing array 'server_dc'"):
-        _core.Engine(arrays)
+        _core.engine.Engine(arrays)
     arrays = dict(compiled.arrays)
     arrays["server_key"] = arrays["server_key"].astype(np.int64)
     with pytest.raises(ValueError, match="server_key.*uint64"):
-        _core.Engine(arrays)
+        _core.engine.Engine(arrays)
     arrays = dict(compiled.arrays)
     arrays["group_layout"] = arrays["group_layout"][:-1]
     with pytest.raises(ValueError, match="group_layout"):
-        _core.Engine(arrays)
+        _core.engine.Engine(arrays)
 
 
 @pytest.mark.parametrize(
@@ -245,7 +245,7 @@ def test_core_rejects_corrupt_indices_naming_the_array(compiled, name, index, va
     flat = arrays[name].reshape(-1)
     flat[index] = value
     with pytest.raises(ValueError, match=match):
-        _core.Engine(arrays)
+        _core.engine.Engine(arrays)
     corrupt = af.CompiledTopology(arrays, counts=compiled.counts, distance_unit=compiled.distance_unit)
     with pytest.raises(af.CompiledFileError, match=match):
         af.Engine(corrupt)
@@ -298,7 +298,7 @@ def test_random_corruption_is_rejected_or_harmless(compiled, isa):
             v = choices[int(rng.integers(0, len(choices)))]
             flat[i] = np.array(v).astype(flat.dtype) if info.min <= v <= info.max else flat[i]
         try:
-            core = _core.Engine(arrays, None, isa)
+            core = _core.engine.Engine(arrays, None, isa)
         except ValueError:
             continue
         built += 1

@@ -177,4 +177,4 @@ def test_rendezvous_keys_decide_not_positions():
 def test_hash_scheme_version_matches():
     from aegisfwd import _core
 
-    assert _core.HASH_SCHEME_VERSION == _hashing.HASH_SCHEME_VERSION == af.HASH_SCHEME_VERSION
+    assert _core.hashing.HASH_SCHEME_VERSION == _hashing.HASH_SCHEME_VERSION == af.HASH_SCHEME_VERSION

@@ -74,10 +74,11 @@ struct OwnedColumn {
     }
 };
 
-// One per area (register_*.cpp); module.cpp calls them.
+// One per area (register_*.cpp); module.cpp calls them, each with its submodule of _core.
+void register_isa(py::module_& m);
 void register_hashing(py::module_& m);
 void register_engine(py::module_& m);
-void register_logkeys(py::module_& m);
+void register_logeval(py::module_& m);
 void register_concurrency(py::module_& m);
 void register_compiled_file(py::module_& m);
 void register_validate(py::module_& m);

@@ -1,4 +1,4 @@
-// _core.check_compiled(buffer, verify): the compiled-file loader (cpp/src/compiled_file.cpp, the one
+// _core.compiled.check_compiled(buffer, verify): the compiled-file loader (cpp/src/compiled_file.cpp, the one
 // the C ABI uses) run on a Python buffer. It is Python's loader too: load_compiled and
 // CompiledTopology.from_bytes call it (compiled/_verify.py) before mapping any array. Raises
 // ValueError with the loader's message; returns the counts.

@@ -1,4 +1,4 @@
-// aegisfwd._core.Engine: thin bindings over aegisfwd::Engine. The public API is aegisfwd.Engine
+// aegisfwd._core.engine: thin bindings over aegisfwd::Engine. The public API is aegisfwd.Engine
 // (src/aegisfwd/engine.py), which normalises user input before calling these.
 #include <pybind11/stl.h>
 
@@ -139,7 +139,6 @@ py::tuple decide_batch(const CoreEngine& self, const py::handle& server, const p
 }  // namespace
 
 void register_engine(py::module_& m) {
-    m.def("available_isas", &available_isas, "Decision kernels this build can run on this CPU, best last.");
     m.attr("ENGINE_CAPSULE_NAME") = "aegisfwd.engine.v1";
     py::register_exception<SharedSegmentError>(m, "SharedSegmentError", PyExc_RuntimeError);
     m.def("unlink_shared", &Engine::unlink_shared, py::arg("name"),

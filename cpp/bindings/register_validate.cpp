@@ -1,4 +1,4 @@
-// aegisfwd._core.validate_tables: the C++ validator of compiled tables (TablesView::validate, with
+// aegisfwd._core.compiled.validate_tables: the C++ validator of compiled tables (TablesView::validate, with
 // the cross-check of derived tables against facts) for load_compiled, which runs it on a freshly
 // mapped file before any engine is built, so that a forged file fails at load whatever backend
 // reads it later.

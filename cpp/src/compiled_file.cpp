@@ -1,5 +1,5 @@
 // CompiledFile: the one loader of compiled topology files (docs/compiled-format.md), for Python
-// (`aegisfwd._core.check_compiled`, which load_compiled and CompiledTopology.from_bytes call) and
+// (`aegisfwd._core.compiled.check_compiled`, which load_compiled and CompiledTopology.from_bytes call) and
 // for the C ABI alike.
 //
 // It checks what only a file has (magic, version, length, CRCs, the JSON header's schema and the

@@ -1,7 +1,7 @@
 // Engine construction (derived indexes, as named build steps), kernel dispatch, the seqlock and
 // state changes. The shared-memory placement of the same structures is in engine_shared.cpp.
 #include "aegisfwd/engine.hpp"
-#include "aegisfwd/cpu.hpp"
+#include "aegisfwd/isa.hpp"
 #include "shared_state.hpp"
 
 #include <algorithm>
@@ -41,13 +41,6 @@ inline void cpu_relax() noexcept {
 
 }  // namespace
 
-std::vector<std::string> available_isas() {
-    std::vector<std::string> out{"generic"};
-    if (detail::kernel_avx2_compiled() && cpu::has_avx2()) out.emplace_back("avx2");
-    if (detail::kernel_avx512_compiled() && cpu::has_avx512()) out.emplace_back("avx512");
-    return out;
-}
-
 Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t n_states, const std::string& isa)
     : t_(tables), own_(std::make_unique<detail::DerivedStore>()) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -69,37 +62,12 @@ Engine::Engine(const TablesView& tables, const std::uint8_t* states, std::size_t
 Engine::~Engine() = default;
 
 void Engine::select_kernel(const std::string& isa) {
-    const bool can512 = detail::kernel_avx512_compiled() && cpu::has_avx512();
-    const bool can2 = detail::kernel_avx2_compiled() && cpu::has_avx2();
-    if (isa == "auto" || isa.empty()) {
-        if (can512) {
-            isa_name_ = "avx512";
-        } else if (can2) {
-            isa_name_ = "avx2";
-        }
-    } else if (isa == "avx512") {
-        if (!can512) throw std::invalid_argument("isa 'avx512' is not available on this CPU or build");
-        isa_name_ = "avx512";
-    } else if (isa == "avx2") {
-        if (!can2) throw std::invalid_argument("isa 'avx2' is not available on this CPU or build");
-        isa_name_ = "avx2";
-    } else if (isa != "generic") {
-        throw std::invalid_argument("unknown isa '" + isa + "': expected auto, generic, avx2 or avx512");
-    }
-    const std::string chosen = isa_name_;
-    if (chosen == "avx512") {
-        kernel_ = &detail::decide_rows_avx512;
-        one_ = &detail::decide_one_avx512;
-        argmax_ = &detail::argmax_avx512;
-    } else if (chosen == "avx2") {
-        kernel_ = &detail::decide_rows_avx2;
-        one_ = &detail::decide_one_avx2;
-        argmax_ = &detail::argmax_avx2;
-    } else {
-        kernel_ = &detail::decide_rows_generic;
-        one_ = &detail::decide_one_generic;
-        argmax_ = &detail::argmax_generic;
-    }
+    const Isa chosen = resolve_isa(isa);
+    const detail::KernelTable& table = detail::kernel_table(chosen);
+    kernel_ = table.decide_rows;
+    one_ = table.decide_one;
+    argmax_ = table.argmax;
+    isa_name_ = isa_name(chosen);
 }
 
 void Engine::bind(detail::DerivedStore& v) noexcept {

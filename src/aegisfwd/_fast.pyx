@@ -190,7 +190,7 @@ cdef class EngineCore:
     """
 
     cdef Engine* eng
-    cdef object _core           # the aegisfwd._core.Engine owning *eng
+    cdef object _core           # the aegisfwd._core.engine.Engine owning *eng
     cdef tuple _names           # (servers, dcs, locations, ips): tuples of ids
     cdef dict _server_lookup
     cdef dict _pool_lookup

@@ -6,7 +6,7 @@ evaluator picks the server among the **up** servers of that range by rendezvous 
 ``ingress_flow_hash(flow) = mix64(flow ^ INGRESS_FLOW_SALT)``: the largest ``(mix64(h ^ key), key)``
 wins, exactly like the egress choice, so one server going down moves only the rows that were on it.
 
-``choose_ingress`` runs the compiled twin (``aegisfwd._core.choose_ingress``: one pass over the rows,
+``choose_ingress`` runs the compiled twin (``aegisfwd._core.logeval.choose_ingress``: one pass over the rows,
 the up servers of each distinct range listed once per call, eight weights per AVX-512 vector or
 four per AVX2 vector where the CPU has them, a scalar loop elsewhere, rows split over threads
 without the GIL). ``choose_ingress_np`` is the vectorised numpy version and ``choose_ingress_py``
@@ -69,13 +69,13 @@ def choose_ingress(
     up server. A row with ``end <= first`` is empty; any other range must lie in
     ``[0, len(server_keys))`` (``ValueError`` otherwise). ``threads``: ``None`` or 0 = all cores;
     ``isa``: ``"auto"`` (AVX-512, else AVX2, else generic), ``"generic"``, ``"avx2"`` or ``"avx512"``
-    (``_core.logkeys_isas()`` lists those this CPU runs; another one is a ``ValueError``).
+    (``_core.available_isas()`` lists those this CPU runs; another one is a ``ValueError``).
     """
 
     def arg(x: np.ndarray, dtype: type) -> np.ndarray:
         return np.require(x, dtype=dtype, requirements=["C", "A"])
 
-    return _core.choose_ingress(
+    return _core.logeval.choose_ingress(
         arg(first, np.int32),
         arg(end, np.int32),
         arg(flows, np.uint64),

@@ -126,13 +126,13 @@ class Engine(EngineCore):
         isa = _resolve_isa(isa)
         compiled = self._compiled
         try:
-            core = _core.Engine(compiled.arrays, None, isa)
+            core = _core.engine.Engine(compiled.arrays, None, isa)
         except (ValueError, IndexError) as exc:
             raise CompiledFileError(f"compiled tables rejected by the engine: {exc}") from None
         self._init_core(core)
 
     def _init_core(self, core: Any) -> None:
-        """Run decisions on ``core`` (an ``aegisfwd._core.Engine``, per-process or shared)."""
+        """Run decisions on ``core`` (an ``aegisfwd._core.engine.Engine``, per-process or shared)."""
         self._core_engine = core
         servers, pools = self._ids[0], self._ids[4]
         server_lookup, pool_lookup = self._server_lookup_d, self._pool_lookup_d
@@ -449,10 +449,15 @@ def _thread_count(threads: object) -> int:
 
 
 def _resolve_isa(isa: str | None) -> str:
-    """The kernel asked for: the argument, else ``AEGISFWD_ISA``, else ``auto``; checked here."""
+    """The kernel asked for: the argument, else ``AEGISFWD_ISA``, else ``auto``.
+
+    Checked by the core's one resolver (the one the engine and the log helpers use): a ``ValueError``
+    naming the value and what this machine runs, for an unknown name or one this CPU or build lacks.
+    """
     isa = isa if isa is not None else os.environ.get(ENV_ISA) or "auto"
-    if isa != "auto" and isa not in available_isas():
-        raise ValueError(f"isa {isa!r} is not available here: expected auto or one of {available_isas()}")
+    if not isinstance(isa, str):
+        raise TypeError(f"isa must be a string such as 'auto', not {isa!r}")
+    _core.resolve_isa(isa)
     return isa
 
 

@@ -51,8 +51,8 @@ def _unlink_if_creator(name: str, pid: int) -> None:
     # A forked child inherits the owner object; only the process that created the segment removes it.
     if os.getpid() == pid:
         try:
-            _core.unlink_shared(name)
-        except _core.SharedSegmentError:
+            _core.engine.unlink_shared(name)
+        except _core.engine.SharedSegmentError:
             pass
 
 
@@ -103,8 +103,8 @@ class SharedEngine(Engine):
             name = f"aegisfwd-{os.getpid()}-{secrets.token_hex(6)}"
         isa = _resolve_isa(isa)
         try:
-            core = _core.Engine.create_shared(topology.arrays, name, None, isa)
-        except _core.SharedSegmentError as exc:
+            core = _core.engine.Engine.create_shared(topology.arrays, name, None, isa)
+        except _core.engine.SharedSegmentError as exc:
             raise SharedEngineError(str(exc)) from None
         except (ValueError, IndexError) as exc:
             raise CompiledFileError(f"compiled tables rejected by the engine: {exc}") from None
@@ -129,8 +129,8 @@ class SharedEngine(Engine):
         topology = _compiled_of(compiled)
         isa = _resolve_isa(isa)
         try:
-            core = _core.Engine.attach_shared(topology.arrays, name, isa)
-        except _core.SharedSegmentError as exc:
+            core = _core.engine.Engine.attach_shared(topology.arrays, name, isa)
+        except _core.engine.SharedSegmentError as exc:
             raise SharedEngineError(str(exc)) from None
         except (ValueError, IndexError) as exc:
             raise CompiledFileError(f"compiled tables rejected by the engine: {exc}") from None
@@ -175,8 +175,8 @@ class SharedEngine(Engine):
         if self._finalizer is not None:
             self._finalizer.detach()
         try:
-            _core.unlink_shared(self._name)
-        except _core.SharedSegmentError as exc:
+            _core.engine.unlink_shared(self._name)
+        except _core.engine.SharedSegmentError as exc:
             raise SharedEngineError(str(exc)) from None
 
     def __enter__(self) -> SharedEngine:  # noqa: PYI034 - the class is not meant to be subclassed

@@ -1,7 +1,7 @@
 // A compiled topology file (docs/compiled-format.md, format version 1), opened and validated in C++.
 //
 // The one loader of compiled files: Python's `aegisfwd.compiled.load_compiled` calls it (through
-// `_core.check_compiled`), and embedders that never load Python (the C ABI, include/aegisfwd.h) open
+// `_core.compiled.check_compiled`), and embedders that never load Python (the C ABI, include/aegisfwd.h) open
 // files through it. It checks magic, prefix, version, length, header CRC, header JSON schema, the
 // payload CRC (on a second thread for a large file), then every invariant of the arrays:
 // TablesView::validate (structure and derived tables against facts), the arrays only a file carries,

@@ -88,16 +88,13 @@ struct EngineStats {
     std::int32_t checked_entries = 0;    // (group, location) pairs whose IP choice checks the server
 };
 
-// Kernels this build can run on this CPU, best last: {"generic", "avx2", "avx512"} or a prefix.
-std::vector<std::string> available_isas();
-
 class Engine {
 public:
     // Validates `tables` (std::invalid_argument naming the array on any inconsistency) and builds
     // the derived indexes. The arrays must outlive the engine; they are never written.
-    // `states` (S values 0/1/2) overrides server_initial_state when given. `isa`: "auto" (the best
-    // kernel the CPU runs), "generic", "avx2" or "avx512" (std::invalid_argument when the CPU or the
-    // build lacks it).
+    // `states` (S values 0/1/2) overrides server_initial_state when given. `isa`: a name for
+    // resolve_isa (aegisfwd/isa.hpp): "auto" (the best kernel the CPU runs), "generic", "avx2" or
+    // "avx512" (std::invalid_argument for an unknown name or one the CPU or the build lacks).
     explicit Engine(const TablesView& tables, const std::uint8_t* states = nullptr, std::size_t n_states = 0,
                     const std::string& isa = "auto");
 

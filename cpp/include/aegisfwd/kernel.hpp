@@ -1,12 +1,15 @@
-// Plain-data records shared by the engine and its per-ISA decision kernels (docs/engine.md).
+// Plain-data records shared by the C++ core and its per-ISA kernels, and the kernel table of each
+// instruction set (docs/engine.md, "Dispatch").
 //
 // This header deliberately holds only PODs and declarations: the kernels are compiled once per
-// instruction set (generic, AVX2, AVX-512) from cpp/src/kernel_impl.hpp, and no inline function
-// may be shared between those translation units (the linker could otherwise keep an AVX-512 copy
-// of it for generic code).
+// instruction set (generic, AVX2, AVX-512: cpp/src/kernel_<isa>.cpp, from kernel_impl.hpp and
+// ingress_impl.hpp), and no inline function may be shared between those translation units (the
+// linker could otherwise keep an AVX-512 copy of it for generic code).
 #pragma once
 #include <cstddef>
 #include <cstdint>
+
+#include "aegisfwd/isa.hpp"
 
 namespace aegisfwd {
 
@@ -127,38 +130,60 @@ struct KernelCtx {
     const std::int32_t* ip_holder_ranges;
 };
 
+// Decides rows [0, n) (n <= kChunk) into out[out_offset + row] and returns the number of INVALID
+// rows. Kernel state reads are bounded for any value a concurrent writer can store.
 using KernelFn = std::int64_t (*)(const KernelCtx& k, const std::int32_t* server, const std::int32_t* pool,
                                   const std::uint8_t* family, const std::uint64_t* flow, std::size_t n,
                                   const BatchColumns& out, std::size_t out_offset);
 
-// Each decides rows [0, n) (n <= kChunk) into out[out_offset + row] and returns the number of
-// INVALID rows. Kernel state reads are bounded for any value a concurrent writer can store.
-std::int64_t decide_rows_generic(const KernelCtx&, const std::int32_t*, const std::int32_t*, const std::uint8_t*,
-                                 const std::uint64_t*, std::size_t, const BatchColumns&, std::size_t);
-std::int64_t decide_rows_avx2(const KernelCtx&, const std::int32_t*, const std::int32_t*, const std::uint8_t*,
-                              const std::uint64_t*, std::size_t, const BatchColumns&, std::size_t);
-std::int64_t decide_rows_avx512(const KernelCtx&, const std::int32_t*, const std::int32_t*, const std::uint8_t*,
-                                const std::uint64_t*, std::size_t, const BatchColumns&, std::size_t);
-
 // One decision (the scalar path: no staging).
 using OneFn = void (*)(const KernelCtx& k, std::int32_t server, std::int32_t pool, std::uint8_t family,
                        std::uint64_t flow, DecisionOut& out);
-void decide_one_generic(const KernelCtx&, std::int32_t, std::int32_t, std::uint8_t, std::uint64_t, DecisionOut&);
-void decide_one_avx2(const KernelCtx&, std::int32_t, std::int32_t, std::uint8_t, std::uint64_t, DecisionOut&);
-void decide_one_avx512(const KernelCtx&, std::int32_t, std::int32_t, std::uint8_t, std::uint64_t, DecisionOut&);
-
-// Whether kernel_<isa>.cpp was compiled with that instruction set (CMake flags); the engine
-// selects a kernel only when it was and the CPU supports it.
-bool kernel_avx2_compiled() noexcept;
-bool kernel_avx512_compiled() noexcept;
 
 // Rendezvous argmax over keys[0, n) (n >= 1) for a flow hash: the position of the largest
 // (mix64(h ^ key), key). mix64 is a bijection, so distinct keys never have equal weights; for
 // equal keys the first position wins (as in _hashing.rendezvous). Exposed per ISA for tests.
 using ArgmaxFn = std::int32_t (*)(const std::uint64_t* keys, std::int32_t n, std::uint64_t h);
-std::int32_t argmax_generic(const std::uint64_t*, std::int32_t, std::uint64_t);
-std::int32_t argmax_avx2(const std::uint64_t*, std::int32_t, std::uint64_t);
-std::int32_t argmax_avx512(const std::uint64_t*, std::int32_t, std::uint64_t);
+
+// The log evaluation's ingress choice (logeval.hpp, choose_ingress): one distinct server range of a
+// call and its up servers, at [begin, begin + count) of the candidate arrays, ascending by index.
+struct IngressRange {
+    std::int32_t first;
+    std::int32_t end;
+    std::int32_t next;  // next range with the same `first`, -1 = none
+    std::int32_t begin;
+    std::int32_t count;
+};
+
+struct IngressCandidates {
+    const IngressRange* ranges;
+    const std::uint64_t* keys;   // server key of each candidate
+    const std::int32_t* index;   // server index of each candidate
+};
+
+// Rows [a, b): out[i] = the candidate of range rid[i] (-1: none) with the largest ingress
+// rendezvous weight for flow[i], the lowest index among equal weights (ingress_impl.hpp).
+using IngressRowsFn = void (*)(const std::uint64_t* flow, const std::int32_t* rid, std::size_t a, std::size_t b,
+                               const IngressCandidates& c, std::int32_t* out);
+
+// Every kernel of one instruction set. `compiled`: kernel_<isa>.cpp was built with that set's
+// flags (CMake); when it was not, its functions are generic copies and isa_available() says no.
+struct KernelTable {
+    bool compiled;
+    KernelFn decide_rows;
+    OneFn decide_one;
+    ArgmaxFn argmax;
+    IngressRowsFn ingress_rows;
+};
+
+// One per translation unit (kernel_generic.cpp, kernel_avx2.cpp, kernel_avx512.cpp).
+const KernelTable& kernels_generic() noexcept;
+const KernelTable& kernels_avx2() noexcept;
+const KernelTable& kernels_avx512() noexcept;
+
+// The table of `isa` (isa.cpp). Callers resolve the name first (resolve_isa), which refuses a set
+// this CPU or build cannot run, and then call only through the table they got.
+const KernelTable& kernel_table(Isa isa) noexcept;
 
 }  // namespace detail
 }  // namespace aegisfwd

@@ -114,7 +114,7 @@ def scalar_backends(engine: Any) -> dict[str, Callable[[int, int, int, int], Any
       returns a decision object);
     * ``engine.decide_indices[cython]``: ``engine.decide_indices``, the same call returning a plain
       tuple of indices (where the engine has it);
-    * ``engine.decide[pybind11]``: ``decide`` of the pybind11 class ``aegisfwd._core.Engine`` built on
+    * ``engine.decide[pybind11]``: ``decide`` of the pybind11 class ``aegisfwd._core.engine.Engine`` built on
       the same compiled arrays, states and kernel (returns a tuple of indices).
 
     An engine offering ``scalar_backends()`` answers for itself; one without a compiled core (the
@@ -127,7 +127,9 @@ def scalar_backends(engine: Any) -> dict[str, Callable[[int, int, int, int], Any
         return {"engine.decide[reference]": engine.decide}
     from .. import _core
 
-    core = _core.Engine(engine.compiled.arrays, np.ascontiguousarray(engine.states, np.uint8), engine.isa)
+    core = _core.engine.Engine(
+        engine.compiled.arrays, np.ascontiguousarray(engine.states, np.uint8), engine.isa
+    )
     out = {"engine.decide[cython]": engine.decide}
     if hasattr(engine, "decide_indices"):
         out["engine.decide_indices[cython]"] = engine.decide_indices

@@ -2,7 +2,7 @@
 
 Every check of a compiled file lives in C++ (``cpp/src/compiled_file.cpp`` for what only a file
 has, ``TablesView::validate`` for the invariants of the arrays; docs/compiled-format.md lists them),
-the one loader the C ABI uses too. ``_core.check_compiled`` runs it on the buffer (without the GIL;
+the one loader the C ABI uses too. ``_core.compiled.check_compiled`` runs it on the buffer (without the GIL;
 the payload CRC of a large file on a second thread); only then does this module read the header it
 has checked and make numpy views of the arrays. A corrupt file raises ``CompiledFileError`` with the
 C++ loader's message, before any array exists.
@@ -42,7 +42,7 @@ def open_tables(buffer: Any, *, verify: bool) -> tuple[dict[str, np.ndarray], di
     if view.nbytes and np.frombuffer(view, dtype=np.uint8).ctypes.data % _ALIGNMENT:
         view = memoryview(bytes(view))  # a slice of another buffer: copy it to aligned memory
     try:
-        _core.check_compiled(view, verify)
+        _core.compiled.check_compiled(view, verify)
     except ValueError as exc:
         raise CompiledFileError(str(exc)) from None
     # The header is known good now: its JSON parses, and every array lies where it says.

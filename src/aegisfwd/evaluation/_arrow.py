@@ -446,7 +446,7 @@ def hash_strings(arr: pa.Array | None, n: int) -> tuple[np.ndarray, np.ndarray]:
     if not offsets.flags.aligned:  # buffers from IPC / pickles may sit at any address
         offsets = offsets.copy()
     data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None and bufs[2].size else _NO_BYTES
-    return _core.string_hashes(offsets, data, _valid_np(arr) if arr.null_count else None)
+    return _core.logeval.string_hashes(offsets, data, _valid_np(arr) if arr.null_count else None)
 
 
 _NO_BYTES = np.zeros(0, dtype=np.uint8)

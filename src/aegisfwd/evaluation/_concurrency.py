@@ -10,9 +10,9 @@ rounding; coarser widths give an upper bound.
 How memory stays bounded (docs/evaluate.md "Concurrent connections"): connections are buffered a
 million at a time, then become two *runs* (the opens and the closes), each one int64 per event
 packing ``(bucket - base) << key_bits | key``, sorted by bucket (a radix sort,
-``_core.pack_by_bucket``). Runs stay in memory up to ``memory_events`` events, beyond which they are written to a
+``_core.concurrency.pack_by_bucket``). Runs stay in memory up to ``memory_events`` events, beyond which they are written to a
 spill file (``spill_dir``, default the system temporary directory) and dropped from memory. Peaks
-come from one k-way merge of all runs in bucket order (``_core.fold_event_runs``, C++), reading
+come from one k-way merge of all runs in bucket order (``_core.concurrency.fold_event_runs``, C++), reading
 each spilled run a block at a time, with three int64 of state per key. Nothing is approximated: the
 peaks equal those of the whole log held in memory, whatever its size or order.
 """
@@ -65,7 +65,7 @@ def _pack(buckets: np.ndarray, keys: np.ndarray, sign: int) -> list[_Run]:
     span_cap = 1 << (63 - key_bits)
     lo, hi = int(buckets.min()), int(buckets.max())
     if hi - lo < span_cap:
-        return [_Run(_core.pack_by_bucket(buckets, keys, lo, key_bits), n, lo, key_bits, sign)]
+        return [_Run(_core.concurrency.pack_by_bucket(buckets, keys, lo, key_bits), n, lo, key_bits, sign)]
     order = np.argsort(buckets, kind="stable")
     b, k = buckets[order], keys[order]
     runs = []
@@ -346,7 +346,7 @@ class Concurrency:
             # every run is in memory: fold those.
             waiting = [c for c in live if c.left]
             limit = min((c.last_bucket() for c in waiting), default=_INT64_MAX)
-            consumed = _core.fold_event_runs([c.args for c in live], limit, level, peak, peak_at)
+            consumed = _core.concurrency.fold_event_runs([c.args for c in live], limit, level, peak, peak_at)
             for c, used in zip(live, consumed.tolist(), strict=True):
                 if used:
                     c.buf = c.buf[used:]

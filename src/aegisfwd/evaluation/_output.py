@@ -110,7 +110,7 @@ def compact_dictionary(indices: np.ndarray, dictionary: pa.Array) -> pa.Dictiona
     in dictionary order (one pass in the compiled core); small dictionaries are kept whole."""
     indices = np.require(indices, np.int32, ["C", "A"])
     if len(dictionary) > COMPACT_MIN_ENTRIES:
-        indices, kept = _core.compact_indices(indices, len(dictionary))
+        indices, kept = _core.logeval.compact_indices(indices, len(dictionary))
         dictionary = dictionary.take(pa.array(kept))
     mask = indices < 0
     idx = pa.array(indices, pa.int32(), mask=mask) if mask.any() else pa.array(indices, pa.int32())

@@ -416,7 +416,7 @@ class Accumulator:
         self.tmin: int | None = None
         self.tmax: int | None = None
         self.concurrency = Concurrency(resolution_ms, spill_dir)
-        self._pairs = _core.PairIndex()
+        self._pairs = _core.logeval.PairIndex()
         self._ip_objects = np.array(model.ip_ids, dtype=object)
         self._origin_index: dict[str, int] = {}
         self._origin_text: list[str] = []

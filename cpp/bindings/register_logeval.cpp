@@ -1,13 +1,13 @@
-// Log evaluation helpers (aegisfwd._core.choose_ingress, string_hashes, logkeys_isas). Internal: the
-// evaluator calls them through aegisfwd._ingress and aegisfwd.evaluation._arrow, which keep their
-// plain-Python definitions next to them.
+// Log evaluation helpers (aegisfwd._core.logeval: choose_ingress, string_hashes, compact_indices,
+// PairIndex). Internal: the evaluator calls them through aegisfwd._ingress, aegisfwd.evaluation._arrow,
+// _output and _summary, which keep their plain-Python definitions next to them where there is one.
 #include <pybind11/stl.h>
 
 #include <algorithm>
 #include <string>
 #include <vector>
 
-#include "aegisfwd/logkeys.hpp"
+#include "aegisfwd/logeval.hpp"
 #include "bindings.hpp"
 
 namespace aegisfwd::bindings {
@@ -55,7 +55,7 @@ py::array_t<std::int32_t> choose_ingress(const py::handle& first, const py::hand
         // and only read; `out` is private until returned. Every range is checked against the key
         // count before any row is evaluated (std::invalid_argument otherwise).
         py::gil_scoped_release release;
-        logkeys::choose_ingress(f.data(), e.data(), h.data(), n, k.data(), s.data(), static_cast<std::size_t>(k.size()),
+        logeval::choose_ingress(f.data(), e.data(), h.data(), n, k.data(), s.data(), static_cast<std::size_t>(k.size()),
                                 out.get(), threads, isa);
     }
     return out.release();
@@ -80,7 +80,7 @@ py::tuple string_hashes_of(const carray<Off>& offsets, const carray<std::uint8_t
         // Safe without the GIL: offsets, data and valid are held by this frame and only read; the
         // offsets are checked against the data length before any value is read.
         py::gil_scoped_release release;
-        logkeys::string_hashes(offsets.data(), n, data.data(), static_cast<std::size_t>(data.size()), vp, hash.get(),
+        logeval::string_hashes(offsets.data(), n, data.data(), static_cast<std::size_t>(data.size()), vp, hash.get(),
                                nonempty.get());
     }
     return py::make_tuple(hash.release(), nonempty.release().view("bool"));
@@ -104,14 +104,14 @@ py::tuple compact_indices(const py::handle& indices, std::int64_t size) {
         // Safe without the GIL: `indices` is held by this frame and only read; every index is
         // checked against `size` before it is used.
         py::gil_scoped_release release;
-        k = logkeys::compact_indices(idx.data(), n, static_cast<std::size_t>(size), out.get(), kept.data());
+        k = logeval::compact_indices(idx.data(), n, static_cast<std::size_t>(size), out.get(), kept.data());
     }
     py::array_t<std::int32_t> kept_arr(static_cast<py::ssize_t>(k));
     std::copy(kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(k), kept_arr.mutable_data());
     return py::make_tuple(out.release(), kept_arr);
 }
 
-py::tuple pair_index(logkeys::PairIndex& self, const py::handle& a, const py::handle& b) {
+py::tuple pair_index(logeval::PairIndex& self, const py::handle& a, const py::handle& b) {
     auto x = vector1d<std::uint64_t>(a, "a");
     auto y = vector1d<std::uint64_t>(b, "b");
     const auto n = static_cast<std::size_t>(x.size());
@@ -133,8 +133,7 @@ py::tuple pair_index(logkeys::PairIndex& self, const py::handle& a, const py::ha
 
 }  // namespace
 
-void register_logkeys(py::module_& m) {
-    m.def("logkeys_isas", &logkeys::available_isas, "Ingress-choice kernels this build can run on this CPU.");
+void register_logeval(py::module_& m) {
     m.def("choose_ingress", &choose_ingress, py::arg("first"), py::arg("end"), py::arg("flows"),
           py::arg("server_keys"), py::arg("states"), py::arg("threads") = 0u, py::arg("isa") = "auto",
           "Ingress rendezvous per row (aegisfwd._ingress.choose_ingress): int32 first/end, uint64 flows, "
@@ -144,10 +143,10 @@ void register_logkeys(py::module_& m) {
           "string_hash (docs/evaluate.md 'Flow key') of every value of an Arrow string array given as "
           "int32 or int64 offsets (n + 1, relative to data) and uint8 data; valid: bool/uint8 per value "
           "or None. Returns (uint64 hashes, bool non-empty); a null hashes as the empty string.");
-    py::class_<logkeys::PairIndex>(m, "PairIndex",
+    py::class_<logeval::PairIndex>(m, "PairIndex",
                                    "Dense ids, in order of first appearance, for pairs of uint64 values.")
         .def(py::init<>())
-        .def("__len__", &logkeys::PairIndex::size)
+        .def("__len__", &logeval::PairIndex::size)
         .def("index", &pair_index, py::arg("a"), py::arg("b"),
              "uint64 columns a, b -> (int64 id per row, int64 rows where a new id was given, in id order).");
     m.def("compact_indices", &compact_indices, py::arg("indices"), py::arg("size"),

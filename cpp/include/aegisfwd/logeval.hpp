@@ -1,5 +1,6 @@
 // Log evaluation helpers (docs/evaluate.md "From a row to a decision"): the ingress rendezvous for
-// rows that name only a colo, and the flow-key string hash over Arrow string buffers.
+// rows that name only a colo, the flow-key string hash over Arrow string buffers, the dictionary
+// compaction of the output columns and the dense ids of the concurrency keys.
 //
 // Both must equal their Python definitions bit for bit (src/aegisfwd/_ingress.py choose_ingress_py,
 // src/aegisfwd/evaluation/_arrow.py string_hash_py); tests pin them. Nothing here knows Python:
@@ -8,26 +9,25 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
-namespace aegisfwd::logkeys {
+#include "aegisfwd/isa.hpp"
+
+namespace aegisfwd::logeval {
 
 inline constexpr std::uint64_t kStringSeed = 0x8EBC6AF09C88C6E3ULL;
-
-// Instruction sets the ingress kernel can use on this CPU and build: "generic", then "avx2" and
-// "avx512" where supported.
-std::vector<std::string> available_isas();
 
 // For each row i, the up server (state[s] == 0) of [first[i], end[i]) with the largest ingress
 // rendezvous weight mix64(ingress_flow_hash(flow[i]) ^ server_key[s]); on equal weights (only
 // duplicate keys can tie: mix64 is a bijection) the lower index wins. out[i] = -1 when the range
 // is empty or holds no up server. Rows with end <= first are empty; any other row must satisfy
 // 0 <= first < end <= n_servers (std::invalid_argument otherwise, before anything is written).
-// `threads` = 0: all cores; `isa` = "auto" (avx512, else avx2, else generic: whatever this CPU
-// has), "generic", "avx2" or "avx512" (std::invalid_argument when this CPU lacks it).
+// `threads` = 0: all cores; `isa`: a name for resolve_isa (aegisfwd/isa.hpp): "auto", "generic",
+// "avx2" or "avx512" (std::invalid_argument for an unknown one or one this CPU or build lacks).
 void choose_ingress(const std::int32_t* first, const std::int32_t* end, const std::uint64_t* flow, std::size_t n,
                     const std::uint64_t* server_key, const std::uint8_t* state, std::size_t n_servers,
-                    std::int32_t* out, unsigned threads, const std::string& isa);
+                    std::int32_t* out, unsigned threads, std::string_view isa);
 
 // string_hash (docs/evaluate.md "Flow key") of every value of an Arrow string array given as its
 // offsets (n + 1 entries, relative to `data`) and data buffer:
@@ -69,4 +69,4 @@ private:
     Impl* impl_;
 };
 
-}  // namespace aegisfwd::logkeys
+}  // namespace aegisfwd::logeval

@@ -1,0 +1,6 @@
+"""Type stubs of ``aegisfwd._core.compiled`` (compiled pybind11 submodule; internal)."""
+
+from typing import Any
+
+def check_compiled(buffer: Any, verify: bool = True) -> dict[str, int]: ...
+def validate_tables(arrays: dict[str, Any], derived: bool = True) -> dict[str, int]: ...
