@@ -109,6 +109,8 @@ class Origin:
         self._ready.set()
         self._loop.run_forever()
         server.close()
+        self._loop.run_until_complete(server.wait_closed())
+        self._loop.close()  # its self-pipe sockets too: strict pytest turns the leak into an error
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")[0]
@@ -194,6 +196,8 @@ def setup(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+            if proc.stderr is not None:
+                proc.stderr.close()
 
 
 def _get(conn: http.client.HTTPConnection, headers: dict[str, str]) -> tuple[int, str, str]:

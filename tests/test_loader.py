@@ -573,7 +573,8 @@ def test_overlap_check_matches_brute_force(raw: list[tuple[int, int, int]]) -> N
     doc = minimal(pools=[{"id": f"p{k}", "ips": []} for k in range(3)])
     entries: dict[ipaddress.IPv6Network, tuple[int, str]] = {}  # net -> (pool, path)
     for pool, bits, plen in raw:
-        net = ipaddress.IPv6Network(((0x20010DB8 << 96) | (bits << 92), plen), strict=True)
+        # strict=False: a short prefix keeps only the bits it covers (2001:db8:1000::/32 is 2001:db8::/32).
+        net = ipaddress.IPv6Network(((0x20010DB8 << 96) | (bits << 92), plen), strict=False)
         if net not in entries:  # distinct networks: no duplicate-address in the mix
             ips = doc["pools"][pool]["ips"]
             entries[net] = (pool, f"pools[{pool}].ips[{len(ips)}].address")

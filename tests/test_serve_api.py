@@ -213,7 +213,12 @@ def _serve_cli(*args: str, timeout: float = 120) -> tuple[subprocess.Popen[str],
         if not line and proc.poll() is not None:
             break
     proc.kill()
-    raise AssertionError(f"serve did not start: {proc.stderr.read() if proc.stderr else ''}")
+    proc.wait(10)
+    message = proc.stderr.read() if proc.stderr else ""
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+    raise AssertionError(f"serve did not start: {message}")
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -223,6 +228,10 @@ def _stop(proc: subprocess.Popen[str]) -> None:
     except subprocess.TimeoutExpired:  # pragma: no cover
         proc.kill()
         raise
+    finally:
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def test_cli_serves_the_built_in_world():

@@ -85,6 +85,7 @@ function M.init(opts)
         end)
         if not ok then error("aegisfwd: cannot start the state timer: " .. tostring(err)) end
     end
+    return M  -- so that `aegisfwd = require("aegisfwd").init{...}` keeps the module
 end
 
 -- Index of an id of `kind`, or nil when the topology has no such id.
