@@ -225,7 +225,9 @@ class Topology:
         built around known tables (the explorer's moved-pools topology) can hand them over."""
         from . import _hashing
 
-        return np.fromiter(map(_hashing.server_key, self.server_ids), dtype=np.uint64, count=len(self.server_ids))
+        return np.fromiter(
+            map(_hashing.server_key, self.server_ids), dtype=np.uint64, count=len(self.server_ids)
+        )
 
     @property
     def distance_unit(self) -> str:
