@@ -272,7 +272,7 @@ def test_engine_and_loader_share_one_statement_of_the_invariants(compiled, name,
     arrays = {k: np.array(v) for k, v in compiled.arrays.items()}
     arrays[name][index] = value
     with pytest.raises(ValueError, match=match):
-        _core.Engine(arrays)
+        _core.engine.Engine(arrays)
     forged = af.CompiledTopology(arrays, counts=compiled.counts, distance_unit=compiled.distance_unit)
     with pytest.raises(af.CompiledFileError, match=match):
         af.CompiledTopology.from_bytes(forged.to_bytes())
