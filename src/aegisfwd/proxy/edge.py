@@ -31,6 +31,7 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,14 +197,37 @@ class EdgeProcess:
             "client": peer[0],
             "cport": peer[1],
         }
+        await self._run_connection(
+            self._serve_client(reader, writer, rec),
+            writer,
+            rec,
+            lambda r: refusal(r.status, r.reason, r.detail) if r.status else None,
+            client_side=True,
+        )
+
+    async def _run_connection(
+        self,
+        serve: Coroutine[Any, Any, None],
+        writer: asyncio.StreamWriter,
+        rec: dict[str, Any],
+        reply: Callable[[Refused], bytes | None],
+        *,
+        client_side: bool,
+    ) -> None:
+        """One connection's life on either listener: run ``serve``; a refusal is counted and answered
+        with ``reply`` (nothing when it gives ``None``); any other error is an ``internal-error``,
+        never the process's end; the socket is closed (completed) or reset, and the record journaled."""
         try:
-            await self._serve_client(reader, writer, rec)
+            await serve
         except Refused as r:
-            rec.update(outcome="refused", reason=r.reason, status=r.status)
+            rec.update(outcome="refused", reason=r.reason)
+            if client_side:  # the client's refusal carries an HTTP status; the forwarding hop's does not
+                rec["status"] = r.status
             self._refuse_count(r.reason)
-            if r.status:
+            data = reply(r)
+            if data is not None:
                 with contextlib.suppress(Exception):
-                    writer.write(refusal(r.status, r.reason, r.detail))
+                    writer.write(data)
                     await asyncio.wait_for(writer.drain(), self.t.handshake)
         except asyncio.CancelledError:
             rec.setdefault("outcome", "closed-down")
@@ -413,22 +437,13 @@ class EdgeProcess:
     # ---- forwarding side ---------------------------------------------------------------------
     async def _forwarded(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         rec: dict[str, Any] = {"kind": "egress", "server": self.server_id, "t": time.time()}
-        try:
-            await self._serve_forwarded(reader, writer, rec)
-        except Refused as r:
-            rec.update(outcome="refused", reason=r.reason)
-            self._refuse_count(r.reason)
-            with contextlib.suppress(Exception):
-                writer.write(answer.err(r.reason))
-                await asyncio.wait_for(writer.drain(), self.t.handshake)
-        except asyncio.CancelledError:
-            rec.setdefault("outcome", "closed-down")
-        except Exception as exc:  # noqa: BLE001 - one connection never takes the process down
-            rec.update(outcome="error", reason=f"internal-error: {type(exc).__name__}: {exc}")
-            self._refuse_count("internal-error")
-        finally:
-            writer.transport.abort() if rec.get("outcome") != "completed" else writer.close()
-            self.journal.write(rec)
+        await self._run_connection(
+            self._serve_forwarded(reader, writer, rec),
+            writer,
+            rec,
+            lambda r: answer.err(r.reason),
+            client_side=False,
+        )
 
     async def _read_proxy_header(self, reader: asyncio.StreamReader) -> proxyv2.ProxyHeader:
         try:
