@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..cli.evaluate import _MAP_HELP, _check_logs, _parse_maps, log_run_process
+from ..cli.evaluate import _check_logs, _map_option, _parse_maps, log_run_process
 from ._objective import METRICS, WEIGHTS
 
 
@@ -83,7 +83,7 @@ from ._objective import METRICS, WEIGHTS
     help="With --patch: apply only the first N ranked moves (and the steps they build on).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the advice as JSON.")
-@click.option("--map", "maps", multiple=True, metavar="COL=FIELD", help=_MAP_HELP)
+@_map_option
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="Rows in the tables.")
 def advise(
     logs: tuple[str, ...],

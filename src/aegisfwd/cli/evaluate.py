@@ -65,6 +65,28 @@ _mismatches_option = click.option(
     help="Write rows whose EdgeServerIP is not the predicted egress IP (.parquet, .csv or .ndjson).",
 )
 
+# Options evaluate and compare share, written once.
+_report_option = click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write DIR/summary.json and DIR/report.html.",
+)
+_map_option = click.option("--map", "maps", multiple=True, metavar="COL=FIELD", help=_MAP_HELP)
+_batch_rows_option = click.option(
+    "--batch-rows", type=click.IntRange(min=1), default=1 << 18, show_default=True, help="Rows per batch."
+)
+_threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="Engine threads per batch."
+)
+_top_option = click.option(
+    "--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables."
+)
+_progress_option = click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal)."
+)
+
 _spill_dir_option = click.option(
     "--spill-dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -143,33 +165,21 @@ def _check_logs(logs: tuple[str, ...]) -> list[str]:
     default=None,
     help="Write decisions to this Parquet file (a directory of part files with --scheduler).",
 )
-@click.option(
-    "--report",
-    "report_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Write DIR/summary.json and DIR/report.html.",
-)
+@_report_option
 @click.option(
     "--rejects",
     type=click.Path(path_type=Path),
     default=None,
     help="Write rejected rows with their reason (.parquet, .csv or .ndjson by suffix).",
 )
-@click.option("--map", "maps", multiple=True, metavar="COL=FIELD", help=_MAP_HELP)
+@_map_option
 @click.option(
     "--scheduler", default=None, metavar="ADDRESS", help="Run on this Dask scheduler (one task per log file)."
 )
-@click.option(
-    "--batch-rows", type=click.IntRange(min=1), default=1 << 18, show_default=True, help="Rows per batch."
-)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Engine threads per batch.")
-@click.option(
-    "--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables."
-)
-@click.option(
-    "--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal)."
-)
+@_batch_rows_option
+@_threads_option
+@_top_option
+@_progress_option
 @_spill_dir_option
 @no_cache_option
 @_mismatches_option
@@ -255,24 +265,12 @@ def evaluate(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Give twice: topology A (before), then B (after).",
 )
-@click.option(
-    "--report",
-    "report_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Write DIR/summary.json and DIR/report.html.",
-)
-@click.option("--map", "maps", multiple=True, metavar="COL=FIELD", help=_MAP_HELP)
-@click.option(
-    "--batch-rows", type=click.IntRange(min=1), default=1 << 18, show_default=True, help="Rows per batch."
-)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Engine threads per batch.")
-@click.option(
-    "--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows in top-N tables."
-)
-@click.option(
-    "--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal)."
-)
+@_report_option
+@_map_option
+@_batch_rows_option
+@_threads_option
+@_top_option
+@_progress_option
 @_spill_dir_option
 @no_cache_option
 @_mismatches_option
