@@ -23,6 +23,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 State = Literal["up", "draining", "down"]
 STATE_CODES: dict[str, int] = {"up": 0, "draining": 1, "down": 2}
 STATE_NAMES: tuple[str, ...] = ("up", "draining", "down")
+#: The documented limit on placement: one IPv4 egress address may be split across at most this many
+#: locations (docs/decision.md). Placement tools (the explorer's moves, the advice) obey it.
+MAX_IPV4_LOCATIONS = 4
 
 
 @dataclass(frozen=True)

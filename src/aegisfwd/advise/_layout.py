@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..compiled import CompiledTopology
+from ..topology import MAX_IPV4_LOCATIONS
 
-# The documented limit: an IPv4 address can be split across up to four locations.
-MAX_LOCATIONS_PER_IPV4 = 4
+# The documented limit, under the name advise exports (topology.MAX_IPV4_LOCATIONS).
+MAX_LOCATIONS_PER_IPV4 = MAX_IPV4_LOCATIONS
 
 
 @dataclass

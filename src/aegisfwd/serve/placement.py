@@ -15,10 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from ..errors import AegisError
-from ..topology import AegisIP, Pool, Topology, canonical_ip_text
-
-# One IPv4 egress address may be split across at most four locations (docs/decision.md).
-MAX_IPV4_LOCATIONS = 4
+from ..topology import MAX_IPV4_LOCATIONS, AegisIP, Pool, Topology, canonical_ip_text
 
 
 class PlacementError(AegisError, ValueError):
