@@ -48,13 +48,16 @@ def run_target(name: str, seconds: int, artifacts: Path) -> dict[str, object]:
             ).returncode
         elapsed = time.monotonic() - t0
         log_text = log_path.read_text(errors="replace")
-        runs = re.findall(r"Done (\d+) runs in (\d+) second", log_text)
+        # "Done N runs" is printed only by a run that ends cleanly; a finding stops at "#N ..." lines.
+        runs = re.findall(r"Done (\d+) runs", log_text) or re.findall(
+            r"^#(\d+)\s", log_text, re.MULTILINE
+        )
         cov = re.findall(r"cov: (\d+) ft: (\d+) corp: (\d+)", log_text)
         found = sorted(p.name for p in artifacts.glob(f"{name}-*") if p.name != f"{name}.log")
         return {
             "target": name,
             "rc": rc,
-            "executions": int(runs[-1][0]) if runs else None,
+            "executions": int(runs[-1]) if runs else None,
             "seconds": round(elapsed, 1),
             "coverage": int(cov[-1][0]) if cov else None,
             "features": int(cov[-1][1]) if cov else None,

@@ -162,3 +162,27 @@ def test_read_only_buffers_are_used_in_place(tmp_path: Path) -> None:
     path = tmp_path / "t.aegis"
     path.write_bytes(data)
     assert af.load_compiled(path).arrays["server_dc"].base is not None
+
+
+@pytest.mark.parametrize(
+    ("patch", "code", "message"),
+    [
+        # pydantic marks a key error with a last location element "[key]"; a name that is literally
+        # "[key]" once crashed the message builder (found by fuzz/fuzz_topology.py).
+        ({"[key]": []}, "unknown-field", "unknown field '[key]'"),
+        ({"zones": {"[key]": 5}}, "wrong-type", "expected a string, but this loaded as"),
+        ({"zones": {"[key]": "no-such-pool"}}, "unknown-pool", "no-such-pool"),
+        ({"zones": {5: "acme"}}, "wrong-type", "the zone name: expected a string"),
+    ],
+)
+def test_a_name_that_is_literally_the_key_marker(patch: dict, code: str, message: str) -> None:
+    import yaml
+
+    from aegisfwd._loader import topology_from_dict
+
+    doc = yaml.safe_load(SPEC.read_text())
+    doc.update(patch)
+    with pytest.raises(af.TopologyError) as info:
+        topology_from_dict(doc)
+    issues = [(i.code, i.message) for i in info.value.errors]
+    assert any(c == code and message in m for c, m in issues), issues

@@ -94,7 +94,9 @@ def _shape_issue(err: ErrorDetails) -> tuple[Loc, str, str]:
     typ: str = err["type"]
     loc: Loc = tuple(err["loc"])
     value = err.get("input")
-    is_key = bool(loc) and loc[-1] == "[key]"
+    # A key error of a top-level mapping is (field, key, "[key]"). Test the whole shape, not only the
+    # marker: a document may itself hold a field or key literally named "[key]".
+    is_key = len(loc) == 3 and loc[0] in _KEY_NOUN and loc[2] == "[key]"
     if is_key:
         # pydantic writes a non-string key into loc as it can (False becomes 0); the input is the key.
         loc = loc[:-2] + (value,)
