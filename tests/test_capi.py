@@ -168,6 +168,21 @@ def test_world_requests_through_cmake_find_package(probe_cmake, world_file, worl
     _check_world(probe_cmake, world_file, world_engine, tmp_path)
 
 
+def test_client_flow_key_is_the_log_evaluations_key(probe_pkgconfig):
+    """aegisfwd_client_flow_key gives a C proxy the key `aegisfwd evaluate` derives from its logs."""
+    from aegisfwd._flowkey import flow_key_py
+
+    good = [("198.51.100.1", 40001), ("2001:db8::1", 0), ("127.0.0.1", 65535), ("a" * 300, 443)]
+    lines = [f"{ip} {port}" for ip, port in good] + [" 443", "192.0.2.1 65536"]
+    result = _run([str(probe_pkgconfig), "flowkey"], input="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    assert out[: len(good)] == [f"{flow_key_py(ip, port, None):016x}" for ip, port in good]
+    assert out[0] == "259002dc45c00b3d"  # the pinned value of docs/evaluate.md's derivation
+    assert out[len(good)] == "AEGISFWD_E_INVALID_ARGUMENT the client address is empty"
+    assert out[len(good) + 1] == "AEGISFWD_E_INVALID_ARGUMENT port 65536 above 65535"
+
+
 def test_decisions_on_two_threads_while_a_third_changes_states(probe_pkgconfig, world_file):
     result = _run([str(probe_pkgconfig), "threads", str(world_file), "20000", "4"])
     assert result.returncode == 0, result.stdout + result.stderr

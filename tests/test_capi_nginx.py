@@ -261,6 +261,29 @@ def test_nginx_egresses_from_the_decided_address(setup):
     assert "[error]" not in log and "[alert]" not in log, log[-2000:]
 
 
+def test_without_a_flow_header_the_key_is_the_client_address_and_port(setup):
+    """No X-Aegis-Flow: nginx keys the decision by the client's address and source port exactly as
+    `aegisfwd evaluate` keys a log row (flow_key_py), so each answer is af.Engine's for that key."""
+    from aegisfwd._flowkey import flow_key_py
+
+    engine, _, port, _, _ = setup
+    seen = set()
+    for k in range(60):
+        pool = engine.pools[k % len(engine.pools)]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.connect()
+            client = conn.sock.getsockname()
+            status, tier, body = _get(conn, {"X-Aegis-Pool": pool, "Connection": "close"})
+        finally:
+            conn.close()
+        want = engine.decide(SELF, pool, 4, flow_key_py(client[0], client[1], None))
+        assert tier == want.tier.name, (pool, client, tier, want)
+        assert (status, body) == ((503, body) if want.ip is None else (200, want.ip)), (pool, client, status)
+        seen.add(tier)
+    assert len(seen) >= 3, seen  # the keys spread over the tiers the pools give
+
+
 def _post_state(admin_port: int, target: str, state: str) -> tuple[int, str]:
     conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=10)
     try:

@@ -337,6 +337,23 @@ def test_flow_keys_match_python(rows):
             assert f == want
 
 
+@given(
+    st.one_of(st.just(""), st.ip_addresses().map(str), st.text(max_size=40)),
+    st.integers(-(2**40), 2**40),
+)
+def test_compiled_client_flow_key_matches_python(ip: str, port: int) -> None:
+    """The proxy's per-connection key (C++, aegisfwd/flow_key.hpp) is the log evaluation's key."""
+    from aegisfwd._flowkey import client_flow_key
+
+    try:
+        want = ar.flow_key_py(ip, port, None)
+    except UnicodeEncodeError:  # a lone surrogate: neither form can encode it
+        with pytest.raises(UnicodeEncodeError):
+            client_flow_key(ip, port)
+        return
+    assert client_flow_key(ip, port) == want
+
+
 def test_flow_key_ports_as_strings_equal_ints():
     a, _ = ar.flow_keys(pa.array(["192.0.2.1"]), pa.array(["443"]), None, 1)
     b, _ = ar.flow_keys(pa.array(["192.0.2.1"]), pa.array([443]), None, 1)
@@ -364,6 +381,9 @@ def test_flow_key_pinned_values():
     # client fields win over RayID; a port outside [0, 65535] makes the client fields unusable
     assert ar.flow_key_py("198.51.100.1", 40001, "7b1c2d3e4f5a6b7c") == client
     assert ar.flow_key_py("198.51.100.1", 70000, "7b1c2d3e4f5a6b7c") == ray
+    from aegisfwd._flowkey import client_flow_key
+
+    assert client_flow_key("198.51.100.1", 40001) == client
 
 
 # ---------------------------------------------------------------------------------------------

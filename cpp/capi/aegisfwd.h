@@ -209,6 +209,14 @@ AEGISFWD_API aegisfwd_status aegisfwd_id(const aegisfwd_engine* engine, aegisfwd
 AEGISFWD_API aegisfwd_tier aegisfwd_decide(const aegisfwd_engine* engine, int32_t server, int32_t pool,
                                            uint8_t family, uint64_t flow, aegisfwd_decision* out);
 
+/* The flow key of a client connection, the one the log evaluation derives from a log's ClientIP and
+ * ClientSrcPort (docs/evaluate.md "Flow key"): `client_ip` is the client's address as text
+ * ("192.0.2.1", "2001:db8::1"; `len` bytes, no NUL needed), `port` its source port. A proxy that
+ * decides with this key decides what `aegisfwd evaluate` predicts from its logs. Needs no engine; safe
+ * from any thread. Errors: INVALID_ARGUMENT (NULL pointers, an empty address, a port above 65535). */
+AEGISFWD_API aegisfwd_status aegisfwd_client_flow_key(const char* client_ip, size_t len, uint32_t port,
+                                                      uint64_t* flow);
+
 /* Decides rows [0, n) of the input columns into `out`, on `threads` threads (0: every hardware
  * thread; small batches use fewer; 1: the calling thread only). *n_invalid (may be NULL) gets the
  * number of INVALID rows. Errors: INVALID_ARGUMENT (a NULL column), NO_MEMORY, INTERNAL (a thread

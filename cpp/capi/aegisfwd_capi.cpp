@@ -19,6 +19,7 @@
 
 #include "aegisfwd/compiled_file.hpp"
 #include "aegisfwd/engine.hpp"
+#include "aegisfwd/flow_key.hpp"
 
 namespace {
 
@@ -197,6 +198,15 @@ aegisfwd_status aegisfwd_id(const aegisfwd_engine* engine, aegisfwd_kind kind, i
     const auto text = engine->file->id(k, static_cast<std::size_t>(index));
     *data = text.data();
     *len = text.size();
+    return AEGISFWD_OK;
+}
+
+aegisfwd_status aegisfwd_client_flow_key(const char* client_ip, size_t len, uint32_t port, uint64_t* flow) {
+    if (client_ip == nullptr || flow == nullptr)
+        return set_error(AEGISFWD_E_INVALID_ARGUMENT, "client_ip and flow must not be NULL");
+    if (len == 0) return set_error(AEGISFWD_E_INVALID_ARGUMENT, "the client address is empty");
+    if (port > 65535) return set_error(AEGISFWD_E_INVALID_ARGUMENT, "port " + std::to_string(port) + " above 65535");
+    *flow = aegisfwd::client_flow_key(reinterpret_cast<const std::uint8_t*>(client_ip), len, port);
     return AEGISFWD_OK;
 }
 

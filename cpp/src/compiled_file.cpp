@@ -652,7 +652,7 @@ void CompiledFile::parse(bool verify) {
     for (const char* key : {"hash_scheme", "distance_unit", "counts", "meta", "arrays"})
         if (header.get(key) == nullptr) fail(std::string("header schema: missing ") + quote(key));
     const Json& scheme = *header.get("hash_scheme");
-    if (!scheme.is_int() || scheme.integer != kHashSchemeVersion)
+    if (!scheme.is_int() || scheme.integer != static_cast<std::int64_t>(kHashSchemeVersion))
         fail("header schema: hash scheme " + repr(scheme) + " is not supported (this build implements " +
              std::to_string(kHashSchemeVersion) + ")");
     const Json& unit = *header.get("distance_unit");

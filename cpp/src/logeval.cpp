@@ -62,22 +62,7 @@ void string_hashes_impl(const Off* offsets, std::size_t n, const std::uint8_t* d
         const bool ok = valid == nullptr || valid[i] != 0;
         const std::size_t len = ok ? static_cast<std::size_t>(offsets[i + 1] - offsets[i]) : 0;
         const std::uint8_t* p = data + (ok ? offsets[i] : 0);
-        std::uint64_t h = mix64(static_cast<std::uint64_t>(len) ^ kStringSeed);
-        std::size_t k = 0;
-        for (; k + 8 <= len; k += 8) {
-            std::uint64_t w;
-            std::memcpy(&w, p + k, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-            w = __builtin_bswap64(w);
-#endif
-            h = mix64(h ^ w);
-        }
-        if (k < len) {
-            std::uint64_t w = 0;
-            for (std::size_t q = 0; q < len - k; ++q) w |= static_cast<std::uint64_t>(p[k + q]) << (8 * q);
-            h = mix64(h ^ w);
-        }
-        hash[i] = h;
+        hash[i] = string_hash(p, len);
         nonempty[i] = len > 0 ? 1 : 0;
     }
 }

@@ -26,6 +26,7 @@ void aegisfwd_close(aegisfwd_engine* engine);
 int aegisfwd_lookup(const aegisfwd_engine* engine, int kind, const char* id, size_t len, int32_t* index);
 int aegisfwd_decide(const aegisfwd_engine* engine, int32_t server, int32_t pool, uint8_t family,
                     uint64_t flow, aegisfwd_decision* out);
+int aegisfwd_client_flow_key(const char* client_ip, size_t len, uint32_t port, uint64_t* flow);
 int aegisfwd_ip_text(const aegisfwd_engine* engine, int32_t ip, char* buf, size_t size, size_t* needed);
 int aegisfwd_set_server_state(aegisfwd_engine* engine, int32_t server, int state);
 int aegisfwd_set_dc_state(aegisfwd_engine* engine, int32_t dc, int state);
@@ -54,6 +55,7 @@ local index_cache = {}      -- "kind:id" -> index (ids are looked up once per wo
 local decision = ffi.new("aegisfwd_decision")
 local index_out = ffi.new("int32_t[1]")
 local text_buf = ffi.new("char[64]")
+local flow_out = ffi.new("uint64_t[1]")
 
 local function fail(what, status)
     error(string.format("aegisfwd: %s: %s: %s", what, ffi.string(lib.aegisfwd_status_name(status)),
@@ -121,12 +123,15 @@ function M.decide(pool, family, flow)
 end
 
 -- The flow key: the X-Aegis-Flow request header (decimal uint64) when the edge already assigned
--- one, otherwise a hash of the client's address and port (one key per client connection).
+-- one, otherwise the key of the client's address and port (aegisfwd_client_flow_key: the key
+-- `aegisfwd evaluate` derives from ClientIP and ClientSrcPort, so the logs predict these decisions).
+-- A client without an address and port (a unix socket) gets key 0: still a decision, one for all.
 local function flow_key()
     local given = ngx.var.http_x_aegis_flow
     if given ~= nil then return lib.strtoull(given, nil, 10) end
-    local peer = ngx.var.remote_addr .. ":" .. ngx.var.remote_port
-    return ffi.new("uint64_t", ngx.crc32_long(peer)) * 4294967296ULL + ngx.crc32_short(peer)
+    local addr, port = ngx.var.remote_addr or "", tonumber(ngx.var.remote_port or "")
+    if port == nil or lib.aegisfwd_client_flow_key(addr, #addr, port, flow_out) ~= 0 then return 0ULL end
+    return flow_out[0]
 end
 
 -- rewrite_by_lua_block handler: the pool comes from the X-Aegis-Pool header (a pool id) or, failing

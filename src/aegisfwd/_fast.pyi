@@ -7,6 +7,7 @@ from typing import Any, final
 from ._types import Decision, Tier
 
 def mix64(x: int) -> int: ...
+def client_flow_key(client_ip: str, client_port: int) -> int | None: ...
 
 @final
 class FastDecision:

@@ -11,14 +11,18 @@ cimport cython
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cpython.dict cimport PyDict_GetItem
 from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from cpython.ref cimport PyObject
 from libc.math cimport isnan
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 from aegisfwd._types import Decision as _Decision, Tier as _Tier
 
 cdef extern from "aegisfwd/hashing.hpp" namespace "aegisfwd":
     uint64_t c_mix64 "aegisfwd::mix64"(uint64_t x) noexcept nogil
+
+cdef extern from "aegisfwd/flow_key.hpp" namespace "aegisfwd":
+    uint64_t c_client_flow_key "aegisfwd::client_flow_key"(const uint8_t* ip, size_t n, uint32_t port) noexcept nogil
 
 cdef extern from "aegisfwd/engine.hpp" namespace "aegisfwd" nogil:
     cdef cppclass DecisionOut:
@@ -36,6 +40,21 @@ cdef extern from "aegisfwd/engine.hpp" namespace "aegisfwd" nogil:
 
 def mix64(uint64_t x):
     return c_mix64(x)
+
+
+def client_flow_key(str client_ip, long long client_port):
+    """The flow key of a connection from ``client_ip`` (address text) and its source port, as
+    ``_flowkey.flow_key_py(client_ip, client_port, None)`` defines it, or ``None`` when the address
+    is empty or the port outside [0, 65535]. Reads the string's cached UTF-8 form: for an address
+    (ASCII) nothing is allocated but the returned int."""
+    cdef Py_ssize_t n = 0
+    cdef const char* text
+    if client_port < 0 or client_port > 65535:
+        return None
+    text = PyUnicode_AsUTF8AndSize(client_ip, &n)
+    if n == 0:
+        return None
+    return c_client_flow_key(<const uint8_t*>text, <size_t>n, <uint32_t>client_port)
 
 
 # Tier members by code (255 = INVALID), so a result costs no enum construction.

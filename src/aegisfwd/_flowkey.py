@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from ._fast import mix64  # the compiled SplitMix64 finalizer: equal to _hashing.mix64, ~5x faster per call
 
+# The compiled flow key of one connection (aegisfwd/flow_key.hpp): equal to
+# ``flow_key_py(client_ip, client_port, None)``, about 10x faster; what a proxy calls per connection.
+from ._fast import client_flow_key as client_flow_key
+
 # Part of what makes results reproducible: changing one changes every ingress and egress choice.
 STRING_SEED = 0x8EBC6AF09C88C6E3
 PORT_SALT = 0xA0761D6478BD642F

@@ -7,6 +7,8 @@
  *                                        write the columns to OUT and every id table to IDS
  *   capi_probe threads FILE ROWS ROUNDS  two threads decide while a third flips a location down/up;
  *                                        every answer must be the one before or after a change
+ *   capi_probe flowkey                   for each stdin line "ADDRESS PORT": the flow key in hex, or
+ *                                        the status name and message
  */
 #define _POSIX_C_SOURCE 200809L
 #include <aegisfwd.h>
@@ -45,6 +47,22 @@ static int cmd_open(const char* path) {
     printf("%s\n%s\n", aegisfwd_status_name(st), st == AEGISFWD_OK ? "" : aegisfwd_last_error());
     if (st != AEGISFWD_OK && e != NULL) return 2; /* *out must be NULL on failure */
     aegisfwd_close(e);
+    return 0;
+}
+
+static int cmd_flowkey(void) {
+    char line[512];
+    while (fgets(line, sizeof line, stdin)) {
+        char* space = strrchr(line, ' ');
+        if (!space) return 2;
+        *space = '\0';
+        uint64_t flow = 0;
+        aegisfwd_status st = aegisfwd_client_flow_key(line, strlen(line), (uint32_t)strtoul(space + 1, NULL, 10), &flow);
+        if (st == AEGISFWD_OK)
+            printf("%016llx\n", (unsigned long long)flow);
+        else
+            printf("%s %s\n", aegisfwd_status_name(st), aegisfwd_last_error());
+    }
     return 0;
 }
 
@@ -279,9 +297,10 @@ static int cmd_threads(const char* path, size_t n, size_t rounds) {
 
 int main(int argc, char** argv) {
     if (argc >= 3 && strcmp(argv[1], "open") == 0) return cmd_open(argv[2]);
+    if (argc >= 2 && strcmp(argv[1], "flowkey") == 0) return cmd_flowkey();
     if (argc >= 6 && strcmp(argv[1], "world") == 0) return cmd_world(argv[2], argv[3], argv[4], argv[5]);
     if (argc >= 5 && strcmp(argv[1], "threads") == 0)
         return cmd_threads(argv[2], (size_t)strtoull(argv[3], NULL, 10), (size_t)strtoull(argv[4], NULL, 10));
-    fprintf(stderr, "usage: capi_probe open FILE | world FILE REQ OUT IDS | threads FILE ROWS ROUNDS\n");
+    fprintf(stderr, "usage: capi_probe open FILE | world FILE REQ OUT IDS | threads FILE ROWS ROUNDS | flowkey\n");
     return 64;
 }

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "aegisfwd/hashing.hpp"
 #include "aegisfwd/tables.hpp"
 
 namespace aegisfwd {
@@ -32,7 +33,7 @@ public:
 };
 
 inline constexpr std::uint32_t kCompiledFormatVersion = 1;
-inline constexpr std::int64_t kHashSchemeVersion = 1;
+// The hashing scheme a file was compiled for must be this build's kHashSchemeVersion (hashing.hpp).
 
 // Id string tables stored in the file.
 enum class IdKind : int { location = 0, dc = 1, server = 2, pool = 3, ip = 4, zone = 5 };

@@ -12,11 +12,12 @@
 #include <string_view>
 #include <vector>
 
+#include "aegisfwd/flow_key.hpp"
 #include "aegisfwd/isa.hpp"
 
 namespace aegisfwd::logeval {
 
-inline constexpr std::uint64_t kStringSeed = 0x8EBC6AF09C88C6E3ULL;
+using aegisfwd::kStringSeed;  // defined with the flow key (aegisfwd/flow_key.hpp)
 
 // For each row i, the up server (state[s] == 0) of [first[i], end[i]) with the largest ingress
 // rendezvous weight mix64(ingress_flow_hash(flow[i]) ^ server_key[s]); on equal weights (only
@@ -29,10 +30,8 @@ void choose_ingress(const std::int32_t* first, const std::int32_t* end, const st
                     const std::uint64_t* server_key, const std::uint8_t* state, std::size_t n_servers,
                     std::int32_t* out, unsigned threads, std::string_view isa);
 
-// string_hash (docs/evaluate.md "Flow key") of every value of an Arrow string array given as its
-// offsets (n + 1 entries, relative to `data`) and data buffer:
-//   h = mix64(len ^ kStringSeed); for each 8-byte little-endian word w (last one zero-padded):
-//   h = mix64(h ^ w).
+// string_hash (aegisfwd/flow_key.hpp) of every value of an Arrow string array given as its
+// offsets (n + 1 entries, relative to `data`) and data buffer.
 // `valid` (n bytes, nonzero = valid; may be null = all valid): a null value hashes as the empty
 // string. nonempty[i] = valid and length > 0. Offsets must be non-decreasing and within
 // [0, data_len] (std::invalid_argument otherwise).

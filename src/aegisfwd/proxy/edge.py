@@ -2,7 +2,7 @@
 
 Client side (``CONNECT zone:port``): read the head (bounded, with a timeout), refuse what is wrong
 with one reason code, take the flow key from the client's address and port
-(``aegisfwd._flowkey.flow_key_py``, the key the log evaluation uses), decide once, then
+(``aegisfwd._flowkey.client_flow_key``, the key the log evaluation uses), decide once, then
 
 * LOCAL: connect to the origin from the stand-in of the chosen dedicated IP
   (``IP_BIND_ADDRESS_NO_PORT``);
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .._flowkey import flow_key_py
+from .._flowkey import client_flow_key
 from ..compiled import CompiledTopology
 from ..topology import STATE_NAMES
 from . import answer, proxyv2
@@ -271,7 +271,7 @@ class EdgeProcess:
             raise Refused(
                 503, f"ingress-{STATE_NAMES[own]}", f"server {self.server_id} is {STATE_NAMES[own]}"
             )
-        flow = flow_key_py(rec["client"], rec["cport"], None) or 0
+        flow = client_flow_key(rec["client"], rec["cport"]) or 0
         rec.update(pool=self.view.pools[zone.pool], family=zone.family, flow=f"{flow:016x}", epoch=self.epoch)
         sock: socket.socket | None = None
         fixed = self.fixed_source
