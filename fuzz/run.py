@@ -49,9 +49,7 @@ def run_target(name: str, seconds: int, artifacts: Path) -> dict[str, object]:
         elapsed = time.monotonic() - t0
         log_text = log_path.read_text(errors="replace")
         # "Done N runs" is printed only by a run that ends cleanly; a finding stops at "#N ..." lines.
-        runs = re.findall(r"Done (\d+) runs", log_text) or re.findall(
-            r"^#(\d+)\s", log_text, re.MULTILINE
-        )
+        runs = re.findall(r"Done (\d+) runs", log_text) or re.findall(r"^#(\d+)\s", log_text, re.MULTILINE)
         cov = re.findall(r"cov: (\d+) ft: (\d+) corp: (\d+)", log_text)
         found = sorted(p.name for p in artifacts.glob(f"{name}-*") if p.name != f"{name}.log")
         return {

@@ -7,11 +7,20 @@ constants and the one-row definition live here and ``evaluation._arrow`` re-expo
 
 from __future__ import annotations
 
-from ._fast import mix64  # the compiled SplitMix64 finalizer: equal to _hashing.mix64, ~5x faster per call
+# mix64: the compiled SplitMix64 finalizer, equal to _hashing.mix64, ~5x faster per call.
+# client_flow_key: the compiled key of one connection (aegisfwd/flow_key.hpp), equal to
+# ``flow_key_py(client_ip, client_port, None)``; what a proxy calls per connection.
+from ._fast import client_flow_key, mix64
 
-# The compiled flow key of one connection (aegisfwd/flow_key.hpp): equal to
-# ``flow_key_py(client_ip, client_port, None)``, about 10x faster; what a proxy calls per connection.
-from ._fast import client_flow_key as client_flow_key
+__all__ = [
+    "PORT_SALT",
+    "RAY_SALT",
+    "STRING_SEED",
+    "client_flow_key",
+    "flow_key_py",
+    "mix64",
+    "string_hash_py",
+]
 
 # Part of what makes results reproducible: changing one changes every ingress and egress choice.
 STRING_SEED = 0x8EBC6AF09C88C6E3
