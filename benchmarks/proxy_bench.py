@@ -11,6 +11,12 @@
 
     python benchmarks/proxy_bench.py                      # ~1 min on 2 busy cores
     python benchmarks/proxy_bench.py --connections 400 --rounds 1 --changes 5 --json   # smoke
+    python benchmarks/proxy_bench.py --pin                # the measured edge process alone on CPU 0
+
+``--pin`` (Linux, 2+ CPUs): the measured edge process runs on CPU 0 and everything else (the load
+generator, the origin, the supervisor, the other edge processes) on the other CPUs, as a production
+proxy has its cores to itself; unpinned, the 32 clients and the origin share the edge's core and
+their wake-ups and loopback interrupts land inside its timed windows.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import statistics
 import sys
@@ -68,7 +75,7 @@ def isolated(n: int = 20000) -> dict[str, float]:
     import socket
 
     import aegisfwd as af
-    from aegisfwd._flowkey import flow_key_py
+    from aegisfwd._flowkey import client_flow_key, flow_key_py
     from aegisfwd.proxy.scenario import demo_topology
     from aegisfwd.proxy.source import source_socket
 
@@ -88,9 +95,13 @@ def isolated(n: int = 20000) -> dict[str, float]:
         for i in range(k):
             d(s, p, 4, i * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF)
 
-    def flow(k: int) -> None:
+    def flow_python(k: int) -> None:
         for i in range(k):
             flow_key_py("127.0.0.1", i & 0xFFFF, None)
+
+    def flow(k: int) -> None:
+        for i in range(k):
+            client_flow_key("127.0.0.1", i & 0xFFFF)
 
     def bound(k: int) -> None:
         for _ in range(k):
@@ -101,19 +112,82 @@ def isolated(n: int = 20000) -> dict[str, float]:
             socket.socket().close()
 
     return {
+        "cold": cold(engine, s, p),
         "decide_indices_ns": timed(decide, n),
-        "flow_key_ns": timed(flow, n // 4),
+        "flow_key_ns": timed(flow, n),
+        "flow_key_python_ns": timed(flow_python, n // 4),
         "socket_bound_ns": timed(bound, n // 20),
         "socket_plain_ns": timed(plain, n // 20),
         "isa": engine.isa,
     }
 
 
-def run(connections: int, rounds: int, changes: int, concurrency: int, engine: str) -> dict[str, Any]:
+def cold(
+    engine: Any, s: int, p: int, n: int = 2000, evict_bytes: int = 8 << 20
+) -> dict[str, dict[str, float]]:
+    """The same calls with cold caches, as a proxy makes them between other connections' work: before
+    each sample a walk over ``evict_bytes`` (twice this machine's L2) evicts caches and TLBs. The
+    empty window (two clock reads) and a builtin call of four ints are the yardsticks: what any
+    Python-level call costs cold, whatever it does. Percentiles in ns."""
+    import numpy as np
+
+    from aegisfwd._flowkey import client_flow_key
+
+    d = engine.decide_indices
+    buf = np.zeros(evict_bytes // 8, np.int64)
+    clock = time.perf_counter_ns
+
+    def sample(kind: str) -> dict[str, float]:
+        out = np.empty(n, np.int64)
+        for i in range(n):
+            buf.fill(i)
+            if kind == "empty_window":
+                t0 = clock()
+                t1 = clock()
+            elif kind == "builtin_max_4_ints":
+                t0 = clock()
+                max(s, p, 4, i)
+                t1 = clock()
+            elif kind == "flow_key":
+                t0 = clock()
+                client_flow_key("127.0.0.1", i & 0xFFFF)
+                t1 = clock()
+            else:
+                t0 = clock()
+                d(s, p, 4, i)
+                t1 = clock()
+            out[i] = t1 - t0
+        q = np.percentile(out, [50, 90, 99])
+        return {"p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2])}
+
+    return {k: sample(k) for k in ("empty_window", "builtin_max_4_ints", "flow_key", "decide_indices")}
+
+
+def pin(dep: Deployment) -> dict[str, Any]:
+    """The measured edge process on CPU 0, every other process of the run on the remaining CPUs."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs at least 2 CPUs")
+    edge_cpu, rest = {cpus[0]}, set(cpus[1:])
+    procs = dep.status()["processes"]
+    edge_pid = next(p["pid"] for p in procs if p["server"] == SERVER)
+    others = [p["pid"] for p in procs if p["pid"] != edge_pid] + [p.pid for p in dep.procs] + [os.getpid()]
+    os.sched_setaffinity(edge_pid, edge_cpu)
+    for pid in others:
+        os.sched_setaffinity(pid, rest)
+    return {"edge_cpu": sorted(edge_cpu), "others_cpus": sorted(rest)}
+
+
+def run(
+    connections: int, rounds: int, changes: int, concurrency: int, engine: str, pinned: bool = False
+) -> dict[str, Any]:
+    placement: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="aegisfwd-proxy-bench-") as tmp:
         dep = Deployment(tmp, block=free_block(), engine=engine)
         try:
             dep.start()
+            if pinned:
+                placement = pin(dep)
             edge = edge_address(dep.block, SERVER)
             fixed = stand_ins(dep.block)[DEDICATED["shop"]]
             rates: dict[str, list[float]] = {"decision": [], "fixed": []}
@@ -153,6 +227,7 @@ def run(connections: int, rounds: int, changes: int, concurrency: int, engine: s
         "isolated": isolated(),
         "cpu": cpu_model(),
         "engine": engine,
+        "pinned": placement,
         "connections_per_round": connections,
         "rounds": rounds,
         "concurrency": concurrency,
@@ -181,13 +256,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--changes", type=int, default=20)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--engine", choices=["private", "shared"], default="private")
+    ap.add_argument("--pin", action="store_true", help="the measured edge process alone on CPU 0")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    out = run(a.connections, a.rounds, a.changes, a.concurrency, a.engine)
+    out = run(a.connections, a.rounds, a.changes, a.concurrency, a.engine, a.pin)
     if a.json:
         print(json.dumps(out, indent=1))
         return 0
-    print(f"CPU: {out['cpu']}; engine: {out['engine']}")
+    print(f"CPU: {out['cpu']}; engine: {out['engine']}; pinned: {out['pinned']}")
     print(
         f"conn/s decision {out['conn_per_s_decision']}  fixed {out['conn_per_s_fixed']}  "
         f"ratio {out['ratio_decision_over_fixed']:.3f}"

@@ -21,3 +21,4 @@ def test_proxy_bench_smoke() -> None:
     assert out["decision_samples"] >= 120 and out["bind_samples"] >= 240  # fixed mode binds too
     assert out["decision_ns"]["p99_ns"] > 0 and out["bind_ns"]["p99_ns"] > 0
     assert out["state_applied_all_us"]["n"] == 3
+    assert out["isolated"]["cold"]["decide_indices"]["p50"] > 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ._flowkey import client_flow_key
 from ._hashing import HASH_SCHEME_VERSION
 from ._loader import load_topology
 from ._types import BatchResult, Decision, IdTables, Tier
@@ -65,6 +66,7 @@ __all__ = [
     "TopologyIssue",
     "UnknownIdError",
     "advise",
+    "client_flow_key",
     "compare",
     "datasets",
     "evaluate",

@@ -271,18 +271,19 @@ class EdgeProcess:
             raise Refused(
                 503, f"ingress-{STATE_NAMES[own]}", f"server {self.server_id} is {STATE_NAMES[own]}"
             )
-        flow = client_flow_key(rec["client"], rec["cport"]) or 0
-        rec.update(pool=self.view.pools[zone.pool], family=zone.family, flow=f"{flow:016x}", epoch=self.epoch)
         sock: socket.socket | None = None
         fixed = self.fixed_source
-        # Timed: the decision alone, then the source socket (create, options, bind) -- the two
-        # things a proxy adds per connection to egress from a chosen address.
+        # Timed: the decision (the flow key and the engine's answer), then the source socket
+        # (create, options, bind) -- the two things a proxy adds per connection to egress from a
+        # chosen address.
         t0 = time.perf_counter_ns()
+        flow = client_flow_key(rec["client"], rec["cport"]) or 0
         if fixed is None:
             tier, egress, _dc, _loc, ip, _dist = self.decide(self.server, zone.pool, zone.family, flow)
         else:
             tier, egress, ip = LOCAL, self.server, -1
         t1 = time.perf_counter_ns()
+        rec.update(pool=self.view.pools[zone.pool], family=zone.family, flow=f"{flow:016x}", epoch=self.epoch)
         try:
             if tier == LOCAL:
                 stand = fixed if fixed is not None else self.stand_in[ip]
