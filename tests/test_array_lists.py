@@ -4,7 +4,8 @@
 audience, in: ``docs/compiled-format.md`` (the tables a reader sees), ``TablesView`` and
 ``kTableArrayNames`` in ``cpp/include/aegisfwd/tables.hpp`` (what the C++ engine reads), and the
 ``take<T>(arrays, "name")`` calls of ``cpp/bindings/register_engine.cpp`` (how the binding fills the
-view). This test reads those files as text and holds each to the specs.
+view). This test reads those files as text and holds each to the specs; the compiled-file loader's
+own schema (``cpp/src/compiled_file.cpp``) is asked through ``_core.compiled.array_schema``.
 """
 
 from __future__ import annotations
@@ -136,3 +137,14 @@ def test_the_binding_fills_every_member_with_its_dtype() -> None:
 @pytest.mark.parametrize("name", sorted(NOT_READ_BY_CPP))
 def test_arrays_left_to_python_exist(name: str) -> None:
     assert name in SPECS
+
+
+def test_the_cpp_loader_reads_the_arrays_the_python_writer_writes() -> None:
+    """The compiled-file loader (cpp/src/compiled_file.cpp, also the C ABI's) states the format's
+    arrays and counts itself; they must be the writer's, name for name, in file order."""
+    from aegisfwd import _core
+    from aegisfwd.compiled._format import COUNT_NAMES
+
+    want = [(name, dtype, tuple(str(d) for d in dims)) for name, dtype, dims in ARRAY_SPECS]
+    assert _core.compiled.array_schema() == want
+    assert _core.compiled.count_names() == list(COUNT_NAMES)

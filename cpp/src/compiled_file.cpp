@@ -831,4 +831,13 @@ void CompiledFile::check_arrays() const {
     }
 }
 
+std::vector<ArraySchema> compiled_array_schema() {
+    std::vector<ArraySchema> out;
+    for (const auto& spec : array_specs())
+        out.push_back({spec.name, kDtypes[static_cast<int>(spec.dtype)].name, spec.dims});
+    return out;
+}
+
+std::vector<std::string> compiled_count_names() { return count_names(); }
+
 }  // namespace aegisfwd

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "aegisfwd/hashing.hpp"
 #include "aegisfwd/tables.hpp"
@@ -83,6 +84,17 @@ private:
     ArrayView<std::int64_t> list_bit_start_;
     ArrayView<std::uint64_t> list_bits_;
 };
+
+// The schema the loader checks, for tests that hold the Python writer to it: every array of the
+// format in file order as (name, numpy dtype string, dimensions: a count name, "count+1" or a
+// decimal literal), and the header's count names.
+struct ArraySchema {
+    std::string name;
+    std::string dtype;
+    std::vector<std::string> dims;
+};
+std::vector<ArraySchema> compiled_array_schema();
+std::vector<std::string> compiled_count_names();
 
 // CRC-32 (zlib's polynomial), continuing from `crc` (0 to start).
 std::uint32_t crc32(const void* data, std::size_t size, std::uint32_t crc = 0) noexcept;
