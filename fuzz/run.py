@@ -26,6 +26,13 @@ TARGETS = ("topology", "compiled", "batch", "logrows", "proxy")
 
 
 def run_target(name: str, seconds: int, artifacts: Path) -> dict[str, object]:
+    # A finding left by an earlier run in the same folder is not this run's: move it aside (kept
+    # under old/ for whoever has not looked at it yet), so that only new findings count.
+    stale = [p for p in artifacts.glob(f"{name}-*") if p.name != f"{name}.log"]
+    if stale:
+        (artifacts / "old").mkdir(exist_ok=True)
+        for p in stale:
+            p.replace(artifacts / "old" / p.name)
     work = Path(tempfile.mkdtemp(prefix=f"aegisfwd-fuzz-{name}-"))
     try:
         cmd = [
