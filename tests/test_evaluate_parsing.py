@@ -339,7 +339,7 @@ def test_flow_keys_match_python(rows):
 
 @given(
     st.one_of(st.just(""), st.ip_addresses().map(str), st.text(max_size=40)),
-    st.integers(-(2**40), 2**40),
+    st.integers(-(2**80), 2**80) | st.integers(-5, 70000),
 )
 def test_compiled_client_flow_key_matches_python(ip: str, port: int) -> None:
     """The proxy's per-connection key (C++, aegisfwd/flow_key.hpp) is the log evaluation's key."""
@@ -352,6 +352,15 @@ def test_compiled_client_flow_key_matches_python(ip: str, port: int) -> None:
             client_flow_key(ip, port)
         return
     assert client_flow_key(ip, port) == want
+
+
+def test_compiled_client_flow_key_refuses_a_port_that_is_not_an_int() -> None:
+    from aegisfwd._flowkey import client_flow_key
+
+    with pytest.raises(TypeError, match="client_port must be an int, got str"):
+        client_flow_key("192.0.2.1", "443")
+    with pytest.raises(TypeError):  # the definition refuses it too
+        ar.flow_key_py("192.0.2.1", "443", None)  # type: ignore[arg-type]
 
 
 def test_flow_key_ports_as_strings_equal_ints():

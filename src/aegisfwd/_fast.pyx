@@ -42,19 +42,24 @@ def mix64(uint64_t x):
     return c_mix64(x)
 
 
-def client_flow_key(str client_ip, long long client_port):
+def client_flow_key(str client_ip, client_port):
     """The flow key of a connection from ``client_ip`` (address text) and its source port, as
     ``_flowkey.flow_key_py(client_ip, client_port, None)`` defines it, or ``None`` when the address
-    is empty or the port outside [0, 65535]. Reads the string's cached UTF-8 form: for an address
-    (ASCII) nothing is allocated but the returned int."""
+    is empty or the port outside [0, 65535] (TypeError for a port that is not an int). Reads the
+    string's cached UTF-8 form: for an address (ASCII) nothing is allocated but the returned int."""
     cdef Py_ssize_t n = 0
     cdef const char* text
-    if client_port < 0 or client_port > 65535:
+    cdef int overflow = 0
+    cdef long long port
+    if not isinstance(client_port, int):
+        raise TypeError(f"client_port must be an int, got {type(client_port).__name__}")
+    port = PyLong_AsLongLongAndOverflow(client_port, &overflow)
+    if overflow or port < 0 or port > 65535:
         return None
     text = PyUnicode_AsUTF8AndSize(client_ip, &n)
     if n == 0:
         return None
-    return c_client_flow_key(<const uint8_t*>text, <size_t>n, <uint32_t>client_port)
+    return c_client_flow_key(<const uint8_t*>text, <size_t>n, <uint32_t>port)
 
 
 # Tier members by code (255 = INVALID), so a result costs no enum construction.

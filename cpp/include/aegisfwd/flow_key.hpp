@@ -1,8 +1,10 @@
-// The flow key of one connection or log row (docs/evaluate.md "Flow key"): the one definition the
+// The flow key of one connection (docs/evaluate.md "Flow key"). string_hash is the one definition the
 // log evaluation (logeval.cpp, over whole Arrow columns), the proxy's per-connection path
-// (aegisfwd._fast.client_flow_key) and the C ABI (aegisfwd_client_flow_key) share, so that a decision
-// made in a proxy and one predicted from that proxy's logs use the same key. Pinned bit for bit by
-// src/aegisfwd/_flowkey.py (string_hash_py, flow_key_py) in the tests.
+// (aegisfwd._fast.client_flow_key) and the C ABI (aegisfwd_client_flow_key) share; client_flow_key is
+// the per-connection composition, which the log evaluation does column-wise in numpy
+// (evaluation/_arrow.py flow_keys). All are pinned bit for bit to src/aegisfwd/_flowkey.py
+// (string_hash_py, flow_key_py) in the tests, so a proxy's decision and the one predicted from its
+// logs use the same key.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -14,7 +16,6 @@ namespace aegisfwd {
 
 inline constexpr std::uint64_t kStringSeed = 0x8EBC6AF09C88C6E3ULL;
 inline constexpr std::uint64_t kPortSalt = 0xA0761D6478BD642FULL;
-inline constexpr std::uint64_t kRaySalt = 0xE7037ED1A0B428DBULL;
 
 // h = mix64(len ^ kStringSeed); then h = mix64(h ^ w) for each 8-byte little-endian word w of the
 // bytes, the last one zero-padded.
@@ -42,11 +43,6 @@ inline std::uint64_t string_hash(const std::uint8_t* p, std::size_t len) noexcep
 // port is in [0, 65535].
 inline std::uint64_t client_flow_key(const std::uint8_t* ip, std::size_t len, std::uint32_t port) noexcept {
     return mix64(string_hash(ip, len) ^ mix64(static_cast<std::uint64_t>(port) ^ kPortSalt));
-}
-
-// The key of a row with no usable client address and port, from its non-empty RayID.
-inline std::uint64_t ray_flow_key(const std::uint8_t* ray, std::size_t len) noexcept {
-    return mix64(string_hash(ray, len) ^ kRaySalt);
 }
 
 }  // namespace aegisfwd

@@ -17,8 +17,6 @@
 
 namespace aegisfwd::logeval {
 
-using aegisfwd::kStringSeed;  // defined with the flow key (aegisfwd/flow_key.hpp)
-
 // For each row i, the up server (state[s] == 0) of [first[i], end[i]) with the largest ingress
 // rendezvous weight mix64(ingress_flow_hash(flow[i]) ^ server_key[s]); on equal weights (only
 // duplicate keys can tie: mix64 is a bijection) the lower index wins. out[i] = -1 when the range
