@@ -176,7 +176,8 @@ def test_client_flow_key_is_the_log_evaluations_key(probe_pkgconfig):
     lines = [f"{ip} {port}" for ip, port in good] + [" 443", "192.0.2.1 65536"]
     result = _run([str(probe_pkgconfig), "flowkey"], input="\n".join(lines) + "\n")
     assert result.returncode == 0, result.stderr
-    out = result.stdout.splitlines()
+    null_client, null_out, *out = result.stdout.splitlines()
+    assert null_client == null_out == "AEGISFWD_E_INVALID_ARGUMENT"
     assert out[: len(good)] == [f"{flow_key_py(ip, port, None):016x}" for ip, port in good]
     assert out[0] == "259002dc45c00b3d"  # the pinned value of docs/evaluate.md's derivation
     assert out[len(good)] == "AEGISFWD_E_INVALID_ARGUMENT the client address is empty"

@@ -7,8 +7,9 @@
  *                                        write the columns to OUT and every id table to IDS
  *   capi_probe threads FILE ROWS ROUNDS  two threads decide while a third flips a location down/up;
  *                                        every answer must be the one before or after a change
- *   capi_probe flowkey                   for each stdin line "ADDRESS PORT": the flow key in hex, or
- *                                        the status name and message
+ *   capi_probe flowkey                   the statuses of two calls with a NULL pointer, then for each
+ *                                        stdin line "ADDRESS PORT": the flow key in hex, or the
+ *                                        status name and message
  */
 #define _POSIX_C_SOURCE 200809L
 #include <aegisfwd.h>
@@ -52,6 +53,10 @@ static int cmd_open(const char* path) {
 
 static int cmd_flowkey(void) {
     char line[512];
+    uint64_t unused = 0;
+    /* NULL pointers first: refused with a status, never dereferenced. */
+    printf("%s\n", aegisfwd_status_name(aegisfwd_client_flow_key(NULL, 9, 443, &unused)));
+    printf("%s\n", aegisfwd_status_name(aegisfwd_client_flow_key("192.0.2.1", 9, 443, NULL)));
     while (fgets(line, sizeof line, stdin)) {
         char* space = strrchr(line, ' ');
         if (!space) return 2;
