@@ -18,7 +18,7 @@ export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:exitcode=86:abort_on_error=0
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=86"
 cd /tmp  # import the installed (sanitized) package, not the source tree
 T="$OLDPWD/tests"
-"$OLDPWD/.venv-asan/bin/python" -m pytest -q -p no:cacheprovider -x \
+timeout -k 30 1500 "$OLDPWD/.venv-asan/bin/python" -m pytest -q -p no:cacheprovider -x \
   "$T/test_engine.py" "$T/test_engine_bad_input.py" "$T/test_engine_state_machine.py" "$T/test_threads.py" \
   "$T/test_inputs.py" "$T/test_hostile_batch_inputs.py" "$T/test_compiled_file.py" "$T/test_forged_compiled.py" \
   "$T/test_hostile_files.py" "$T/test_fuzz_corpora.py" "$T/test_isa.py" "$T/test_evaluate_parsing.py"
