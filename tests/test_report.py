@@ -61,6 +61,16 @@ def test_summary_json(report):
     assert s["concurrency"]["limit_per_egress_ip_per_origin"] == 40_000
     assert s["top_flows"][0]["ingress_location"] == "LHR" and s["top_flows"][0]["egress_location"] == "AMS"
     assert doc["meta"]["source"].endswith("quirks.ndjson")
+    assert "rows_per_s" in doc["meta"] and "elapsed_s" in doc["meta"]  # the keys scripts read
+
+
+def test_page_says_what_each_number_is(report):
+    # The header table names the run's figures in words (summary.json keeps the keys), and the
+    # flows table tells the per-row distance from the total over the flow's rows.
+    text = report.read_text()
+    assert "<td>rows per second</td>" in text and "<td>elapsed (s)</td>" in text
+    assert "rows_per_s" not in text
+    assert "distance per row (km)" in text and "added distance, all rows (km)" in text
 
 
 def test_report_without_timing_or_coordinates(tmp_path):

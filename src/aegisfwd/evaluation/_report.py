@@ -63,11 +63,12 @@ def _img(b64: str, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
-def _count_axis(axis: Any) -> None:
-    """A linear axis of counts: integer ticks only, thousands separated."""
+def _count_axis(axis: Any, nbins: int | str = "auto") -> None:
+    """A linear axis of counts: integer ticks only, thousands separated; ``nbins``: at most that
+    many intervals (a narrow axis of five-digit counts needs few, or its labels run together)."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    axis.set_major_locator(MaxNLocator(nbins=nbins, integer=True, min_n_ticks=1))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v):,}"))
 
 
@@ -127,7 +128,7 @@ def _load_plot(top: list[tuple[str, int]], counts: dict[str, int], what: str) ->
     ax1.barh([k for k, _ in top][::-1], [v for _, v in top][::-1], color=TIER_COLORS["SAME_LOCATION"])
     ax1.set_title(f"Top {len(top)} {what} by rows", fontsize=10)
     ax1.tick_params(axis="y", labelsize=7)
-    _count_axis(ax1.xaxis)
+    _count_axis(ax1.xaxis, nbins=4)
     ax2 = fig.add_subplot(1, 2, 2)
     v = np.sort(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))[::-1]
     if v.shape[0]:
@@ -177,8 +178,9 @@ def _map_extent(points: list[tuple[float, float]]) -> tuple[float, float, float,
 
 def _flow_map(summary: Summary, top: int) -> str | None:
     """Forwarding flows on the world's coastlines (Natural Earth 110m, shipped with the package):
-    an arrow from ingress to egress location, as wide as its share of rows; the busiest hubs
-    labelled with their id and rows; locations without flows as small grey dots."""
+    an arrow from ingress to egress location, as wide as its share of rows; a dot at both ends of
+    every flow, the busiest hubs labelled with their id and rows; locations without flows as small
+    grey dots."""
     from matplotlib.patches import FancyArrowPatch, Polygon
 
     from ..land import land_rings
@@ -234,10 +236,11 @@ def _flow_map(summary: Summary, top: int) -> str | None:
                     shrinkB=4,
                 )
             )
-        hubs = sorted(set(inbound) | set(outbound), key=lambda k: -(inbound.get(k, 0) + outbound.get(k, 0)))[
-            :12
-        ]
-        for k in hubs:
+        # Every flow's two ends get a dot (a line that ends in nothing reads as a drawing error);
+        # only the 12 busiest are labelled, so the labels stay readable.
+        ends = sorted(set(inbound) | set(outbound), key=lambda k: -(inbound.get(k, 0) + outbound.get(k, 0)))
+        hubs = ends[:12]
+        for k in ends:
             lat, lon = coords[k]
             is_egress = inbound.get(k, 0) >= outbound.get(k, 0)
             size = 30 + 220 * (inbound.get(k, 0) + outbound.get(k, 0)) / (2 * heaviest)
@@ -446,12 +449,18 @@ details summary{cursor:pointer;font-size:.9em;margin:.3em 0}code{font-size:.9em}
 """
 
 
+# How the page names the run's meta fields (summary.json keeps the keys, which scripts read).
+META_LABELS = {"elapsed_s": "elapsed (s)", "rows_per_s": "rows per second"}
+
+
 def _page(title: str, meta: dict[str, Any], sections: list[tuple[str, str, str]], lead: str = "") -> str:
     nav = " · ".join(f'<a href="#{sid}">{_e(name)}</a>' for sid, name, _ in sections)
     body = "".join(
         f'<section id="{sid}"><h2>{_e(name)}</h2>{content}</section>' for sid, name, content in sections
     )
-    metas = "".join(f"<tr><td>{_e(k)}</td><td>{_num(v)}</td></tr>" for k, v in meta.items())
+    metas = "".join(
+        f"<tr><td>{_e(META_LABELS.get(k, k))}</td><td>{_num(v)}</td></tr>" for k, v in meta.items()
+    )
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -618,8 +627,8 @@ def _sections(
                         "ingress location",
                         "egress location",
                         "rows",
-                        f"distance ({unit})",
-                        f"added distance ({unit})",
+                        f"distance per row ({unit})",
+                        f"added distance, all rows ({unit})",
                     ],
                     [
                         [
@@ -659,7 +668,7 @@ def _sections(
             (_img(_load_plot(topn, counts, what), f"load per {what}") if counts else "")
             + (
                 f"<p>{st['count']:,} {what} in use; the busiest carries "
-                f"{st['max_over_mean'] if counts else float('nan'):.1f} times the mean.</p>"
+                f"{st['max_over_mean'] if counts else float('nan'):,.1f} times the mean.</p>"
             )
             + _table(["statistic", "rows"], stats)
             + _table([what[:-1], "rows"], [list(x) for x in topn])
