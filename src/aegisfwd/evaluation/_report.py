@@ -63,12 +63,12 @@ def _img(b64: str, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
-def _count_axis(axis: Any, nbins: int | str = "auto") -> None:
+def _count_axis(axis: Any, nbins: int | None = None) -> None:
     """A linear axis of counts: integer ticks only, thousands separated; ``nbins``: at most that
     many intervals (a narrow axis of five-digit counts needs few, or its labels run together)."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    axis.set_major_locator(MaxNLocator(nbins=nbins, integer=True, min_n_ticks=1))
+    axis.set_major_locator(MaxNLocator(nbins=nbins or "auto", integer=True, min_n_ticks=1))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v):,}"))
 
 
