@@ -199,3 +199,13 @@ def test_report_screenshot_renders(report, tmp_path):
         assert im.size == (1250, 4000)
         # the page is drawn: many colours (maps, charts), not a blank or error page
         assert len(im.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 200
+
+
+def test_whole_numbers_in_a_float_column_print_without_decimals():
+    # Percentiles of row counts are floats; on a small log they fall on whole rows and read "5", not
+    # "5.00"; a column with a fractional value keeps the decimals its magnitude needs.
+    from aegisfwd.evaluation._report import _column_format
+
+    assert [_column_format("rows", [2.0, 3.0, 5.0])(v) for v in (2.0, 5.0)] == ["2", "5"]
+    assert _column_format("rows", [2.5, 3.0])(2.5) == "2.50"
+    assert _column_format("rows", [2.5, 1500.0])(1500.0) == "1,500"
