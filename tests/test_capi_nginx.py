@@ -1,9 +1,10 @@
 """A real proxy embeds libaegisfwd: Debian's nginx with lua-nginx-module runs examples/nginx/ on loopback.
 
 nginx decides every request through the C ABI (LuaJIT FFI) and binds the origin connection to the
-decided dedicated address (``proxy_bind $aegis_src``). The origin accepts only the dedicated stand-in
-addresses (127.0.10.0/24 here) and records, per accepted connection, the source address it saw and
-the flow key the request carried; every one must be the address ``af.Engine`` decides for that flow,
+decided dedicated address (``proxy_bind $aegis_src``). The origin, the project's own
+(``aegisfwd.proxy.origin``, as in the proxy tests), accepts only the dedicated stand-in addresses
+(127.0.10.0/24 here) and journals, per accepted connection, the source address it saw and the flow
+the request's path names; every one must be the address ``af.Engine`` decides for that flow,
 and a pool that is UNAVAILABLE must be refused by nginx (503) without any connection to the origin.
 
 nginx and its Lua module come from Debian (``.ci/run`` installs nginx and libnginx-mod-http-lua);
@@ -31,6 +32,7 @@ from typing_extensions import Self
 
 import aegisfwd as af
 from aegisfwd import capi
+from aegisfwd.proxy.journal import read_journal
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "nginx"
 LUA_MODULE = Path("/usr/lib/nginx/modules/ngx_http_lua_module.so")
@@ -82,13 +84,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Origin:
-    """An HTTP origin on loopback that admits only allowlisted peers and records what it saw."""
+class OriginThread:
+    """The project's test origin (``aegisfwd.proxy.origin.Origin``, the one the proxy tests use: it
+    admits only allowlisted peers and journals every peer it saw) on its own event loop in a thread.
+    Requests name their flow in the path (``GET /flow/N``), which the origin journals as the
+    connection's tag."""
 
-    def __init__(self) -> None:
-        self.accepted: list[tuple[str, int | None]] = []  # (peer address, X-Aegis-Flow)
-        self.refused: list[str] = []
+    def __init__(self, journal: Path) -> None:
+        from aegisfwd.proxy.origin import Origin
+
+        self.journal = journal
+        self.origin = Origin(["127.0.0.1:0"], [f"{a}/32" for a in sorted(ALLOWED)], str(journal))
         self.port = 0
+        self._seen = 0  # journal records before this index belong to earlier batches
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -104,32 +112,26 @@ class Origin:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = self._loop.run_until_complete(self.origin.start())[0][1]
         self._ready.set()
         self._loop.run_forever()
-        server.close()
-        self._loop.run_until_complete(server.wait_closed())
+        self._loop.run_until_complete(self.origin.stop())
         self._loop.close()  # its self-pipe sockets too: strict pytest turns the leak into an error
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")[0]
-        try:
-            if peer not in ALLOWED:
-                self.refused.append(peer)
-                return
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-            match = re.search(rb"(?im)^x-aegis-flow:\s*(\d+)\s*$", head)
-            self.accepted.append((peer, int(match.group(1)) if match else None))
-            body = peer.encode()
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
-            )
-            await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    def start_batch(self) -> None:
+        self._seen = len(read_journal(self.journal))
+
+    def accepted(self) -> list[tuple[str, int | None]]:
+        """(peer address, flow named by the request path) of each connection admitted this batch."""
+        out = []
+        for rec in read_journal(self.journal)[self._seen :]:
+            if rec.get("event") == "tag":
+                match = re.match(r"GET /flow/(\d+) ", rec.get("tag") or "")
+                out.append((rec["peer"], int(match.group(1)) if match else None))
+        return out
+
+    def refused(self) -> list[str]:
+        return [r["peer"] for r in read_journal(self.journal)[self._seen :] if r.get("accepted") is False]
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +148,7 @@ def nginx_binary() -> str:
 @pytest.fixture(scope="module")
 def setup(
     tmp_path_factory: pytest.TempPathFactory, nginx_binary: str
-) -> Iterator[tuple[af.Engine, Origin, int, int, Path]]:
+) -> Iterator[tuple[af.Engine, OriginThread, int, int, Path]]:
     prefix = tmp_path_factory.mktemp("nginx")
     topo_path = prefix / "topology.yaml"
     topo_path.write_text(TOPOLOGY)
@@ -154,7 +156,7 @@ def setup(
     af.load_topology(topo_path).compile().save(compiled)
     engine = af.Engine(af.load_compiled(compiled))
     port, admin_port = _free_port(), _free_port()
-    with Origin() as origin:
+    with OriginThread(prefix / "origin.jsonl") as origin:
         values = {
             "USER_DIRECTIVE": "user root;" if os.geteuid() == 0 else "",
             "WORKERS": "2",
@@ -200,14 +202,16 @@ def setup(
                 proc.stderr.close()
 
 
-def _get(conn: http.client.HTTPConnection, headers: dict[str, str]) -> tuple[int, str, str]:
-    conn.request("GET", "/", headers=headers)
+def _get(conn: http.client.HTTPConnection, headers: dict[str, str], path: str = "/") -> tuple[int, str, str]:
+    conn.request("GET", path, headers=headers)
     resp = conn.getresponse()
     body = resp.read().decode(errors="replace")
     return resp.status, resp.getheader("X-Aegis-Tier", ""), body
 
 
-def _send(engine: af.Engine, origin: Origin, port: int, n: int, seed: int, fresh: bool) -> dict[str, int]:
+def _send(
+    engine: af.Engine, origin: OriginThread, port: int, n: int, seed: int, fresh: bool
+) -> dict[str, int]:
     """``n`` requests over every pool (by pool id or zone); each answer and each origin connection
     checked against ``engine``. ``fresh``: a new client connection per request (reaches every worker)."""
     rng = random.Random(seed)
@@ -215,7 +219,7 @@ def _send(engine: af.Engine, origin: Origin, port: int, n: int, seed: int, fresh
     zones = {"local": "local.example", "remote": "remote.example", "dark": "dark.example"}
     expected_sources: dict[int, str] = {}
     tiers: dict[str, int] = {}
-    origin.accepted.clear()
+    origin.start_batch()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         for k in range(n):
@@ -229,7 +233,7 @@ def _send(engine: af.Engine, origin: Origin, port: int, n: int, seed: int, fresh
             if fresh:
                 headers["Connection"] = "close"
             want = engine.decide(SELF, pool, 4, flow)
-            status, tier, body = _get(conn, headers)
+            status, tier, body = _get(conn, headers, f"/flow/{flow}")
             if fresh:
                 conn.close()
             assert tier == want.tier.name, (pool, flow, tier, want)
@@ -237,19 +241,20 @@ def _send(engine: af.Engine, origin: Origin, port: int, n: int, seed: int, fresh
                 assert status == 503, (pool, flow, status, body)  # refused, never connected
             else:
                 assert status == 200, (pool, flow, status, body)
-                assert body == want.ip  # the origin saw the decided source
+                assert f"seen from {want.ip}:" in body, body  # the origin saw the decided source
                 expected_sources[flow] = want.ip
             tiers[tier] = tiers.get(tier, 0) + 1
     finally:
         conn.close()
     deadline = time.monotonic() + 5  # the origin's last handler may still be recording
-    while len(origin.accepted) < len(expected_sources) and time.monotonic() < deadline:
+    while len(origin.accepted()) < len(expected_sources) and time.monotonic() < deadline:
         time.sleep(0.01)
     # Every connection the origin accepted came from the decided address of its flow, and there is
     # exactly one per request that was not UNAVAILABLE: UNAVAILABLE made nginx refuse, not connect.
-    assert len(origin.accepted) == len(expected_sources)
-    assert all(flow is not None and expected_sources[flow] == peer for peer, flow in origin.accepted)
-    assert origin.refused == []
+    accepted = origin.accepted()
+    assert len(accepted) == len(expected_sources)
+    assert all(flow is not None and expected_sources[flow] == peer for peer, flow in accepted)
+    assert origin.refused() == []
     return tiers
 
 
@@ -279,7 +284,10 @@ def test_without_a_flow_header_the_key_is_the_client_address_and_port(setup):
             conn.close()
         want = engine.decide(SELF, pool, 4, flow_key_py(client[0], client[1], None))
         assert tier == want.tier.name, (pool, client, tier, want)
-        assert (status, body) == ((503, body) if want.ip is None else (200, want.ip)), (pool, client, status)
+        if want.ip is None:
+            assert status == 503, (pool, client, status)
+        else:
+            assert status == 200 and f"seen from {want.ip}:" in body, (pool, client, status, body)
         seen.add(tier)
     assert len(seen) >= 3, seen  # the keys spread over the tiers the pools give
 
@@ -341,7 +349,7 @@ def test_origin_refuses_a_connection_from_a_non_dedicated_address(setup):
         except ConnectionResetError:  # closed with our request unread: a reset, no answer either
             answer = b""
         assert answer == b""
-    assert "127.0.0.1" in origin.refused
+    assert "127.0.0.1" in origin.refused()
 
 
 def test_lua_module_declares_the_headers_abi_version():
