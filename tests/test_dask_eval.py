@@ -111,12 +111,16 @@ def test_cli_scheduler(cluster, tmp_path):
     # The CLI in a process of its own, as a user runs it: one client in it, connected to the running
     # scheduler by address. (In this process it would share the interpreter with the fixture's client
     # and switch the process's Arrow pool and GC state for every later test.) Bounded: a CLI that does
-    # not finish in time fails the test instead of holding the suite.
+    # not finish in time fails the test, with the stacks of every thread of the CLI (faulthandler, on
+    # SIGABRT) and of the tasks still running on the workers, instead of holding the suite. (An
+    # in-process run of this test once held CI for 90 minutes; it never hung here to be seen.)
+    import os
+    import signal
     import subprocess
     import sys
 
     out = tmp_path / "decisions"
-    run = subprocess.run(
+    proc = subprocess.Popen(
         [
             sys.executable,
             "-c",
@@ -131,14 +135,21 @@ def test_cli_scheduler(cluster, tmp_path):
             "-o",
             str(out),
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=180,
-        check=False,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "Tier mix" in run.stdout
-    assert "Traceback" not in run.stderr
+    try:
+        stdout, stderr = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        workers = cluster.call_stack()
+        proc.send_signal(signal.SIGABRT)  # faulthandler writes every thread's stack to stderr
+        stdout, stderr = proc.communicate(timeout=30)
+        pytest.fail(f"evaluate --scheduler did not finish in 180 s\n{stderr}\nworkers' tasks: {workers}")
+    assert proc.returncode == 0, stdout + stderr
+    assert "Tier mix" in stdout
+    assert "Traceback" not in stderr
     assert pq.read_table(out).num_rows == 11 + 9
 
 
