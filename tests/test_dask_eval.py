@@ -41,8 +41,15 @@ def _log(n: int, seed: int = 0) -> pa.Table:
 @pytest.fixture(scope="module")
 def cluster():
     with (
+        # Loopback only, and the scheduler's HTTP server on a free port: dashboard_address=None
+        # still means distributed's default 8787, and a second run on the machine holding it made the
+        # cluster fail to start ("Port 8787 is already in use", an error under strict warnings).
         distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
         ) as c,
         distributed.Client(c) as client,
     ):
