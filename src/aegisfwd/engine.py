@@ -190,7 +190,8 @@ class Engine(EngineCore):
 
     @property
     def topology(self) -> Topology | None:
-        """The ``Topology`` model when the engine was built from one (needed by ``explain``)."""
+        """The ``Topology`` model when the engine was built from one (or once ``explain`` rebuilt it
+        from the compiled tables); else ``None``."""
         return self._topology
 
     @property
