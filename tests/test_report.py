@@ -209,3 +209,13 @@ def test_whole_numbers_in_a_float_column_print_without_decimals():
     assert [_column_format("rows", [2.0, 3.0, 5.0])(v) for v in (2.0, 5.0)] == ["2", "5"]
     assert _column_format("rows", [2.5, 3.0])(2.5) == "2.50"
     assert _column_format("rows", [2.5, 1500.0])(1500.0) == "1,500"
+
+
+def test_an_in_memory_topology_is_named_by_what_it_holds(tmp_path):
+    topo = af.load_topology(LOGS / "topology.yaml")
+    ev = af.evaluate(LOGS / "basic.csv", af.Engine(topo), progress=False)
+    assert ev.topology.startswith("Engine in memory: ") and " servers, " in ev.topology
+    assert "Engine in memory" in ev.report(tmp_path).read_text()
+    assert af.evaluate(LOGS / "basic.csv", LOGS / "topology.yaml", progress=False).topology.endswith(
+        "topology.yaml"
+    )

@@ -30,7 +30,6 @@ class Model:
         source = topology
         if isinstance(topology, (str, os.PathLike)):
             topology = open_compiled(Path(topology), cache=cache)
-        self.source = str(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__
 
         if hasattr(topology, "decide_batch"):
             engine = topology
@@ -53,6 +52,14 @@ class Model:
         self.pool_ids: list[str] = list(compiled.pools)
         self.ip_ids: list[str] = list(compiled.ips)
         self.zone_ids: list[str] = list(compiled.zones)
+        # What the report and the printed tables call the topology: the file, or for an object in
+        # memory its kind and size (its class name alone, "Engine", told a reader nothing).
+        self.source = (
+            str(source)
+            if isinstance(source, (str, os.PathLike))
+            else f"{type(source).__name__} in memory: {len(self.location_ids):,} locations, "
+            f"{len(self.server_ids):,} servers, {len(self.pool_ids):,} pools"
+        )
         self.server_key = np.ascontiguousarray(a["server_key"], dtype=np.uint64)
         self.server_location = np.asarray(a["server_location"], dtype=np.int32)
         self.location_server_start = np.asarray(a["location_server_start"], dtype=np.int32)

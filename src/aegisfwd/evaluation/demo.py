@@ -256,7 +256,6 @@ def run_demo(
     ev = af.evaluate(
         log, engine, output=out / "decisions.parquet", rejects=out / "rejects.parquet", progress=progress
     )
-    ev.topology = f"built-in world (seed {seed})"  # not the engine's class name, on the page
     con.print(f"evaluated in {ev.elapsed_s:.1f} s ({ev.rows_per_s:,.0f} rows/s)")
     ev.print(con)
     html = ev.report(out / "report", title=f"aegisfwd demo: {rows:,} Logpush rows on the world topology")
