@@ -15,7 +15,6 @@ import os
 import time
 
 import aegisfwd as af
-from aegisfwd.compiled import compile_topology
 
 
 def main() -> None:
@@ -24,7 +23,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     args = ap.parse_args()
     if not os.path.exists(args.path):
-        compile_topology(af.datasets.world(0)).save(args.path)
+        af.datasets.world(0).compile().save(args.path)
     load, build, both = [], [], []
     for _ in range(args.rounds):
         t0 = time.perf_counter()

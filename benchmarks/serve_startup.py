@@ -9,11 +9,12 @@ it printed its "serving on" line and until its first ``/api/summary`` answered; 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import time
-import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from serve_helpers import call, serve_cli, stop_serve_cli
 
 
 def main() -> None:
@@ -21,31 +22,16 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("extra", nargs="*", help="more `aegisfwd serve` options, after --")
     args = ap.parse_args()
-    cli = [sys.executable, "-c", "import sys; from aegisfwd.cli import main; sys.exit(main())"]
     for run in range(1, args.runs + 1):
         t0 = time.monotonic()
-        proc = subprocess.Popen(
-            [*cli, "serve", "--port", "0", *args.extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert proc.stdout is not None
+        proc, base = serve_cli(*args.extra)
         try:
-            for line in proc.stdout:
-                if line.startswith("serving on "):
-                    base = line.split()[2].rstrip("/")
-                    break
-            else:
-                raise SystemExit("aegisfwd serve exited before it served")
             listening = time.monotonic() - t0
-            with urllib.request.urlopen(base + "/api/summary", timeout=120) as answer:
-                json.loads(answer.read())
+            status, _, _ = call(base, "GET", "/api/summary")
             answered = time.monotonic() - t0
+            assert status == 200, status
         finally:
-            proc.terminate()
-            proc.wait(30)
-            proc.stdout.close()
+            stop_serve_cli(proc)
         print(f"run {run}: listening after {listening:.2f} s, first /api/summary after {answered:.2f} s")
 
 

@@ -1,10 +1,15 @@
-"""A real explorer server on loopback for the tests: started in a thread, stopped by the fixture."""
+"""A real explorer server on loopback for the tests and benchmarks: in a thread of this process
+(``running``), or as the ``aegisfwd serve`` command in a process of its own (``serve_cli``)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -78,3 +83,43 @@ def call(
         return status, json.loads(text), headers
     except json.JSONDecodeError:
         return status, text, headers
+
+
+CLI = [sys.executable, "-c", "import sys; from aegisfwd.cli import main; sys.exit(main())"]
+
+
+def serve_cli(*args: str, timeout: float = 120) -> tuple[subprocess.Popen[str], str]:
+    """Start ``aegisfwd serve --port 0 ARGS`` (loopback); returns the process and its base URL once
+    it printed "serving on", or fails with its stderr."""
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", "0", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("serving on "):
+            return proc, line.split()[2].rstrip("/")
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    proc.wait(10)
+    message = proc.stderr.read() if proc.stderr else ""
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+    raise AssertionError(f"serve did not start: {message}")
+
+
+def stop_serve_cli(proc: subprocess.Popen[str]) -> None:
+    """Stop a ``serve_cli`` process as Ctrl-C would, and close its pipes."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:  # pragma: no cover
+        proc.kill()
+        raise
+    finally:
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()

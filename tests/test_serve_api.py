@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import yaml
 
 pytest.importorskip("aiohttp")
 
-from serve_helpers import call, running
+from serve_helpers import CLI, call, running, serve_cli, stop_serve_cli
 
 import aegisfwd as af
 from aegisfwd.serve import Session, log_rows
@@ -197,46 +195,9 @@ def test_four_location_limit_is_a_400():
 
 
 # The console script's entry point, run with this interpreter (no reliance on PATH).
-CLI = [sys.executable, "-c", "import sys; from aegisfwd.cli import main; sys.exit(main())"]
-
-
-def _serve_cli(*args: str, timeout: float = 120) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--port", "0", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("serving on "):
-            return proc, line.split()[2].rstrip("/")
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    proc.wait(10)
-    message = proc.stderr.read() if proc.stderr else ""
-    for pipe in (proc.stdout, proc.stderr):
-        if pipe is not None:
-            pipe.close()
-    raise AssertionError(f"serve did not start: {message}")
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:  # pragma: no cover
-        proc.kill()
-        raise
-    finally:
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-
-
 def test_cli_serves_the_built_in_world():
     t0 = time.monotonic()
-    proc, base = _serve_cli("--sample", "100000")
+    proc, base = serve_cli("--sample", "100000")
     started = time.monotonic() - t0
     try:
         status, s, _ = call(base, "GET", "/api/summary")
@@ -244,17 +205,17 @@ def test_cli_serves_the_built_in_world():
         status, s2, _ = call(base, "POST", "/api/states", {"states": {"FRA": "down"}})
         assert status == 200 and s2["changed"]["rows_changed_egress"] > 0
     finally:
-        _stop(proc)
+        stop_serve_cli(proc)
     print(f"aegisfwd serve (built-in world, 100k rows) answered after {started:.1f} s")
 
 
 def test_cli_with_a_log():
-    proc, base = _serve_cli("-t", str(TOPOLOGY), str(LOGS / "basic.csv"))
+    proc, base = serve_cli("-t", str(TOPOLOGY), str(LOGS / "basic.csv"))
     try:
         status, s, _ = call(base, "GET", "/api/meta")
         assert status == 200 and s["rows"]["source"].endswith("basic.csv")
     finally:
-        _stop(proc)
+        stop_serve_cli(proc)
 
 
 def test_cli_input_errors(tmp_path):
