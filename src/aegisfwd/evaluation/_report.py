@@ -404,9 +404,9 @@ def _column_format(header: str, values: list[Any]) -> Any:
         return lambda v: f"{v:,}"
     finite = [abs(v) for v in nums if not math.isnan(v)]
     big = max(finite) if finite else 0.0
-    decimals = 0 if big >= 1000 else 1 if big >= 10 else 2 if big >= 1 else 3
-    if finite and all(float(v).is_integer() for v in finite):
-        decimals = 0  # percentiles of counts that fell on whole rows: "5", not "5.00"
+    # Whole numbers (percentiles of counts that fell on whole rows) print as "5", not "5.00".
+    whole = all(float(v).is_integer() for v in finite)
+    decimals = 0 if whole or big >= 1000 else 1 if big >= 10 else 2 if big >= 1 else 3
     return lambda v: "–" if isinstance(v, float) and math.isnan(v) else f"{v:,.{decimals}f}"
 
 
